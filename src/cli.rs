@@ -1,0 +1,354 @@
+//! Command-line definitions (clap derive) and their conversion into a [`Config`].
+//!
+//! The clap struct is only the surface; everything downstream reads the validated [`Config`], so the
+//! rules between flags (`--serial` vs `--pool-size`, `-R` needing roles, ...) live in one place.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser, ValueEnum};
+
+use crate::error::{Error, Result};
+use crate::task_call::TaskCall;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rigs",
+    version,
+    about = "Run Rhai recipes on groups of hosts over SSH, in parallel",
+    long_about = "Run Rhai recipes on groups of hosts over SSH, in parallel.\n\n\
+        Tasks run left to right; `env:NAME` selects an environment of the inventory for the tasks \
+        after it. `deploy:1.2.3` passes \"1.2.3\" to task `deploy`; `deploy:tag=1.2.3,force=yes` \
+        passes by name; `\\,` escapes a comma.",
+    after_help = "Examples:\n  rigs --list\n  rigs env:staging deploy:1.2.3\n  \
+        rigs -H web-1,web-2 -- docker ps\n  rigs env:production --dry-run deploy:1.2.3\n  \
+        rigs completions bash > /etc/bash_completion.d/rigs",
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Tasks to run, left to right: `env:NAME`, `TASK`, `TASK:ARG,KEY=VALUE`
+    #[arg(value_name = "TASK[:ARGS]")]
+    pub tasks: Vec<String>,
+
+    /// Ad-hoc shell command to run on the selected hosts (after `--`)
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+
+    /// Recipe file or folder of *.rhai files
+    #[arg(short = 'f', long = "recipes", value_name = "PATH", env = "RIGS_RECIPES")]
+    pub recipes: Option<PathBuf>,
+
+    /// Inventory file or folder of *.toml files
+    #[arg(short = 'I', long = "inventory", value_name = "PATH", env = "RIGS_INVENTORY")]
+    pub inventory: Option<PathBuf>,
+
+    /// Hosts to run on (inventory names or [user@]host[:port]), comma-separated
+    #[arg(short = 'H', long = "hosts", value_name = "LIST", value_delimiter = ',', help_heading = "Host selection")]
+    pub hosts: Vec<String>,
+
+    /// Only hosts with these roles in the selected environment, comma-separated
+    #[arg(short = 'R', long = "roles", value_name = "LIST", value_delimiter = ',', help_heading = "Host selection")]
+    pub roles: Vec<String>,
+
+    /// Hosts to leave out, comma-separated
+    #[arg(short = 'x', long = "exclude-hosts", value_name = "LIST", value_delimiter = ',', help_heading = "Host selection")]
+    pub exclude_hosts: Vec<String>,
+
+    /// Only hosts whose name matches this glob (`*` and `?`)
+    #[arg(long = "limit", value_name = "GLOB", help_heading = "Host selection")]
+    pub limit: Option<String>,
+
+    /// List the tasks with the first line of their docs
+    #[arg(short = 'l', long = "list", help_heading = "Information")]
+    pub list: bool,
+
+    /// Show the full docs and parameters of a task
+    #[arg(short = 'd', long = "describe", value_name = "TASK", help_heading = "Information")]
+    pub describe: Option<String>,
+
+    /// List the environments and hosts of the inventory
+    #[arg(long = "list-hosts", help_heading = "Information")]
+    pub list_hosts: bool,
+
+    /// Override an inventory variable (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+
+    /// File of KEY=VALUE lines read by `secret(NAME)` before the environment
+    #[arg(long = "secrets", value_name = "FILE", env = "RIGS_SECRETS")]
+    pub secrets: Option<PathBuf>,
+
+    /// Run on at most N hosts at once (default: all)
+    #[arg(short = 'z', long = "pool-size", value_name = "N", help_heading = "Execution")]
+    pub pool_size: Option<usize>,
+
+    /// One host at a time (same as --pool-size 1)
+    #[arg(long = "serial", conflicts_with = "pool_size", help_heading = "Execution")]
+    pub serial: bool,
+
+    /// Print what would run on which host; connect to nothing, change nothing
+    #[arg(short = 'n', long = "dry-run", help_heading = "Execution")]
+    pub dry_run: bool,
+
+    /// Output style (default: pretty on a terminal, plain otherwise)
+    #[arg(long = "output", value_enum, value_name = "STYLE", env = "RIGS_OUTPUT", help_heading = "Output")]
+    pub output: Option<OutputMode>,
+
+    /// Show connection details (key exchange, authentication)
+    #[arg(short = 'v', long = "verbose", help_heading = "Output")]
+    pub verbose: bool,
+
+    /// Log in as this user (overrides the inventory)
+    #[arg(short = 'u', long = "user", value_name = "USER", help_heading = "SSH")]
+    pub user: Option<String>,
+
+    /// Private key to try (repeatable; tried before inventory and default keys)
+    #[arg(short = 'i', long = "identity", value_name = "FILE", help_heading = "SSH")]
+    pub identity: Vec<PathBuf>,
+
+    /// SSH port for hosts that do not set one
+    #[arg(long = "port", value_name = "PORT", help_heading = "SSH")]
+    pub port: Option<u16>,
+
+    /// known_hosts file to verify host keys against (default ~/.ssh/known_hosts)
+    #[arg(long = "known-hosts", value_name = "FILE", env = "RIGS_KNOWN_HOSTS", help_heading = "SSH")]
+    pub known_hosts: Option<PathBuf>,
+
+    /// What to do with a host key that is not in known_hosts (a changed key is always refused)
+    #[arg(long = "host-key-policy", value_enum, default_value = "strict", value_name = "POLICY", help_heading = "SSH")]
+    pub host_key_policy: HostKeyPolicy,
+
+    /// Seconds to wait for a connection and login
+    #[arg(long = "connect-timeout", value_name = "SECS", default_value = "10", help_heading = "SSH")]
+    pub connect_timeout: f64,
+
+    /// Seconds a single command may run before its host fails (default: no limit)
+    #[arg(long = "command-timeout", value_name = "SECS", help_heading = "SSH")]
+    pub command_timeout: Option<f64>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputMode {
+    /// Live progress per host, then a summary table
+    Pretty,
+    /// Lines prefixed with `[host] `
+    Plain,
+    /// One JSON object per line
+    Json,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HostKeyPolicy {
+    /// Refuse hosts whose key is not in known_hosts
+    Strict,
+    /// Record the key of a host seen for the first time
+    AcceptNew,
+}
+
+/// What the user asked for, validated.
+#[derive(Debug)]
+pub enum Action {
+    List,
+    Describe(String),
+    ListHosts,
+    Completions(clap_complete::Shell),
+    Man,
+    Run { calls: Vec<TaskCall>, command: Option<String> },
+}
+
+/// Everything downstream needs from the command line.
+#[derive(Debug)]
+pub struct Config {
+    pub action: Action,
+    pub recipes: Option<PathBuf>,
+    pub inventory: Option<PathBuf>,
+    pub hosts: Vec<String>,
+    pub roles: Vec<String>,
+    pub exclude_hosts: Vec<String>,
+    pub limit: Option<String>,
+    pub set: Vec<(String, String)>,
+    pub secrets: Option<PathBuf>,
+    pub pool_size: Option<usize>,
+    pub dry_run: bool,
+    pub output: Option<OutputMode>,
+    pub verbose: bool,
+    pub user: Option<String>,
+    pub identities: Vec<PathBuf>,
+    pub port: Option<u16>,
+    pub known_hosts: Option<PathBuf>,
+    pub host_key_policy: HostKeyPolicy,
+    pub connect_timeout: Duration,
+    pub command_timeout: Option<Duration>,
+}
+
+impl Config {
+    /// Parses the process arguments. `Err(Ok(text))` is clap's help or version to print on stdout;
+    /// `Err(Err(e))` a usage error.
+    pub fn from_args(args: impl IntoIterator<Item = OsString>) -> std::result::Result<Config, CliExit> {
+        let cli = Cli::try_parse_from(args).map_err(CliExit::Clap)?;
+        Config::from_cli(cli).map_err(CliExit::Error)
+    }
+
+    fn from_cli(cli: Cli) -> Result<Config> {
+        let set = cli
+            .set
+            .iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) if crate::task_call::is_identifier(k) => Ok((k.to_string(), v.to_string())),
+                _ => Err(Error::usage_hint(
+                    format!("--set expects KEY=VALUE, got `{kv}`"),
+                    "for example --set image=registry.example.com/app",
+                )),
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let pool_size = match (cli.serial, cli.pool_size) {
+            (true, _) => Some(1),
+            (_, Some(0)) => return Err(Error::usage("--pool-size must be at least 1")),
+            (_, n) => n,
+        };
+        let connect_timeout = seconds("--connect-timeout", cli.connect_timeout)?;
+        let command_timeout = cli.command_timeout.map(|s| seconds("--command-timeout", s)).transpose()?;
+
+        let informational = [cli.list, cli.describe.is_some(), cli.list_hosts];
+        if informational.iter().filter(|b| **b).count() > 1 {
+            return Err(Error::usage("use only one of --list, --describe and --list-hosts"));
+        }
+        let action = if cli.list {
+            Action::List
+        } else if let Some(task) = cli.describe.clone() {
+            Action::Describe(task)
+        } else if cli.list_hosts {
+            Action::ListHosts
+        } else if let Some(action) = builtin_command(&cli.tasks)? {
+            action
+        } else {
+            let calls = cli.tasks.iter().map(|w| TaskCall::parse(w)).collect::<Result<Vec<_>>>()?;
+            let command = (!cli.command.is_empty()).then(|| cli.command.join(" "));
+            if calls.iter().all(|c| c.name == "env") && command.is_none() {
+                return Err(Error::usage_hint(
+                    if calls.is_empty() { "no task given".to_string() } else { "no task given after env:".to_string() },
+                    "name a task (`rigs --list` shows them) or an ad-hoc command after `--`, \
+                     e.g. `rigs env:staging uptime` or `rigs -H web-1 -- uptime`",
+                ));
+            }
+            Action::Run { calls, command }
+        };
+        if !matches!(action, Action::Run { .. }) && !cli.command.is_empty() {
+            return Err(Error::usage("an ad-hoc command after `--` cannot be combined with this action"));
+        }
+
+        Ok(Config {
+            action,
+            recipes: cli.recipes,
+            inventory: cli.inventory,
+            hosts: nonempty(cli.hosts),
+            roles: nonempty(cli.roles),
+            exclude_hosts: nonempty(cli.exclude_hosts),
+            limit: cli.limit,
+            set,
+            secrets: cli.secrets,
+            pool_size,
+            dry_run: cli.dry_run,
+            output: cli.output,
+            verbose: cli.verbose,
+            user: cli.user,
+            identities: cli.identity,
+            port: cli.port,
+            known_hosts: cli.known_hosts,
+            host_key_policy: cli.host_key_policy,
+            connect_timeout,
+            command_timeout,
+        })
+    }
+}
+
+/// How argument parsing ended when it did not produce a [`Config`].
+pub enum CliExit {
+    Clap(clap::Error),
+    Error(Error),
+}
+
+fn nonempty(list: Vec<String>) -> Vec<String> {
+    list.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+}
+
+fn seconds(flag: &str, value: f64) -> Result<Duration> {
+    if !value.is_finite() || value <= 0.0 {
+        return Err(Error::usage(format!("{flag} must be a positive number of seconds, got {value}")));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// `rigs completions SHELL` and `rigs man` are built-in words, recognised only in first place.
+fn builtin_command(words: &[String]) -> Result<Option<Action>> {
+    match words.first().map(String::as_str) {
+        Some("completions") => {
+            let shell = match words.get(1..) {
+                Some([shell]) => shell,
+                _ => {
+                    return Err(Error::usage_hint(
+                        "`rigs completions` takes one shell name",
+                        "rigs completions bash|zsh|fish|elvish|powershell",
+                    ))
+                }
+            };
+            let shell = <clap_complete::Shell as ValueEnum>::from_str(shell, true).map_err(|_| {
+                Error::usage_hint(
+                    format!("unknown shell `{shell}`"),
+                    "rigs completions bash|zsh|fish|elvish|powershell",
+                )
+            })?;
+            Ok(Some(Action::Completions(shell)))
+        }
+        Some("man") if words.len() == 1 => Ok(Some(Action::Man)),
+        _ => Ok(None),
+    }
+}
+
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config> {
+        let cli = Cli::try_parse_from(std::iter::once("rigs").chain(args.iter().copied())).unwrap();
+        Config::from_cli(cli)
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tasks_and_command() {
+        let c = parse(&["env:staging", "deploy:1.2.3"]).unwrap();
+        let Action::Run { calls, command } = c.action else { panic!() };
+        assert_eq!(calls.len(), 2);
+        assert!(command.is_none());
+        let c = parse(&["-H", "a,b", "--", "docker", "ps"]).unwrap();
+        assert_eq!(c.hosts, vec!["a", "b"]);
+        let Action::Run { command, .. } = c.action else { panic!() };
+        assert_eq!(command.as_deref(), Some("docker ps"));
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["env:staging"]).is_err());
+        assert!(parse(&["--set", "novalue", "t"]).is_err());
+        assert!(parse(&["--pool-size", "0", "t"]).is_err());
+        assert!(parse(&["completions", "tcsh"]).is_err());
+        assert!(parse(&["--connect-timeout", "0", "t"]).is_err());
+    }
+
+    #[test]
+    fn serial_is_pool_of_one() {
+        assert_eq!(parse(&["--serial", "t"]).unwrap().pool_size, Some(1));
+    }
+}

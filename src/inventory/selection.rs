@@ -1,0 +1,286 @@
+//! Turning an environment and the host flags (`-H`, `-R`, `-x`, `--limit`) into concrete hosts.
+//!
+//! Connection settings are layered: command line > host entry > environment > `[defaults]` >
+//! built-in defaults (current user, port 22, SSH). Variables are layered: `--set` > host >
+//! environment > `[vars]`.
+
+use std::path::PathBuf;
+
+use super::{Connection, Host, HostSpec, Inventory, Settings};
+use crate::error::{closest, Error, Result};
+
+/// The command line's say in host selection and connection settings.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub hosts: Vec<String>,
+    pub roles: Vec<String>,
+    pub exclude: Vec<String>,
+    pub limit: Option<String>,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identities: Vec<PathBuf>,
+    pub set: Vec<(String, String)>,
+}
+
+/// Hosts for the tasks that follow `env:NAME` (or for no environment when `env` is `None`).
+pub fn select(inventory: &Inventory, env: Option<&str>, overrides: &Overrides) -> Result<Vec<Host>> {
+    let environment = match env {
+        Some(name) => Some(inventory.envs.get(name).ok_or_else(|| unknown_env(inventory, name))?),
+        None => None,
+    };
+
+    let mut chosen: Vec<String> = Vec::new();
+    if let Some(e) = environment {
+        if overrides.roles.is_empty() {
+            chosen.extend(e.hosts.iter().cloned());
+        } else {
+            for role in &overrides.roles {
+                let members = e.roles.get(role).ok_or_else(|| Error::Unknown {
+                    kind: "role",
+                    name: role.clone(),
+                    suggestions: closest(role, e.roles.keys().map(String::as_str)),
+                    hint: if e.roles.is_empty() {
+                        format!("environment `{}` defines no roles ({})", e.name, e.file)
+                    } else {
+                        format!(
+                            "roles of environment `{}`: {}",
+                            e.name,
+                            e.roles.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    },
+                })?;
+                for m in members {
+                    if !chosen.contains(m) {
+                        chosen.push(m.clone());
+                    }
+                }
+            }
+        }
+    } else if !overrides.roles.is_empty() {
+        return Err(Error::usage_hint(
+            "-R/--roles needs an environment to take roles from",
+            "put env:NAME before the tasks, e.g. `rigs -R web env:production deploy:1.2.3`",
+        ));
+    }
+    for h in &overrides.hosts {
+        if !chosen.contains(h) {
+            chosen.push(h.clone());
+        }
+    }
+
+    for x in &overrides.exclude {
+        chosen.retain(|h| h != x && spec_host(h) != *x);
+    }
+    if let Some(pattern) = &overrides.limit {
+        chosen.retain(|h| glob_match(pattern, h) || glob_match(pattern, &spec_host(h)));
+    }
+
+    chosen
+        .iter()
+        .map(|h| resolve(inventory, environment, h, overrides))
+        .collect()
+}
+
+fn spec_host(s: &str) -> String {
+    HostSpec::parse(s).map(|s| s.host).unwrap_or_else(|_| s.to_string())
+}
+
+fn unknown_env(inventory: &Inventory, name: &str) -> Error {
+    let hint = if inventory.envs.is_empty() {
+        if inventory.files.is_empty() {
+            "no inventory was found: create inventory/*.toml or pass -I FILE".to_string()
+        } else {
+            format!("the inventory ({}) defines no [env.NAME] tables", inventory.files.join(", "))
+        }
+    } else {
+        format!("environments: {}", inventory.env_names().collect::<Vec<_>>().join(", "))
+    };
+    Error::Unknown {
+        kind: "environment",
+        name: name.to_string(),
+        suggestions: closest(name, inventory.env_names()),
+        hint,
+    }
+}
+
+fn resolve(
+    inventory: &Inventory,
+    environment: Option<&super::Environment>,
+    written: &str,
+    overrides: &Overrides,
+) -> Result<Host> {
+    let spec = HostSpec::parse(written).map_err(|m| Error::usage(format!("host {m}")))?;
+    let entry = inventory
+        .hosts
+        .get(written)
+        .or_else(|| inventory.hosts.get(&spec.host));
+
+    let cli = Settings {
+        user: overrides.user.clone().or(spec.user.clone()),
+        port: spec.port.or(overrides.port),
+        identities: Vec::new(),
+        connection: None,
+    };
+    let mut layered = cli;
+    if let Some(e) = entry {
+        layered = layered.or(&e.settings);
+    }
+    if let Some(env) = environment {
+        layered = layered.or(&env.settings);
+    }
+    layered = layered.or(&inventory.defaults);
+
+    let mut identities = overrides.identities.clone();
+    identities.extend(layered.identities);
+
+    let address = entry
+        .and_then(|e| e.address.clone())
+        .unwrap_or_else(|| spec.host.clone());
+    let connection = layered.connection.unwrap_or(Connection::Ssh);
+
+    let mut vars = inventory.vars.clone();
+    if let Some(env) = environment {
+        vars.extend(env.vars.clone());
+    }
+    let host_vars = entry.map(|e| e.vars.clone()).unwrap_or_default();
+    vars.extend(host_vars.clone());
+    for (k, v) in &overrides.set {
+        vars.insert(k.clone(), toml::Value::String(v.clone()));
+    }
+
+    let roles = environment
+        .map(|env| {
+            env.roles
+                .iter()
+                .filter(|(_, members)| members.iter().any(|m| m == written))
+                .map(|(r, _)| r.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+
+    Ok(Host {
+        name: written.to_string(),
+        address,
+        port: layered.port.unwrap_or(22),
+        user: layered.user.unwrap_or_else(current_user),
+        identities,
+        connection,
+        vars,
+        host_vars,
+        roles,
+        env: environment.map(|e| e.name.clone()),
+    })
+}
+
+fn current_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "root".to_string())
+}
+
+/// `*` matches any run of characters, `?` one character.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    fn go(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    go(&p, &t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::load;
+
+    fn inventory() -> Inventory {
+        let mut inv = Inventory::default();
+        load::merge_file(
+            &mut inv,
+            std::path::Path::new("i.toml"),
+            r#"
+[defaults]
+user = "deploy"
+[vars]
+a = "global"
+b = "global"
+c = "global"
+[env.prod]
+hosts = ["web-1", "web-2", "ops@db:2200"]
+roles = { web = ["web-1", "web-2"], db = ["ops@db:2200"] }
+vars = { b = "env", c = "env" }
+user = "produser"
+[hosts.web-1]
+address = "10.0.0.1"
+port = 2222
+vars = { c = "host" }
+"#,
+        )
+        .unwrap();
+        inv
+    }
+
+    fn names(hosts: &[Host]) -> Vec<&str> {
+        hosts.iter().map(|h| h.name.as_str()).collect()
+    }
+
+    #[test]
+    fn env_hosts_and_layering() {
+        let inv = inventory();
+        let o = Overrides { set: vec![("a".into(), "set".into())], ..Default::default() };
+        let hosts = select(&inv, Some("prod"), &o).unwrap();
+        assert_eq!(names(&hosts), ["web-1", "web-2", "ops@db:2200"]);
+        let w1 = &hosts[0];
+        assert_eq!((w1.address.as_str(), w1.port, w1.user.as_str()), ("10.0.0.1", 2222, "produser"));
+        assert_eq!(w1.vars["a"].as_str(), Some("set"));
+        assert_eq!(w1.vars["b"].as_str(), Some("env"));
+        assert_eq!(w1.vars["c"].as_str(), Some("host"));
+        assert_eq!(w1.roles, ["web"]);
+        let db = &hosts[2];
+        assert_eq!((db.address.as_str(), db.port, db.user.as_str()), ("db", 2200, "ops"));
+    }
+
+    #[test]
+    fn roles_excludes_limit_and_cli_user() {
+        let inv = inventory();
+        let o = Overrides { roles: vec!["web".into()], exclude: vec!["web-2".into()], user: Some("me".into()), ..Default::default() };
+        let hosts = select(&inv, Some("prod"), &o).unwrap();
+        assert_eq!(names(&hosts), ["web-1"]);
+        assert_eq!(hosts[0].user, "me");
+        let o = Overrides { limit: Some("web-*".into()), ..Default::default() };
+        assert_eq!(names(&select(&inv, Some("prod"), &o).unwrap()), ["web-1", "web-2"]);
+    }
+
+    #[test]
+    fn unknown_env_and_role_suggest() {
+        let inv = inventory();
+        let e = select(&inv, Some("prd"), &Overrides::default()).unwrap_err().to_string();
+        assert!(e.contains("unknown environment `prd`") && e.contains("`prod`"), "{e}");
+        let o = Overrides { roles: vec!["wbe".into()], ..Default::default() };
+        let e = select(&inv, Some("prod"), &o).unwrap_err().to_string();
+        assert!(e.contains("unknown role") && e.contains("`web`"), "{e}");
+    }
+
+    #[test]
+    fn hosts_flag_without_env() {
+        let inv = inventory();
+        let o = Overrides { hosts: vec!["web-1".into(), "x@other:23".into()], ..Default::default() };
+        let hosts = select(&inv, None, &o).unwrap();
+        assert_eq!(hosts[0].address, "10.0.0.1");
+        assert_eq!(hosts[0].user, "deploy");
+        assert_eq!((hosts[1].user.as_str(), hosts[1].port), ("x", 23));
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("web-*", "web-12"));
+        assert!(glob_match("w?b", "web"));
+        assert!(!glob_match("web-?", "web-12"));
+    }
+}

@@ -1,0 +1,260 @@
+//! rigs: a Fabric-style remote task runner.
+//!
+//! Data flows one way: the command line ([`cli`]) and the words after it ([`task_call`]) select
+//! hosts from the [`inventory`] and tasks from the [`recipe`]s; the scheduler ([`run`]) runs each
+//! task on its hosts over [`ssh`]; [`report`] prints what happened. [`run()`] is the whole program;
+//! `main.rs` only turns its result into the process exit code.
+
+pub mod cancel;
+pub mod cli;
+pub mod diagnostic;
+pub mod error;
+pub mod inventory;
+pub mod quote;
+pub mod recipe;
+pub mod report;
+pub mod run;
+pub mod secret;
+pub mod ssh;
+pub mod task_call;
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cli::{Action, CliExit, Config, HostKeyPolicy, OutputMode};
+use error::{Error, Result, EXIT_HOST_FAILED, EXIT_INTERRUPTED, EXIT_OK};
+use inventory::selection::{self, Overrides};
+use recipe::Recipes;
+use report::Reporter;
+use secret::{Masker, SecretStore};
+
+/// Runs rigs with these process arguments and returns the exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let config = match Config::from_args(args) {
+        Ok(c) => c,
+        Err(CliExit::Clap(e)) => {
+            let _ = e.print();
+            return if e.use_stderr() { error::EXIT_USAGE } else { EXIT_OK };
+        }
+        Err(CliExit::Error(e)) => {
+            eprintln!("{e}");
+            return e.exit_code();
+        }
+    };
+    match execute(config) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn execute(config: Config) -> Result<i32> {
+    let cancel = cancel::Cancel::default();
+    match &config.action {
+        Action::Completions(shell) => {
+            let mut cmd = cli::command();
+            clap_complete::generate(*shell, &mut cmd, "rigs", &mut std::io::stdout());
+            Ok(EXIT_OK)
+        }
+        Action::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cli::command())
+                .render(&mut out)
+                .map_err(|e| Error::io("<stdout>", e))?;
+            let _ = std::io::stdout().write_all(&out);
+            Ok(EXIT_OK)
+        }
+        Action::List => {
+            let recipes = Recipes::load(config.recipes.as_deref(), cancel)?;
+            print!("{}", recipes.list_text());
+            Ok(EXIT_OK)
+        }
+        Action::Describe(name) => {
+            let recipes = Recipes::load(config.recipes.as_deref(), cancel)?;
+            print!("{}", recipes.describe_text(recipes.task(name)?));
+            Ok(EXIT_OK)
+        }
+        Action::ListHosts => {
+            let inventory = inventory::load(config.inventory.as_deref())?;
+            print!("{}", hosts_text(&inventory));
+            Ok(EXIT_OK)
+        }
+        Action::Run { .. } => run_tasks(config, cancel),
+    }
+}
+
+fn hosts_text(inventory: &inventory::Inventory) -> String {
+    if inventory.envs.is_empty() {
+        return "No environments defined.\n".to_string();
+    }
+    let mut out = String::new();
+    for env in inventory.envs.values() {
+        out.push_str(&format!("env:{}  ({})\n", env.name, env.file));
+        for h in &env.hosts {
+            let roles: Vec<&str> = env
+                .roles
+                .iter()
+                .filter(|(_, m)| m.contains(h))
+                .map(|(r, _)| r.as_str())
+                .collect();
+            if roles.is_empty() {
+                out.push_str(&format!("    {h}\n"));
+            } else {
+                out.push_str(&format!("    {h}  [{}]\n", roles.join(", ")));
+            }
+        }
+    }
+    out
+}
+
+fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
+    let Action::Run { calls, command } = &config.action else { unreachable!("run_tasks is only called for Action::Run") };
+    let inventory = inventory::load(config.inventory.as_deref())?;
+    let recipes = Recipes::load(config.recipes.as_deref(), cancel.clone())?;
+    let overrides = Overrides {
+        hosts: config.hosts.clone(),
+        roles: config.roles.clone(),
+        exclude: config.exclude_hosts.clone(),
+        limit: config.limit.clone(),
+        user: config.user.clone(),
+        port: config.port,
+        identities: config.identities.clone(),
+        set: config.set.clone(),
+    };
+
+    // Everything is checked before anything runs: a typo in the third task must not leave the
+    // first one half-deployed.
+    let mut env: Option<String> = None;
+    let mut steps = Vec::new();
+    let env_vars = |env: &Option<String>| {
+        env.as_ref()
+            .and_then(|e| inventory.envs.get(e))
+            .map(|e| recipe::value::table(&e.vars))
+            .unwrap_or_default()
+    };
+    let hosts_for = |env: &Option<String>, what: &str| -> Result<Vec<inventory::Host>> {
+        let hosts = selection::select(&inventory, env.as_deref(), &overrides)?;
+        if hosts.is_empty() {
+            let hint = if env.is_none() && overrides.hosts.is_empty() {
+                "put env:NAME before it (`rigs --list-hosts` shows them) or pass -H HOST".to_string()
+            } else {
+                "the host filters (-R, -x, --limit) left no host".to_string()
+            };
+            return Err(Error::usage_hint(format!("no hosts selected for {what}"), hint));
+        }
+        Ok(hosts)
+    };
+    for call in calls {
+        if call.name == "env" {
+            let name = call.single_value().ok_or_else(|| {
+                Error::usage_hint(format!("`{call}`: env takes one environment name"), "write env:NAME, e.g. env:staging")
+            })?;
+            selection::select(&inventory, Some(name), &Overrides::default())?;
+            env = Some(name.to_string());
+            continue;
+        }
+        let task = recipes.task(&call.name)?.clone();
+        let args = recipes.bind(&task, call)?;
+        let hosts = hosts_for(&env, &format!("task `{}`", call.name))?;
+        steps.push(run::Step {
+            label: call.to_string(),
+            work: run::Work::Task { task, args },
+            hosts,
+            env: env.clone(),
+            env_vars: env_vars(&env),
+        });
+    }
+    if let Some(command) = command {
+        let hosts = hosts_for(&env, "the command")?;
+        steps.push(run::Step {
+            label: format!("-- {command}"),
+            work: run::Work::Command(command.clone()),
+            hosts,
+            env: env.clone(),
+            env_vars: env_vars(&env),
+        });
+    }
+
+    let masker = Masker::default();
+    let secrets = match &config.secrets {
+        Some(path) => SecretStore::load(path)?,
+        None => SecretStore::default(),
+    };
+    for s in secrets.file_values() {
+        masker.add(s);
+    }
+    let mode = config.output.unwrap_or_else(|| {
+        if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
+            OutputMode::Pretty
+        } else {
+            OutputMode::Plain
+        }
+    });
+    let reporter = Arc::new(Reporter::new(mode, masker.clone(), config.verbose));
+    if config.dry_run {
+        reporter.message(None, false, "dry run: printing what would run; nothing is executed");
+    }
+
+    let home = dirs::home_dir().unwrap_or_else(|| PathBuf::from("/"));
+    let known_hosts_path = config.known_hosts.clone().unwrap_or_else(|| home.join(".ssh/known_hosts"));
+    let known_hosts = Arc::new(ssh::KnownHosts::load(
+        known_hosts_path,
+        &[std::path::Path::new("/etc/ssh/ssh_known_hosts")],
+    ));
+    let connect = ssh::ConnectOptions {
+        known_hosts,
+        accept_new: config.host_key_policy == HostKeyPolicy::AcceptNew,
+        connect_timeout: config.connect_timeout,
+        keys: Arc::new(ssh::KeyCache::default()),
+        default_identities: ["id_ed25519", "id_ecdsa", "id_rsa"].iter().map(|k| home.join(".ssh").join(k)).collect(),
+        use_agent: true,
+        keepalive: Some(Duration::from_secs(15)),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rigs")
+        .max_blocking_threads(config.pool_size.unwrap_or(512).clamp(1, 4096))
+        .build()
+        .map_err(|e| Error::io("<tokio runtime>", e))?;
+    let runner = run::Runner::new(
+        Arc::new(recipes),
+        reporter.clone(),
+        connect,
+        cancel.clone(),
+        run::Settings {
+            pool_size: config.pool_size,
+            dry_run: config.dry_run,
+            command_timeout: config.command_timeout,
+        },
+        secrets,
+        masker,
+        runtime.handle().clone(),
+    );
+    let watcher = cancel.clone();
+    let notify = reporter.clone();
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            watcher.cancel();
+            notify.message(None, true, "interrupted: stopping running commands (Ctrl-C again to quit at once)");
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(EXIT_INTERRUPTED);
+            }
+        }
+    });
+    let outcome = runtime.block_on(runner.run(steps));
+    reporter.summary(&outcome.hosts, outcome.interrupted);
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    Ok(if outcome.interrupted {
+        EXIT_INTERRUPTED
+    } else if outcome.any_failed() {
+        EXIT_HOST_FAILED
+    } else {
+        EXIT_OK
+    })
+}

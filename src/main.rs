@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(rigs::run(std::env::args_os()));
+}

@@ -1,0 +1,233 @@
+//! The functions a recipe can call, bound into the Rhai engine.
+//!
+//! Every function reaches its host through the [`TaskScope`] carried as the engine's tag, so one
+//! shared engine serves all hosts at once. `host`, `env` and `vars` are resolved by a variable
+//! hook rather than passed as parameters, because Rhai functions cannot see their caller's scope.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::module_resolvers::FileModuleResolver;
+use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
+
+use super::scope::{CommandOptions, CommandResult, HostOps, Level, OpError, TaskScope};
+use crate::cancel::Cancel;
+
+/// Operations a script may perform before it is considered runaway. Blocking calls (`run`,
+/// `local`) cost nothing here, so only a script that spins in Rust-free loops reaches it.
+pub const MAX_OPERATIONS: u64 = 50_000_000;
+pub const RUNAWAY: &str = "script stopped after 50000000 operations without finishing (an endless loop?)";
+pub const INTERRUPTED: &str = "interrupted";
+
+thread_local! {
+    /// The host whose task runs on this thread, for `print` and `debug`, which get no context.
+    static CURRENT: RefCell<Option<Arc<dyn HostOps>>> = const { RefCell::new(None) };
+}
+
+pub(crate) fn set_current(ops: Option<Arc<dyn HostOps>>) {
+    CURRENT.with(|c| *c.borrow_mut() = ops);
+}
+
+fn with_current(level: Level, text: &str) {
+    CURRENT.with(|c| match &*c.borrow() {
+        Some(ops) => ops.message(level, text),
+        None => eprintln!("{text}"),
+    });
+}
+
+type Fallible<T> = Result<T, Box<EvalAltResult>>;
+
+fn runtime(message: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(message.into()), pos))
+}
+
+fn task_scope(ctx: &NativeCallContext) -> Fallible<TaskScope> {
+    ctx.tag()
+        .and_then(|t| t.read_lock::<TaskScope>().map(|s| s.clone()))
+        .ok_or_else(|| runtime("this function can only be called while a task runs on a host", ctx.call_position()))
+}
+
+pub fn build_engine(dir: &Path, cancel: Cancel) -> Engine {
+    let mut engine = Engine::new();
+    engine.set_module_resolver(FileModuleResolver::new_with_path_and_extension(dir, "rhai"));
+    engine.set_max_call_levels(256);
+    engine.on_progress(move |ops| {
+        if cancel.is_cancelled() {
+            Some(Dynamic::from(INTERRUPTED))
+        } else if ops > MAX_OPERATIONS {
+            Some(Dynamic::from(RUNAWAY))
+        } else {
+            None
+        }
+    });
+    #[allow(deprecated)]
+    engine.on_var(|name, index, ctx| {
+        if index > 0 || !matches!(name, "host" | "env" | "vars") || ctx.scope().contains(name) {
+            return Ok(None);
+        }
+        let tag = ctx.tag();
+        let Some(scope) = tag.read_lock::<TaskScope>() else { return Ok(None) };
+        Ok(Some(match name {
+            "host" => scope.host.clone(),
+            "env" => scope.env.clone(),
+            _ => scope.vars.clone(),
+        }))
+    });
+    engine.on_print(|text| with_current(Level::Info, text));
+    engine.on_debug(|text, _, _| with_current(Level::Info, text));
+
+    engine.register_fn("run", |ctx: NativeCallContext, cmd: &str| command(&ctx, cmd, Map::new(), false));
+    engine.register_fn("run", |ctx: NativeCallContext, cmd: &str, opts: Map| command(&ctx, cmd, opts, false));
+    engine.register_fn("local", |ctx: NativeCallContext, cmd: &str| command(&ctx, cmd, Map::new(), true));
+    engine.register_fn("local", |ctx: NativeCallContext, cmd: &str, opts: Map| command(&ctx, cmd, opts, true));
+    engine.register_fn("once", once);
+    engine.register_fn("secret", secret);
+    engine.register_fn("info", |ctx: NativeCallContext, msg: Dynamic| message(&ctx, Level::Info, msg));
+    engine.register_fn("warn", |ctx: NativeCallContext, msg: Dynamic| message(&ctx, Level::Warn, msg));
+    engine.register_fn("fail", |ctx: NativeCallContext, msg: Dynamic| -> Fallible<()> {
+        Err(runtime(msg.to_string(), ctx.call_position()))
+    });
+    engine.register_fn("quote", |s: &str| crate::quote::quote(s));
+    engine.register_fn("quote", |words: rhai::Array| {
+        words.iter().map(|w| crate::quote::quote(&w.to_string())).collect::<Vec<_>>().join(" ")
+    });
+    engine.register_fn("sleep", |ctx: NativeCallContext, secs: rhai::FLOAT| sleep(&ctx, secs));
+    engine.register_fn("sleep", |ctx: NativeCallContext, secs: rhai::INT| sleep(&ctx, secs as rhai::FLOAT));
+    engine
+}
+
+fn message(ctx: &NativeCallContext, level: Level, msg: Dynamic) -> Fallible<()> {
+    task_scope(ctx)?.ops.message(level, &msg.to_string());
+    Ok(())
+}
+
+fn sleep(ctx: &NativeCallContext, secs: rhai::FLOAT) -> Fallible<()> {
+    if !(0.0..=86_400.0).contains(&secs) {
+        return Err(runtime(format!("sleep: {secs} is not a number of seconds between 0 and 86400"), ctx.call_position()));
+    }
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    Ok(())
+}
+
+const OPTION_NAMES: &str = "allow_fail, quiet, timeout, stdin, cwd, env";
+
+/// Reads a `run`/`local` options map; returns the options and the shell prefix that applies
+/// `env` and `cwd` (exports first, so a failing `cd` stops the command instead of skipping them).
+fn command_options(ctx: &NativeCallContext, func: &str, opts: &Map) -> Fallible<(CommandOptions, String)> {
+    let mut options = CommandOptions::default();
+    let mut exports = String::new();
+    let mut chdir = String::new();
+    let bad = |key: &str, expected: &str| {
+        runtime(format!("{func}: option `{key}` must be {expected}"), ctx.call_position())
+    };
+    for (key, value) in opts {
+        match key.as_str() {
+            "allow_fail" => options.allow_fail = value.as_bool().map_err(|_| bad(key, "true or false"))?,
+            "quiet" => options.quiet = value.as_bool().map_err(|_| bad(key, "true or false"))?,
+            "timeout" => {
+                let secs = value
+                    .as_float()
+                    .or_else(|_| value.as_int().map(|i| i as rhai::FLOAT))
+                    .map_err(|_| bad(key, "a number of seconds"))?;
+                if !(secs > 0.0 && secs.is_finite()) {
+                    return Err(bad(key, "a positive number of seconds"));
+                }
+                options.timeout = Some(Duration::from_secs_f64(secs));
+            }
+            "stdin" => options.stdin = Some(value.clone().into_string().map_err(|_| bad(key, "a string"))?),
+            "cwd" => {
+                let dir = value.clone().into_string().map_err(|_| bad(key, "a string"))?;
+                chdir = format!("cd {} || exit; ", crate::quote::quote(&dir));
+            }
+            "env" => {
+                let map = value.read_lock::<Map>().ok_or_else(|| bad(key, "a map like #{ NAME: \"value\" }"))?;
+                for (name, v) in map.iter() {
+                    if !crate::task_call::is_identifier(name) {
+                        return Err(bad(key, "a map whose keys are environment variable names"));
+                    }
+                    exports.push_str(&format!("export {name}={}; ", crate::quote::quote(&v.to_string())));
+                }
+            }
+            other => {
+                return Err(runtime(
+                    format!("{func}: unknown option `{other}` (expected one of {OPTION_NAMES})"),
+                    ctx.call_position(),
+                ))
+            }
+        }
+    }
+    exports.push_str(&chdir);
+    Ok((options, exports))
+}
+
+fn command(ctx: &NativeCallContext, cmd: &str, opts: Map, local: bool) -> Fallible<Map> {
+    let func = if local { "local" } else { "run" };
+    let scope = task_scope(ctx)?;
+    let (options, prefix) = command_options(ctx, func, &opts)?;
+    let full = if prefix.is_empty() { cmd.to_string() } else { format!("{prefix}{cmd}") };
+    let result = match scope.ops.command(&full, &options, local) {
+        Ok(r) => r,
+        Err(OpError::Failed(message)) => return Err(runtime(message, ctx.call_position())),
+        Err(OpError::Interrupted) => {
+            return Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::from(INTERRUPTED), ctx.call_position())))
+        }
+    };
+    if !result.ok() && !options.allow_fail {
+        return Err(runtime(failure_message(&full, &result, local), ctx.call_position()));
+    }
+    Ok(result_map(result))
+}
+
+fn failure_message(cmd: &str, result: &CommandResult, local: bool) -> String {
+    let place = if local { "local command" } else { "command" };
+    let status = if result.code < 0 { "was killed by a signal".to_string() } else { format!("exited with code {}", result.code) };
+    let mut msg = format!("{place} `{cmd}` {status}");
+    if let Some(last) = result.stderr.lines().rev().find(|l| !l.trim().is_empty()) {
+        msg.push_str(&format!(": {}", last.trim()));
+    }
+    msg
+}
+
+fn result_map(r: CommandResult) -> Map {
+    let mut m = Map::new();
+    m.insert("ok".into(), r.ok().into());
+    m.insert("code".into(), r.code.into());
+    m.insert("stdout".into(), r.stdout.into());
+    m.insert("stderr".into(), r.stderr.into());
+    m
+}
+
+fn once(ctx: NativeCallContext, f: FnPtr) -> Fallible<Dynamic> {
+    let scope = task_scope(&ctx)?;
+    let key = format!("{}@{}", ctx.call_source().unwrap_or(""), ctx.call_position());
+    let cell = scope.once.cell(&key);
+    let mut original: Option<Box<EvalAltResult>> = None;
+    let stored = cell.get_or_init(|| match f.call_within_context::<Dynamic>(&ctx, ()) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let text = super::error::runtime_message(&e);
+            original = Some(e);
+            Err(text)
+        }
+    });
+    if let Some(e) = original {
+        return Err(e);
+    }
+    match stored {
+        Ok(v) => Ok(v.clone()),
+        Err(text) => Err(runtime(format!("the once(...) block failed on another host: {text}"), ctx.call_position())),
+    }
+}
+
+fn secret(ctx: NativeCallContext, name: &str) -> Fallible<String> {
+    let scope = task_scope(&ctx)?;
+    match scope.ops.secret(name) {
+        Some(s) => Ok(s.expose().to_string()),
+        None => Err(runtime(
+            format!("secret `{name}` is not set: export {name}=... or add `{name}=...` to the --secrets file"),
+            ctx.call_position(),
+        )),
+    }
+}

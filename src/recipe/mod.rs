@@ -1,0 +1,311 @@
+//! Recipes: Rhai files whose public top-level functions are tasks.
+//!
+//! Each file is compiled on its own and keeps its own AST, so every error points into the right
+//! file and a task runs against the file that defines it; shared code is shared with `import`,
+//! resolved relative to the recipe folder. One [`rhai::Engine`] (built with `sync`) serves all
+//! hosts at once; per-host state travels in the call's tag as a [`TaskScope`].
+
+mod api;
+pub mod error;
+mod scope;
+mod task;
+pub mod value;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rhai::{CallFnOptions, Dynamic, Engine, Scope, AST};
+
+pub use scope::{CommandOptions, CommandResult, HostOps, Level, OnceStore, OpError, TaskScope};
+pub use task::Task;
+
+use crate::cancel::Cancel;
+use crate::diagnostic::{display_path, Diagnostic};
+use crate::error::{closest, Error, Result};
+use crate::task_call::{Arg, TaskCall};
+
+/// Names the command line claims for itself.
+pub const BUILTIN_TASKS: &[&str] = &["env"];
+
+struct RecipeFile {
+    source: String,
+    shown: String,
+    ast: AST,
+}
+
+pub struct Recipes {
+    engine: Engine,
+    files: Vec<RecipeFile>,
+    tasks: BTreeMap<String, Task>,
+    sources: error::Sources,
+    /// Where the recipes were looked for, for messages.
+    origin: String,
+}
+
+/// Why a task failed on a host.
+#[derive(Debug, Clone)]
+pub struct TaskFailure {
+    /// One line: what went wrong.
+    pub message: String,
+    /// The full rendering with location and snippet.
+    pub detail: String,
+    pub interrupted: bool,
+}
+
+impl Recipes {
+    /// Loads `path` (a file, or a folder whose `*.rhai` files are read in name order). `None` means
+    /// `recipes/`, which may be absent when only ad-hoc commands are run.
+    pub fn load(path: Option<&Path>, cancel: Cancel) -> Result<Recipes> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from("recipes"), false),
+        };
+        let (dir, files): (PathBuf, Vec<PathBuf>) = if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
+                .map_err(|e| Error::io(&path, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "rhai") && p.is_file())
+                .collect();
+            files.sort();
+            (path.clone(), files)
+        } else if path.is_file() {
+            (path.parent().map(Path::to_path_buf).unwrap_or_default(), vec![path.clone()])
+        } else if required {
+            return Err(Error::usage_hint(
+                format!("recipes {} do not exist", path.display()),
+                "pass a .rhai file or a folder of them to -f/--recipes",
+            ));
+        } else {
+            (path.clone(), Vec::new())
+        };
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+
+        let engine = api::build_engine(&dir, cancel);
+        let mut recipes = Recipes {
+            engine,
+            files: Vec::new(),
+            tasks: BTreeMap::new(),
+            sources: error::Sources::default(),
+            origin: display_path(&path),
+        };
+        for file in files {
+            recipes.add_file(&file)?;
+        }
+        Ok(recipes)
+    }
+
+    fn add_file(&mut self, path: &Path) -> Result<()> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let shown = display_path(path);
+        let source = path.to_string_lossy().to_string();
+        self.sources.add(&source, shown.clone(), text.clone());
+        let mut ast = self
+            .engine
+            .compile(&text)
+            .map_err(|e| Error::from(error::parse_error(&e, &source, &self.sources)))?;
+        ast.set_source(source.as_str());
+
+        let index = self.files.len();
+        for f in ast.iter_functions() {
+            if f.name.starts_with('_') || f.access == rhai::FnAccess::Private {
+                continue;
+            }
+            let line = find_fn_line(&text, f.name);
+            if BUILTIN_TASKS.contains(&f.name) {
+                return Err(Diagnostic::new(format!("`{}` is a built-in task name; rename this function", f.name), &shown)
+                    .at(&text, line, 1)
+                    .into());
+            }
+            if let Some(existing) = self.tasks.get(f.name) {
+                let previous = &self.files[existing.file.min(self.files.len().saturating_sub(1))];
+                let message = if existing.file == index {
+                    format!("task `{}` is defined twice in this file", f.name)
+                } else {
+                    format!("task `{}` is also defined in {}:{}", f.name, previous.shown, existing.line)
+                };
+                return Err(Diagnostic::new(message, &shown)
+                    .at(&text, line, 1)
+                    .note("each task name must be unique across the recipe folder; rename one, or prefix helpers with `_`")
+                    .into());
+            }
+            self.tasks.insert(
+                f.name.to_string(),
+                Task {
+                    name: f.name.to_string(),
+                    params: f.params.iter().map(|p| p.to_string()).collect(),
+                    doc: task::doc_lines(&f.comments),
+                    file: index,
+                    line,
+                },
+            );
+        }
+        self.files.push(RecipeFile { source, shown, ast });
+        Ok(())
+    }
+
+    pub fn tasks(&self) -> impl Iterator<Item = &Task> {
+        self.tasks.values()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    pub fn file_of(&self, task: &Task) -> &str {
+        &self.files[task.file].shown
+    }
+
+    pub fn task(&self, name: &str) -> Result<&Task> {
+        self.tasks.get(name).ok_or_else(|| Error::Unknown {
+            kind: "task",
+            name: name.to_string(),
+            suggestions: closest(name, self.tasks.keys().map(String::as_str)),
+            hint: if self.files.is_empty() {
+                format!("no recipes found in {}: create recipes/*.rhai or pass -f PATH", self.origin)
+            } else {
+                "`rigs --list` shows the tasks".to_string()
+            },
+        })
+    }
+
+    /// Matches a call's arguments to the task's parameters, in parameter order.
+    pub fn bind(&self, task: &Task, call: &TaskCall) -> Result<Vec<Dynamic>> {
+        let signature = || {
+            format!(
+                "`{}` is defined in {}:{} as `fn {task}`; call it as `{}`",
+                task.name,
+                self.file_of(task),
+                task.line,
+                task.usage()
+            )
+        };
+        let mut values: Vec<Option<String>> = vec![None; task.params.len()];
+        let mut next = 0;
+        for arg in &call.args {
+            match arg {
+                Arg::Positional(v) => {
+                    if next >= task.params.len() {
+                        return Err(Error::usage_hint(
+                            format!(
+                                "task `{}` takes {} argument{}, but `{call}` passes {}",
+                                task.name,
+                                task.params.len(),
+                                if task.params.len() == 1 { "" } else { "s" },
+                                call.args.len()
+                            ),
+                            signature(),
+                        ));
+                    }
+                    values[next] = Some(v.clone());
+                    next += 1;
+                }
+                Arg::Named(k, v) => {
+                    let Some(i) = task.params.iter().position(|p| p == k) else {
+                        let mut hint = signature();
+                        if let Some(best) = closest(k, task.params.iter().map(String::as_str)).first() {
+                            hint = format!("did you mean `{best}`? {hint}");
+                        }
+                        return Err(Error::usage_hint(format!("task `{}` has no parameter `{k}`", task.name), hint));
+                    };
+                    if values[i].is_some() {
+                        return Err(Error::usage_hint(format!("parameter `{k}` of `{}` is given twice", task.name), signature()));
+                    }
+                    values[i] = Some(v.clone());
+                }
+            }
+        }
+        let missing: Vec<&str> = task
+            .params
+            .iter()
+            .zip(&values)
+            .filter(|(_, v)| v.is_none())
+            .map(|(p, _)| p.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::usage_hint(
+                format!("task `{}` is missing argument{} {}", task.name, if missing.len() == 1 { "" } else { "s" }, missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")),
+                signature(),
+            ));
+        }
+        Ok(values.into_iter().map(|v| Dynamic::from(v.unwrap_or_default())).collect())
+    }
+
+    /// Runs `task` with `args` for one host. Blocks: call it from a blocking thread.
+    pub fn call(&self, task: &Task, args: Vec<Dynamic>, scope: TaskScope) -> std::result::Result<(), TaskFailure> {
+        let file = &self.files[task.file];
+        api::set_current(Some(scope.ops.clone()));
+        let options = CallFnOptions::new().eval_ast(true).rewind_scope(true).with_tag(scope);
+        let mut rhai_scope = Scope::new();
+        let result = self
+            .engine
+            .call_fn_with_options::<Dynamic>(options, &mut rhai_scope, &file.ast, &task.name, args);
+        api::set_current(None);
+        result.map(|_| ()).map_err(|e| {
+            let diagnostic = error::runtime_error(&e, &file.source, &self.sources);
+            let detail = diagnostic.to_string();
+            let detail = detail.strip_prefix("error: ").unwrap_or(&detail).to_string();
+            TaskFailure {
+                message: format!("{} ({})", diagnostic.message, diagnostic.location()),
+                detail,
+                interrupted: error::is_interrupted(&e),
+            }
+        })
+    }
+
+    /// `rigs --list`.
+    pub fn list_text(&self) -> String {
+        if self.tasks.is_empty() {
+            return format!("No tasks found in {}.\n", self.origin);
+        }
+        let usages: Vec<(String, &Task)> = self.tasks.values().map(|t| (t.usage(), t)).collect();
+        let width = usages.iter().map(|(u, _)| u.len()).max().unwrap_or(0);
+        let mut out = String::from("Available tasks:\n");
+        for (usage, task) in usages {
+            let summary = task.summary();
+            if summary.is_empty() {
+                out.push_str(&format!("    {usage}\n"));
+            } else {
+                out.push_str(&format!("    {usage:<width$}  # {summary}\n"));
+            }
+        }
+        out
+    }
+
+    /// `rigs --describe TASK`.
+    pub fn describe_text(&self, task: &Task) -> String {
+        let mut out = format!("{}\n", task.usage());
+        out.push_str(&format!("    defined in {}:{} as `fn {task}`\n", self.file_of(task), task.line));
+        if task.params.is_empty() {
+            out.push_str("    takes no arguments\n");
+        } else {
+            out.push_str(&format!("    parameters: {}\n", task.params.join(", ")));
+        }
+        if !task.doc.is_empty() {
+            out.push('\n');
+            for line in &task.doc {
+                if line.is_empty() {
+                    out.push('\n');
+                } else {
+                    out.push_str(&format!("    {line}\n"));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn find_fn_line(text: &str, name: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix("fn ")
+                .or_else(|| l.strip_prefix("private fn "))
+                .map(|rest| rest.trim_start().strip_prefix(name).is_some_and(|r| r.trim_start().starts_with('(')))
+                .unwrap_or(false)
+        })
+        .map_or(0, |i| i + 1)
+}
+
+/// Shared handle for the scheduler.
+pub type SharedRecipes = Arc<Recipes>;

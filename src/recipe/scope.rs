@@ -1,0 +1,83 @@
+//! What a running task can reach: its host's variables and the operations the scheduler provides.
+//!
+//! The recipe layer defines the [`HostOps`] trait and the scheduler implements it, so scripts stay
+//! ignorant of SSH and the data flow stays one way (scheduler -> recipe -> back through the trait).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use rhai::Dynamic;
+
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Default)]
+pub struct CommandOptions {
+    /// A non-zero exit does not fail the host.
+    pub allow_fail: bool,
+    /// Do not echo the command's output (it is still returned).
+    pub quiet: bool,
+    pub timeout: Option<Duration>,
+    /// Fed to the command's standard input, then EOF.
+    pub stdin: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CommandResult {
+    pub stdout: String,
+    pub stderr: String,
+    /// Exit code; -1 when the command was killed by a signal.
+    pub code: i64,
+}
+
+impl CommandResult {
+    pub fn ok(&self) -> bool {
+        self.code == 0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+}
+
+/// Why an operation could not produce a [`CommandResult`].
+#[derive(Debug, Clone)]
+pub enum OpError {
+    /// The host is unusable (connection refused, lost, timed out, ...).
+    Failed(String),
+    /// Ctrl-C.
+    Interrupted,
+}
+
+/// Operations a task performs on its host, implemented by the scheduler.
+pub trait HostOps: Send + Sync {
+    /// Runs a shell command on the host (`local == false`) or on the controller.
+    fn command(&self, command: &str, options: &CommandOptions, local: bool) -> Result<CommandResult, OpError>;
+    fn message(&self, level: Level, text: &str);
+    /// Looks a secret up and registers its value for masking.
+    fn secret(&self, name: &str) -> Option<Secret>;
+}
+
+/// Values computed by `once(...)`, shared by every host of one invocation.
+#[derive(Default)]
+pub struct OnceStore {
+    cells: Mutex<HashMap<String, Arc<OnceLock<Result<Dynamic, String>>>>>,
+}
+
+impl OnceStore {
+    pub fn cell(&self, key: &str) -> Arc<OnceLock<Result<Dynamic, String>>> {
+        self.cells.lock().expect("once lock").entry(key.to_string()).or_default().clone()
+    }
+}
+
+/// The per-host state handed to the script engine as its tag.
+#[derive(Clone)]
+pub struct TaskScope {
+    pub host: Dynamic,
+    pub env: Dynamic,
+    pub vars: Dynamic,
+    pub ops: Arc<dyn HostOps>,
+    pub once: Arc<OnceStore>,
+}

@@ -1,0 +1,241 @@
+//! Everything rigs prints while running: remote output, progress, the summary.
+//!
+//! All output goes through one [`Reporter`], which masks secrets and writes whole lines under a
+//! lock, so parallel hosts never interleave half-lines. Three styles:
+//! - `plain`: remote stdout on stdout and remote stderr on stderr, each line prefixed `[host] `;
+//!   rigs' own status lines on stderr;
+//! - `pretty`: the same lines above one live progress line per running host (indicatif);
+//! - `json`: one JSON object per line on stdout, each with an `event` field.
+
+mod summary;
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+pub use summary::{HostStatus, HostSummary};
+
+use crate::cli::OutputMode;
+use crate::secret::Masker;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    Stdout,
+    Stderr,
+}
+
+impl StreamKind {
+    fn name(self) -> &'static str {
+        match self {
+            StreamKind::Stdout => "stdout",
+            StreamKind::Stderr => "stderr",
+        }
+    }
+}
+
+pub struct Reporter {
+    mode: OutputMode,
+    masker: Masker,
+    verbose: bool,
+    bars: Option<Bars>,
+    color: bool,
+}
+
+struct Bars {
+    multi: MultiProgress,
+    running: Mutex<Vec<(String, ProgressBar)>>,
+}
+
+impl Reporter {
+    pub fn new(mode: OutputMode, masker: Masker, verbose: bool) -> Reporter {
+        let bars = (mode == OutputMode::Pretty).then(|| Bars {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(15)),
+            running: Mutex::new(Vec::new()),
+        });
+        let color = mode == OutputMode::Pretty && std::env::var_os("NO_COLOR").is_none();
+        Reporter { mode, masker, verbose, bars, color }
+    }
+
+    pub fn mode(&self) -> OutputMode {
+        self.mode
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn json(&self, value: serde_json::Value) {
+        let line = self.masker.mask(&value.to_string()).into_owned();
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+    }
+
+    /// Writes one line to stdout or stderr (above the bars in pretty mode).
+    fn line(&self, stream: StreamKind, text: &str) {
+        let text = self.masker.mask(text);
+        if let Some(bars) = &self.bars {
+            if !bars.multi.is_hidden() {
+                bars.multi.suspend(|| write_line(stream, &text));
+                return;
+            }
+        }
+        write_line(stream, &text);
+    }
+
+    pub fn task_start(&self, host: &str, task: &str) {
+        match self.mode {
+            OutputMode::Json => self.json(json!({"event": "task_start", "host": host, "task": task})),
+            OutputMode::Plain => self.line(StreamKind::Stderr, &format!("[{host}] task {task}")),
+            OutputMode::Pretty => {
+                if let Some(bars) = &self.bars {
+                    let bar = bars.multi.add(ProgressBar::new_spinner());
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    bar.set_prefix(host.to_string());
+                    bar.set_message(task.to_string());
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    bars.running.lock().expect("bars lock").push((host.to_string(), bar));
+                }
+            }
+        }
+    }
+
+    pub fn command(&self, host: &str, task: &str, command: &str, local: bool, dry_run: bool) {
+        let masked = self.masker.mask(command).into_owned();
+        match self.mode {
+            OutputMode::Json => self.json(json!({
+                "event": "command", "host": host, "task": task, "command": masked,
+                "local": local, "dry_run": dry_run,
+            })),
+            _ => {
+                let sigil = match (local, dry_run) {
+                    (false, false) => "$",
+                    (true, false) => "local$",
+                    (false, true) => "would run:",
+                    (true, true) => "would run locally:",
+                };
+                if self.mode == OutputMode::Pretty && !dry_run {
+                    self.set_status(host, &format!("{task} {sigil} {masked}"));
+                    if !self.verbose {
+                        return;
+                    }
+                }
+                self.line(StreamKind::Stderr, &format!("[{host}] {sigil} {masked}"));
+            }
+        }
+    }
+
+    fn set_status(&self, host: &str, text: &str) {
+        if let Some(bars) = &self.bars {
+            let running = bars.running.lock().expect("bars lock");
+            if let Some((_, bar)) = running.iter().find(|(h, _)| h == host) {
+                bar.set_message(self.masker.mask(text).into_owned());
+            }
+        }
+    }
+
+    pub fn output(&self, host: &str, stream: StreamKind, line: &str) {
+        match self.mode {
+            OutputMode::Json => self.json(json!({
+                "event": "output", "host": host, "stream": stream.name(), "line": line,
+            })),
+            _ => self.line(stream, &format!("[{host}] {line}")),
+        }
+    }
+
+    pub fn message(&self, host: Option<&str>, warn: bool, text: &str) {
+        match self.mode {
+            OutputMode::Json => self.json(json!({
+                "event": "message", "host": host, "level": if warn { "warn" } else { "info" }, "text": text,
+            })),
+            _ => {
+                let prefix = host.map(|h| format!("[{h}] ")).unwrap_or_default();
+                for l in text.lines() {
+                    let l = if warn { format!("{prefix}{} {l}", self.paint("33", "warning:")) } else { format!("{prefix}{l}") };
+                    self.line(StreamKind::Stderr, &l);
+                }
+            }
+        }
+    }
+
+    pub fn verbose(&self, host: &str, text: &str) {
+        if self.verbose {
+            self.message(Some(host), false, text);
+        }
+    }
+
+    pub fn task_end(&self, host: &str, task: &str, status: HostStatus, error: Option<&str>, detail: Option<&str>, took: Duration) {
+        if let Some(bars) = &self.bars {
+            let mut running = bars.running.lock().expect("bars lock");
+            if let Some(i) = running.iter().position(|(h, _)| h == host) {
+                let (_, bar) = running.remove(i);
+                bar.finish_and_clear();
+                bars.multi.remove(&bar);
+            }
+        }
+        match self.mode {
+            OutputMode::Json => self.json(json!({
+                "event": "task_end", "host": host, "task": task, "status": status.as_str(),
+                "error": error, "duration_ms": took.as_millis() as u64,
+            })),
+            _ => match status {
+                HostStatus::Ok => {
+                    if self.mode == OutputMode::Plain {
+                        self.line(StreamKind::Stderr, &format!("[{host}] ok {task} ({})", seconds(took)));
+                    }
+                }
+                _ => {
+                    let text = detail.or(error).unwrap_or("");
+                    let mut lines = text.lines();
+                    let first = lines.next().unwrap_or("");
+                    let label = self.paint("31", status.as_str());
+                    self.line(StreamKind::Stderr, &format!("[{host}] {label} {task}: {first}"));
+                    for l in lines {
+                        self.line(StreamKind::Stderr, &format!("[{host}]   {l}"));
+                    }
+                }
+            },
+        }
+    }
+
+    pub fn summary(&self, hosts: &[HostSummary], interrupted: bool) {
+        if let Some(bars) = &self.bars {
+            let _ = bars.multi.clear();
+        }
+        match self.mode {
+            OutputMode::Json => self.json(summary::json(hosts, interrupted)),
+            _ => {
+                let text = summary::table(hosts, interrupted, |code, s| self.paint(code, s));
+                for l in text.lines() {
+                    self.line(StreamKind::Stderr, l);
+                }
+            }
+        }
+    }
+}
+
+fn write_line(stream: StreamKind, text: &str) {
+    match stream {
+        StreamKind::Stdout => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+        }
+        StreamKind::Stderr => {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{text}");
+        }
+    }
+}
+
+pub fn seconds(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}

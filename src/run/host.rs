@@ -1,0 +1,174 @@
+//! One step on one host: the task's script, or the ad-hoc command, and the [`HostOps`] that
+//! scripts call to reach the host.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rhai::{Dynamic, Map};
+
+use super::lines::{trim_final_newline, LineSplitter};
+use super::{local, Shared, Step, Work};
+use crate::inventory::{Connection, Host};
+use crate::recipe::{value, CommandOptions, CommandResult, HostOps, Level, OpError, TaskScope};
+use crate::report::{HostStatus, StreamKind};
+use crate::secret::Secret;
+use crate::ssh::{ExecOutcome, SshError, Stream};
+
+pub struct StepResult {
+    pub status: HostStatus,
+    pub error: Option<String>,
+}
+
+impl StepResult {
+    pub fn failed(error: String) -> Self {
+        StepResult { status: HostStatus::Failed, error: Some(error) }
+    }
+}
+
+pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
+    let host = &step.hosts[index];
+    let reporter = &shared.reporter;
+    let started = Instant::now();
+    if shared.cancel.is_cancelled() {
+        return StepResult { status: HostStatus::Skipped, error: Some("not started: interrupted".into()) };
+    }
+    reporter.task_start(&host.name, &step.label);
+    let ops = Arc::new(HostRunner { shared: shared.clone(), host: host.clone(), label: step.label.clone() });
+
+    let outcome: Result<(), (String, Option<String>, bool)> = match &step.work {
+        Work::Task { task, args } => {
+            let scope = TaskScope {
+                host: host_value(host),
+                env: env_value(step),
+                vars: value::table(&host.vars).into(),
+                ops: ops.clone(),
+                once: shared.once.clone(),
+            };
+            shared
+                .recipes
+                .call(task, args.clone(), scope)
+                .map_err(|f| (f.message, Some(f.detail), f.interrupted))
+        }
+        Work::Command(command) => match ops.command(command, &CommandOptions::default(), false) {
+            Ok(r) if r.ok() => Ok(()),
+            Ok(r) => Err((format!("`{command}` exited with code {}", r.code), None, false)),
+            Err(OpError::Failed(m)) => Err((m, None, false)),
+            Err(OpError::Interrupted) => Err(("interrupted".into(), None, true)),
+        },
+    };
+    let took = started.elapsed();
+    let (status, error, detail) = match outcome {
+        Ok(()) => (HostStatus::Ok, None, None),
+        Err((message, detail, interrupted)) => {
+            let status = if interrupted || shared.cancel.is_cancelled() { HostStatus::Interrupted } else { HostStatus::Failed };
+            (status, Some(message), detail)
+        }
+    };
+    let masked_error = error.as_deref().map(|e| shared.masker.mask(e).into_owned());
+    reporter.task_end(&host.name, &step.label, status, masked_error.as_deref(), detail.as_deref(), took);
+    StepResult { status, error: masked_error }
+}
+
+fn host_value(host: &Host) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("name".into(), host.name.clone().into());
+    m.insert("address".into(), host.address.clone().into());
+    m.insert("port".into(), (host.port as rhai::INT).into());
+    m.insert("user".into(), host.user.clone().into());
+    m.insert("roles".into(), host.roles.iter().map(|r| Dynamic::from(r.clone())).collect::<rhai::Array>().into());
+    m.insert("vars".into(), value::table(&host.host_vars).into());
+    m.into()
+}
+
+fn env_value(step: &Step) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("name".into(), step.env.clone().map_or(Dynamic::UNIT, Dynamic::from));
+    m.insert("vars".into(), step.env_vars.clone().into());
+    m.into()
+}
+
+struct HostRunner {
+    shared: Arc<Shared>,
+    host: Host,
+    label: String,
+}
+
+impl HostOps for HostRunner {
+    fn command(&self, command: &str, options: &CommandOptions, local: bool) -> Result<CommandResult, OpError> {
+        let shared = &self.shared;
+        let name = &self.host.name;
+        shared.reporter.command(name, &self.label, command, local, shared.settings.dry_run);
+        if shared.settings.dry_run {
+            return Ok(CommandResult::default());
+        }
+        let timeout = options.timeout.or(shared.settings.command_timeout);
+        let stdin = options.stdin.as_deref().map(str::as_bytes);
+
+        let splitters = Mutex::new((LineSplitter::default(), LineSplitter::default()));
+        let reporter = shared.reporter.clone();
+        let quiet = options.quiet;
+        let mut on_output = |stream: Stream, chunk: &[u8]| {
+            let mut s = splitters.lock().expect("splitter lock");
+            let (splitter, kind) = match stream {
+                Stream::Stdout => (&mut s.0, StreamKind::Stdout),
+                Stream::Stderr => (&mut s.1, StreamKind::Stderr),
+            };
+            splitter.push(chunk, |line| {
+                if !quiet {
+                    reporter.output(name, kind, line);
+                }
+            });
+        };
+
+        let on_controller = local || self.host.connection == Connection::Local;
+        let outcome: Result<ExecOutcome, OpError> = if on_controller {
+            shared
+                .runtime
+                .block_on(local::exec(command, stdin, timeout, &shared.cancel, &mut on_output))
+                .map_err(|e| match e {
+                    local::LocalError::Spawn(e) => OpError::Failed(format!("cannot run `{command}` locally: {e}")),
+                    local::LocalError::Timeout(after) => OpError::Failed(
+                        SshError::CommandTimeout { command: command.to_string(), after }.to_string(),
+                    ),
+                    local::LocalError::Interrupted => OpError::Interrupted,
+                })
+        } else {
+            let session = shared.connection(&self.host)?;
+            shared
+                .runtime
+                .block_on(session.exec(command, stdin, timeout, &shared.cancel, on_output))
+                .map_err(|e| match e {
+                    SshError::Interrupted => OpError::Interrupted,
+                    other => OpError::Failed(other.to_string()),
+                })
+        };
+
+        let (out, err) = splitters.into_inner().expect("splitter lock");
+        let emit = |kind: StreamKind| {
+            let reporter = shared.reporter.clone();
+            move |line: &str| {
+                if !quiet {
+                    reporter.output(name, kind, line);
+                }
+            }
+        };
+        let (stdout, _) = out.finish(emit(StreamKind::Stdout));
+        let (stderr, _) = err.finish(emit(StreamKind::Stderr));
+        let outcome = outcome?;
+        Ok(CommandResult {
+            stdout: trim_final_newline(stdout),
+            stderr: trim_final_newline(stderr),
+            code: outcome.code.map_or(-1, i64::from),
+        })
+    }
+
+    fn message(&self, level: Level, text: &str) {
+        self.shared.reporter.message(Some(&self.host.name), level == Level::Warn, text);
+    }
+
+    fn secret(&self, name: &str) -> Option<Secret> {
+        let secret = self.shared.secrets.get(name)?;
+        self.shared.masker.add(&secret);
+        Some(secret)
+    }
+}

@@ -1,0 +1,94 @@
+//! Commands on the controller: `local(...)` in recipes and hosts with `connection = "local"`.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::cancel::Cancel;
+use crate::ssh::{ExecOutcome, Stream};
+
+pub enum LocalError {
+    Spawn(std::io::Error),
+    Timeout(Duration),
+    Interrupted,
+}
+
+/// Runs `sh -c command` in its own process group (so a timeout or Ctrl-C stops its children too),
+/// streaming output to `on_output`.
+pub async fn exec(
+    command: &str,
+    stdin: Option<&[u8]>,
+    timeout: Option<Duration>,
+    cancel: &Cancel,
+    on_output: &mut (dyn FnMut(Stream, &[u8]) + Send),
+) -> Result<ExecOutcome, LocalError> {
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(LocalError::Spawn)?;
+    let pid = child.id();
+
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let data = data.to_vec();
+        tokio::spawn(async move {
+            let _ = pipe.write_all(&data).await;
+        });
+    }
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+
+    let run = async {
+        let (mut ob, mut eb) = (vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]);
+        let (mut out_open, mut err_open) = (true, true);
+        while out_open || err_open {
+            tokio::select! {
+                n = out.read(&mut ob), if out_open => match n {
+                    Ok(0) | Err(_) => out_open = false,
+                    Ok(n) => on_output(Stream::Stdout, &ob[..n]),
+                },
+                n = err.read(&mut eb), if err_open => match n {
+                    Ok(0) | Err(_) => err_open = false,
+                    Ok(n) => on_output(Stream::Stderr, &eb[..n]),
+                },
+            }
+        }
+        child.wait().await
+    };
+    let kill_group = || {
+        if let Some(pid) = pid {
+            // SAFETY: signalling a process group we created; a stale id only yields ESRCH.
+            unsafe {
+                libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+            }
+        }
+    };
+    let status = tokio::select! {
+        status = async {
+            match timeout {
+                Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| LocalError::Timeout(limit)),
+                None => Ok(run.await),
+            }
+        } => status,
+        _ = cancel.cancelled() => Err(LocalError::Interrupted),
+    };
+    let status = match status {
+        Ok(Ok(status)) => status,
+        Ok(Err(e)) => return Err(LocalError::Spawn(e)),
+        Err(e) => {
+            kill_group();
+            return Err(e);
+        }
+    };
+    use std::os::unix::process::ExitStatusExt;
+    Ok(ExecOutcome {
+        code: status.code().map(|c| c as u32),
+        signal: status.signal().map(|s| format!("signal {s}")),
+    })
+}

@@ -1,0 +1,232 @@
+//! The scheduler: tasks left to right, each over its hosts in parallel up to the pool size.
+//!
+//! Each host's script runs on a blocking thread (Rhai is synchronous) and reaches SSH through the
+//! shared tokio runtime. Connections are opened on first use and kept for the whole invocation,
+//! so every command of every task on a host shares one SSH connection. A host that fails is not
+//! given later tasks; the others carry on. Ctrl-C stops new hosts from starting, closes running
+//! channels, and still prints the summary.
+
+mod host;
+mod lines;
+mod local;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rhai::{Dynamic, Map};
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::cancel::Cancel;
+use crate::inventory::Host;
+use crate::recipe::{OnceStore, OpError, Recipes, Task};
+use crate::report::{HostStatus, HostSummary, Reporter};
+use crate::secret::{Masker, SecretStore};
+use crate::ssh::{ConnectOptions, Session, SshError, Target};
+
+/// What one step runs on each of its hosts.
+pub enum Work {
+    Task { task: Task, args: Vec<Dynamic> },
+    Command(String),
+}
+
+pub struct Step {
+    /// As the user wrote it: `deploy:1.2.3`, or the ad-hoc command.
+    pub label: String,
+    pub work: Work,
+    pub hosts: Vec<Host>,
+    pub env: Option<String>,
+    /// The environment's own variables (`env.vars` in scripts).
+    pub env_vars: Map,
+}
+
+pub struct Settings {
+    pub pool_size: Option<usize>,
+    pub dry_run: bool,
+    pub command_timeout: Option<Duration>,
+}
+
+/// State shared by every host of one invocation.
+pub(crate) struct Shared {
+    pub recipes: Arc<Recipes>,
+    pub reporter: Arc<Reporter>,
+    pub connect: ConnectOptions,
+    pub cancel: Cancel,
+    pub settings: Settings,
+    pub secrets: SecretStore,
+    pub masker: Masker,
+    pub once: Arc<OnceStore>,
+    pub runtime: tokio::runtime::Handle,
+    connections: Mutex<HashMap<String, Arc<OnceCell<Result<Session, String>>>>>,
+}
+
+pub struct Outcome {
+    pub hosts: Vec<HostSummary>,
+    pub interrupted: bool,
+}
+
+impl Outcome {
+    pub fn any_failed(&self) -> bool {
+        self.hosts.iter().any(|h| h.status == HostStatus::Failed)
+    }
+}
+
+pub struct Runner {
+    shared: Arc<Shared>,
+}
+
+impl Runner {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        recipes: Arc<Recipes>,
+        reporter: Arc<Reporter>,
+        connect: ConnectOptions,
+        cancel: Cancel,
+        settings: Settings,
+        secrets: SecretStore,
+        masker: Masker,
+        runtime: tokio::runtime::Handle,
+    ) -> Runner {
+        Runner {
+            shared: Arc::new(Shared {
+                recipes,
+                reporter,
+                connect,
+                cancel,
+                settings,
+                secrets,
+                masker,
+                once: Arc::new(OnceStore::default()),
+                runtime,
+                connections: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub async fn run(&self, steps: Vec<Step>) -> Outcome {
+        let shared = &self.shared;
+        let mut summaries: Vec<HostSummary> = Vec::new();
+        let mut started: HashMap<String, Instant> = HashMap::new();
+        for step in &steps {
+            for h in &step.hosts {
+                if !summaries.iter().any(|s| s.host == h.name) {
+                    summaries.push(HostSummary {
+                        host: h.name.clone(),
+                        status: HostStatus::Skipped,
+                        duration: Duration::ZERO,
+                        tasks: Vec::new(),
+                        error: None,
+                    });
+                }
+            }
+        }
+        let mut failed: HashMap<String, ()> = HashMap::new();
+
+        for step in steps {
+            if shared.cancel.is_cancelled() {
+                break;
+            }
+            let step = Arc::new(step);
+            let pool = shared.settings.pool_size.unwrap_or(usize::MAX).min(step.hosts.len().max(1));
+            let semaphore = Arc::new(Semaphore::new(pool));
+            let mut running = tokio::task::JoinSet::new();
+            for (index, host) in step.hosts.iter().enumerate() {
+                if failed.contains_key(&host.name) {
+                    continue;
+                }
+                let permit = tokio::select! {
+                    p = semaphore.clone().acquire_owned() => p.expect("semaphore open"),
+                    _ = shared.cancel.cancelled() => break,
+                };
+                let begun = *started.entry(host.name.clone()).or_insert_with(Instant::now);
+                let shared = shared.clone();
+                let step = step.clone();
+                running.spawn(async move {
+                    let host_name = step.hosts[index].name.clone();
+                    let result = tokio::task::spawn_blocking(move || {
+                        let _permit = permit;
+                        host::run_step(&shared, &step, index)
+                    })
+                    .await
+                    .unwrap_or_else(|e| host::StepResult::failed(format!("internal error: task panicked: {e}")));
+                    (host_name, begun, result)
+                });
+            }
+            while let Some(joined) = running.join_next().await {
+                let Ok((name, begun, result)) = joined else { continue };
+                let Some(summary) = summaries.iter_mut().find(|s| s.host == name) else { continue };
+                summary.duration = begun.elapsed();
+                summary.status = result.status;
+                match result.status {
+                    HostStatus::Ok => summary.tasks.push(step.label.clone()),
+                    _ => {
+                        summary.error = result.error;
+                        failed.insert(name, ());
+                    }
+                }
+            }
+        }
+
+        let interrupted = shared.cancel.is_cancelled();
+        if interrupted {
+            for s in summaries.iter_mut().filter(|s| s.status == HostStatus::Skipped) {
+                s.error = Some("not started: interrupted".into());
+            }
+        }
+        self.close_all().await;
+        Outcome { hosts: summaries, interrupted }
+    }
+
+    async fn close_all(&self) {
+        let cells: Vec<_> = self.shared.connections.lock().expect("connections lock").values().cloned().collect();
+        let close = async {
+            for session in cells.iter().filter_map(|c| c.get()).filter_map(|r| r.as_ref().ok()) {
+                session.close().await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
+    }
+}
+
+impl Shared {
+    /// The host's connection, opened on first use and shared by every later command.
+    pub(crate) fn connection(&self, host: &Host) -> Result<Session, OpError> {
+        let key = format!("{}|{:?}", host.destination(), host.identities);
+        let cell = self.connections.lock().expect("connections lock").entry(key).or_default().clone();
+        let result = self.runtime.block_on(async {
+            cell.get_or_init(|| async {
+                let target = Target {
+                    address: &host.address,
+                    port: host.port,
+                    user: &host.user,
+                    identities: &host.identities,
+                };
+                let started = Instant::now();
+                tokio::select! {
+                    r = Session::connect(&target, &self.connect) => r.map(|s| {
+                        self.reporter.verbose(
+                            &host.name,
+                            &format!(
+                                "connected to {} in {} ({})",
+                                host.destination(),
+                                crate::report::seconds(started.elapsed()),
+                                s.auth_method
+                            ),
+                        );
+                        s
+                    }).map_err(|e| e.to_string()),
+                    _ = self.cancel.cancelled() => Err(SshError::Interrupted.to_string()),
+                }
+            })
+            .await
+            .clone()
+        });
+        result.map_err(|message| {
+            if self.cancel.is_cancelled() {
+                OpError::Interrupted
+            } else {
+                OpError::Failed(message)
+            }
+        })
+    }
+}

@@ -1,0 +1,84 @@
+//! Why a connection or a remote command failed, phrased for the person at the terminal.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub enum SshError {
+    Connect { destination: String, source: std::io::Error },
+    ConnectTimeout { destination: String, after: Duration },
+    Resolve { host: String },
+    HostKeyUnknown { host: String, fingerprint: String, key_type: String, known_hosts: PathBuf },
+    HostKeyChanged { host: String, fingerprint: String, known_hosts: PathBuf, line: usize },
+    HostKeyRevoked { host: String, fingerprint: String },
+    KnownHostsWrite { path: PathBuf, source: std::io::Error },
+    Auth { destination: String, tried: Vec<String>, notes: Vec<String> },
+    Handshake { destination: String, message: String },
+    ConnectionLost { command: String },
+    CommandTimeout { command: String, after: Duration },
+    Channel { command: String, message: String },
+    Interrupted,
+}
+
+impl fmt::Display for SshError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SshError::Connect { destination, source } => {
+                write!(f, "cannot connect to {destination}: {source}")
+            }
+            SshError::ConnectTimeout { destination, after } => write!(
+                f,
+                "cannot connect to {destination}: no answer within {}s (raise --connect-timeout if the host is slow)",
+                after.as_secs_f64()
+            ),
+            SshError::Resolve { host } => write!(f, "cannot resolve host name `{host}`"),
+            SshError::HostKeyUnknown { host, fingerprint, key_type, known_hosts } => write!(
+                f,
+                "host key for {host} is not known ({key_type} {fingerprint}); refusing to connect. \
+                 Verify the fingerprint with the host's owner, then run once with \
+                 --host-key-policy accept-new, or add it with `ssh-keyscan` to {}",
+                known_hosts.display()
+            ),
+            SshError::HostKeyChanged { host, fingerprint, known_hosts, line } => write!(
+                f,
+                "HOST KEY CHANGED for {host}: the server offered {fingerprint}, which differs from \
+                 {}:{line}. This may be an attack (man in the middle) or a reinstalled server. \
+                 Refusing to connect; if the change is expected, remove the old entry with \
+                 `ssh-keygen -R` and connect again",
+                known_hosts.display()
+            ),
+            SshError::HostKeyRevoked { host, fingerprint } => {
+                write!(f, "host key {fingerprint} of {host} is marked @revoked in known_hosts; refusing to connect")
+            }
+            SshError::KnownHostsWrite { path, source } => {
+                write!(f, "cannot record the host key in {}: {source}", path.display())
+            }
+            SshError::Auth { destination, tried, notes } => {
+                write!(f, "authentication failed for {destination}")?;
+                if tried.is_empty() {
+                    write!(f, ": no identity to offer (no agent, no key files found); pass -i KEYFILE or set `identity` in the inventory")?;
+                } else {
+                    write!(f, " (tried {})", tried.join(", "))?;
+                }
+                for n in notes {
+                    write!(f, "; {n}")?;
+                }
+                Ok(())
+            }
+            SshError::Handshake { destination, message } => {
+                write!(f, "SSH handshake with {destination} failed: {message}")
+            }
+            SshError::ConnectionLost { command } => write!(f, "connection lost during `{command}`"),
+            SshError::CommandTimeout { command, after } => write!(
+                f,
+                "`{command}` did not finish within {}s (command timeout)",
+                after.as_secs_f64()
+            ),
+            SshError::Channel { command, message } => write!(f, "cannot run `{command}`: {message}"),
+            SshError::Interrupted => write!(f, "interrupted"),
+        }
+    }
+}
+
+impl std::error::Error for SshError {}

@@ -1,0 +1,342 @@
+//! One authenticated SSH connection and the commands run over it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use russh::client::{self, AuthResult};
+use russh::keys::ssh_key::{HashAlg, PublicKey};
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{ChannelMsg, Preferred};
+
+use super::known_hosts::{KnownHosts, Verdict};
+use super::socket::QuickAckStream;
+use super::SshError;
+use crate::cancel::Cancel;
+
+/// Which of a command's output streams a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// How a remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutcome {
+    /// The exit code; `None` when the command was killed by a signal.
+    pub code: Option<u32>,
+    pub signal: Option<String>,
+}
+
+/// Settings shared by every connection of one invocation.
+pub struct ConnectOptions {
+    pub known_hosts: Arc<KnownHosts>,
+    pub accept_new: bool,
+    pub connect_timeout: Duration,
+    pub keys: Arc<KeyCache>,
+    /// Tried after the host's own identities: `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa` if present.
+    pub default_identities: Vec<PathBuf>,
+    pub use_agent: bool,
+    pub keepalive: Option<Duration>,
+}
+
+/// Private keys loaded once per invocation, however many hosts use them.
+#[derive(Default)]
+pub struct KeyCache {
+    keys: Mutex<HashMap<PathBuf, Arc<OnceLock<Result<Arc<PrivateKey>, String>>>>>,
+}
+
+impl KeyCache {
+    fn get(&self, path: &Path) -> Result<Arc<PrivateKey>, String> {
+        let cell = {
+            let mut keys = self.keys.lock().expect("key cache lock");
+            keys.entry(path.to_path_buf()).or_default().clone()
+        };
+        cell.get_or_init(|| load_key(path)).clone()
+    }
+}
+
+fn load_key(path: &Path) -> Result<Arc<PrivateKey>, String> {
+    match russh::keys::load_secret_key(path, None) {
+        Ok(k) => Ok(Arc::new(k)),
+        Err(russh::keys::Error::KeyIsEncrypted) => match std::env::var("RIGS_KEY_PASSPHRASE") {
+            Ok(pass) => russh::keys::load_secret_key(path, Some(&pass))
+                .map(Arc::new)
+                .map_err(|e| format!("{}: cannot decrypt with RIGS_KEY_PASSPHRASE: {e}", path.display())),
+            Err(_) => Err(format!(
+                "{} is encrypted: set RIGS_KEY_PASSPHRASE or load it into ssh-agent",
+                path.display()
+            )),
+        },
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Where to connect and as whom.
+pub struct Target<'a> {
+    pub address: &'a str,
+    pub port: u16,
+    pub user: &'a str,
+    pub identities: &'a [PathBuf],
+}
+
+struct Client {
+    address: String,
+    port: u16,
+    known_hosts: Arc<KnownHosts>,
+    accept_new: bool,
+    rejection: Arc<Mutex<Option<SshError>>>,
+}
+
+impl client::Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, offered: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let key: PublicKey = match offered {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            PublicKeyOrCertificate::Certificate(cert) => PublicKey::from(cert.public_key().clone()),
+        };
+        let host = KnownHosts::lookup_name(&self.address, self.port);
+        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        let rejection = match self.known_hosts.check(&self.address, self.port, &key) {
+            Verdict::Known => return Ok(true),
+            Verdict::Unknown if self.accept_new => {
+                return match self.known_hosts.learn(&self.address, self.port, &key) {
+                    Ok(()) => Ok(true),
+                    Err(source) => {
+                        *self.rejection.lock().expect("rejection lock") = Some(SshError::KnownHostsWrite {
+                            path: self.known_hosts.path().to_path_buf(),
+                            source,
+                        });
+                        Ok(false)
+                    }
+                };
+            }
+            Verdict::Unknown => SshError::HostKeyUnknown {
+                host,
+                fingerprint,
+                key_type: key.algorithm().to_string(),
+                known_hosts: self.known_hosts.path().to_path_buf(),
+            },
+            Verdict::Changed { file, line } => SshError::HostKeyChanged { host, fingerprint, known_hosts: file, line },
+            Verdict::Revoked => SshError::HostKeyRevoked { host, fingerprint },
+        };
+        *self.rejection.lock().expect("rejection lock") = Some(rejection);
+        Ok(false)
+    }
+}
+
+/// An authenticated connection. Cloning shares it.
+#[derive(Clone)]
+pub struct Session {
+    handle: Arc<client::Handle<Client>>,
+    /// How authentication succeeded, for verbose output.
+    pub auth_method: String,
+}
+
+impl Session {
+    pub async fn connect(target: &Target<'_>, options: &ConnectOptions) -> Result<Session, SshError> {
+        let destination = format!("{}@{}", target.user, KnownHosts::lookup_name(target.address, target.port));
+        let deadline = options.connect_timeout;
+        match tokio::time::timeout(deadline, Self::connect_inner(target, options, &destination)).await {
+            Ok(result) => result,
+            Err(_) => Err(SshError::ConnectTimeout { destination, after: deadline }),
+        }
+    }
+
+    async fn connect_inner(target: &Target<'_>, options: &ConnectOptions, destination: &str) -> Result<Session, SshError> {
+        let addr = format!("{}:{}", bracket(target.address), target.port);
+        let tcp = tokio::net::TcpStream::connect(&addr).await.map_err(|source| {
+            if source.kind() == std::io::ErrorKind::Other && source.to_string().contains("lookup") {
+                SshError::Resolve { host: target.address.to_string() }
+            } else {
+                SshError::Connect { destination: destination.to_string(), source }
+            }
+        })?;
+
+        let mut preferred = Preferred::default();
+        let known_algs = options.known_hosts.algorithms_for(target.address, target.port);
+        if !known_algs.is_empty() {
+            // Ask for a key type we can verify first, as OpenSSH does.
+            let mut order = known_algs;
+            for alg in Preferred::default().key.iter() {
+                if !order.contains(alg) {
+                    order.push(alg.clone());
+                }
+            }
+            preferred.key = order.into();
+        }
+        let config = Arc::new(client::Config {
+            nodelay: true,
+            preferred,
+            keepalive_interval: options.keepalive,
+            keepalive_max: 3,
+            ..Default::default()
+        });
+        let rejection = Arc::new(Mutex::new(None));
+        let handler = Client {
+            address: target.address.to_string(),
+            port: target.port,
+            known_hosts: options.known_hosts.clone(),
+            accept_new: options.accept_new,
+            rejection: rejection.clone(),
+        };
+        let mut handle = match client::connect_stream(config, QuickAckStream::new(tcp), handler).await {
+            Ok(h) => h,
+            Err(e) => {
+                if let Some(rejected) = rejection.lock().expect("rejection lock").take() {
+                    return Err(rejected);
+                }
+                return Err(SshError::Handshake { destination: destination.to_string(), message: e.to_string() });
+            }
+        };
+        let auth_method = authenticate(&mut handle, target, options, destination).await?;
+        Ok(Session { handle: Arc::new(handle), auth_method })
+    }
+
+    /// Runs `command` on a new channel, feeding `stdin` (then EOF) and passing output chunks to
+    /// `on_output` as they arrive.
+    pub async fn exec(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+        timeout: Option<Duration>,
+        cancel: &Cancel,
+        mut on_output: impl FnMut(Stream, &[u8]),
+    ) -> Result<ExecOutcome, SshError> {
+        let lost = || {
+            if self.handle.is_closed() {
+                SshError::ConnectionLost { command: command.to_string() }
+            } else {
+                SshError::Channel { command: command.to_string(), message: "the server closed the channel".into() }
+            }
+        };
+        let mut channel = self.handle.channel_open_session().await.map_err(|e| match e {
+            russh::Error::ChannelOpenFailure(reason) => SshError::Channel {
+                command: command.to_string(),
+                message: format!("the server refused a new session channel ({reason:?}); is MaxSessions too low?"),
+            },
+            _ => lost(),
+        })?;
+        channel.exec(true, command).await.map_err(|_| lost())?;
+        if let Some(data) = stdin {
+            channel.data(data).await.map_err(|_| lost())?;
+        }
+        channel.eof().await.map_err(|_| lost())?;
+
+        let run = async {
+            let mut code = None;
+            let mut signal = None;
+            loop {
+                match channel.wait().await {
+                    Some(ChannelMsg::Data { data }) => on_output(Stream::Stdout, &data),
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => on_output(Stream::Stderr, &data),
+                    Some(ChannelMsg::ExitStatus { exit_status }) => code = Some(exit_status),
+                    Some(ChannelMsg::ExitSignal { signal_name, .. }) => signal = Some(format!("{signal_name:?}")),
+                    Some(ChannelMsg::Failure) => {
+                        return Err(SshError::Channel {
+                            command: command.to_string(),
+                            message: "the server refused to run it".into(),
+                        })
+                    }
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            if code.is_none() && signal.is_none() {
+                return Err(SshError::ConnectionLost { command: command.to_string() });
+            }
+            Ok(ExecOutcome { code, signal })
+        };
+        let timed = async {
+            match timeout {
+                Some(limit) => tokio::time::timeout(limit, run)
+                    .await
+                    .unwrap_or(Err(SshError::CommandTimeout { command: command.to_string(), after: limit })),
+                None => run.await,
+            }
+        };
+        tokio::select! {
+            result = timed => result,
+            _ = cancel.cancelled() => Err(SshError::Interrupted),
+        }
+    }
+
+    pub async fn close(&self) {
+        let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+    }
+}
+
+fn bracket(address: &str) -> String {
+    if address.contains(':') {
+        format!("[{address}]")
+    } else {
+        address.to_string()
+    }
+}
+
+/// Agent identities first, then identity files, as OpenSSH orders them.
+async fn authenticate(
+    handle: &mut client::Handle<Client>,
+    target: &Target<'_>,
+    options: &ConnectOptions,
+    destination: &str,
+) -> Result<String, SshError> {
+    let mut tried: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let handshake = |e: russh::Error| SshError::Handshake { destination: destination.to_string(), message: e.to_string() };
+
+    let rsa_hash = handle.best_supported_rsa_hash().await.map_err(handshake)?.flatten();
+
+    if options.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
+        match russh::keys::agent::client::AgentClient::connect_env().await {
+            Ok(mut agent) => match agent.request_identities().await {
+                Ok(identities) => {
+                    for identity in identities {
+                        let russh::keys::agent::AgentIdentity::PublicKey { key, comment } = identity else {
+                            continue;
+                        };
+                        let label = if comment.is_empty() { "agent key".to_string() } else { format!("agent key {comment}") };
+                        let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
+                        match handle.authenticate_publickey_with(target.user, key, hash, &mut agent).await {
+                            Ok(AuthResult::Success) => return Ok(label),
+                            Ok(AuthResult::Failure { .. }) => tried.push(label),
+                            Err(e) => notes.push(format!("agent could not sign with {label}: {e}")),
+                        }
+                    }
+                }
+                Err(e) => notes.push(format!("ssh-agent did not list keys: {e}")),
+            },
+            Err(e) => notes.push(format!("cannot reach ssh-agent at $SSH_AUTH_SOCK: {e}")),
+        }
+    }
+
+    let mut seen: Vec<&Path> = Vec::new();
+    let explicit = target.identities.iter().map(|p| (p, true));
+    let defaults = options.default_identities.iter().map(|p| (p, false));
+    for (path, required) in explicit.chain(defaults) {
+        if seen.contains(&path.as_path()) {
+            continue;
+        }
+        seen.push(path);
+        if !required && !path.exists() {
+            continue;
+        }
+        let key = match options.keys.get(path) {
+            Ok(k) => k,
+            Err(message) => {
+                notes.push(message);
+                continue;
+            }
+        };
+        let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
+        let with_hash = PrivateKeyWithHashAlg::new(key, hash);
+        match handle.authenticate_publickey(target.user, with_hash).await.map_err(handshake)? {
+            AuthResult::Success => return Ok(format!("key {}", path.display())),
+            AuthResult::Failure { .. } => tried.push(path.display().to_string()),
+        }
+    }
+    Err(SshError::Auth { destination: destination.to_string(), tried, notes })
+}
