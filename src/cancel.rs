@@ -17,7 +17,10 @@ pub struct Cancel {
 impl Default for Cancel {
     fn default() -> Self {
         let (tx, _rx) = watch::channel(false);
-        Cancel { flag: Arc::new(AtomicBool::new(false)), tx: Arc::new(tx) }
+        Cancel {
+            flag: Arc::new(AtomicBool::new(false)),
+            tx: Arc::new(tx),
+        }
     }
 }
 

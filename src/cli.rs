@@ -36,23 +36,51 @@ pub struct Cli {
     pub command: Vec<String>,
 
     /// Recipe file or folder of *.rhai files
-    #[arg(short = 'f', long = "recipes", value_name = "PATH", env = "RIGS_RECIPES")]
+    #[arg(
+        short = 'f',
+        long = "recipes",
+        value_name = "PATH",
+        env = "RIGS_RECIPES"
+    )]
     pub recipes: Option<PathBuf>,
 
     /// Inventory file or folder of *.toml files
-    #[arg(short = 'I', long = "inventory", value_name = "PATH", env = "RIGS_INVENTORY")]
+    #[arg(
+        short = 'I',
+        long = "inventory",
+        value_name = "PATH",
+        env = "RIGS_INVENTORY"
+    )]
     pub inventory: Option<PathBuf>,
 
     /// Hosts to run on (inventory names or [user@]host[:port]), comma-separated
-    #[arg(short = 'H', long = "hosts", value_name = "LIST", value_delimiter = ',', help_heading = "Host selection")]
+    #[arg(
+        short = 'H',
+        long = "hosts",
+        value_name = "LIST",
+        value_delimiter = ',',
+        help_heading = "Host selection"
+    )]
     pub hosts: Vec<String>,
 
     /// Only hosts with these roles in the selected environment, comma-separated
-    #[arg(short = 'R', long = "roles", value_name = "LIST", value_delimiter = ',', help_heading = "Host selection")]
+    #[arg(
+        short = 'R',
+        long = "roles",
+        value_name = "LIST",
+        value_delimiter = ',',
+        help_heading = "Host selection"
+    )]
     pub roles: Vec<String>,
 
     /// Hosts to leave out, comma-separated
-    #[arg(short = 'x', long = "exclude-hosts", value_name = "LIST", value_delimiter = ',', help_heading = "Host selection")]
+    #[arg(
+        short = 'x',
+        long = "exclude-hosts",
+        value_name = "LIST",
+        value_delimiter = ',',
+        help_heading = "Host selection"
+    )]
     pub exclude_hosts: Vec<String>,
 
     /// Only hosts whose name matches this glob (`*` and `?`)
@@ -64,7 +92,12 @@ pub struct Cli {
     pub list: bool,
 
     /// Show the full docs and parameters of a task
-    #[arg(short = 'd', long = "describe", value_name = "TASK", help_heading = "Information")]
+    #[arg(
+        short = 'd',
+        long = "describe",
+        value_name = "TASK",
+        help_heading = "Information"
+    )]
     pub describe: Option<String>,
 
     /// List the environments and hosts of the inventory
@@ -80,11 +113,20 @@ pub struct Cli {
     pub secrets: Option<PathBuf>,
 
     /// Run on at most N hosts at once (default: all)
-    #[arg(short = 'z', long = "pool-size", value_name = "N", help_heading = "Execution")]
+    #[arg(
+        short = 'z',
+        long = "pool-size",
+        value_name = "N",
+        help_heading = "Execution"
+    )]
     pub pool_size: Option<usize>,
 
     /// One host at a time (same as --pool-size 1)
-    #[arg(long = "serial", conflicts_with = "pool_size", help_heading = "Execution")]
+    #[arg(
+        long = "serial",
+        conflicts_with = "pool_size",
+        help_heading = "Execution"
+    )]
     pub serial: bool,
 
     /// Print what would run on which host; connect to nothing, change nothing
@@ -92,7 +134,13 @@ pub struct Cli {
     pub dry_run: bool,
 
     /// Output style (default: pretty on a terminal, plain otherwise)
-    #[arg(long = "output", value_enum, value_name = "STYLE", env = "RIGS_OUTPUT", help_heading = "Output")]
+    #[arg(
+        long = "output",
+        value_enum,
+        value_name = "STYLE",
+        env = "RIGS_OUTPUT",
+        help_heading = "Output"
+    )]
     pub output: Option<OutputMode>,
 
     /// Show connection details (key exchange, authentication)
@@ -104,7 +152,12 @@ pub struct Cli {
     pub user: Option<String>,
 
     /// Private key to try (repeatable; tried before inventory and default keys)
-    #[arg(short = 'i', long = "identity", value_name = "FILE", help_heading = "SSH")]
+    #[arg(
+        short = 'i',
+        long = "identity",
+        value_name = "FILE",
+        help_heading = "SSH"
+    )]
     pub identity: Vec<PathBuf>,
 
     /// SSH port for hosts that do not set one
@@ -112,15 +165,31 @@ pub struct Cli {
     pub port: Option<u16>,
 
     /// known_hosts file to verify host keys against (default ~/.ssh/known_hosts)
-    #[arg(long = "known-hosts", value_name = "FILE", env = "RIGS_KNOWN_HOSTS", help_heading = "SSH")]
+    #[arg(
+        long = "known-hosts",
+        value_name = "FILE",
+        env = "RIGS_KNOWN_HOSTS",
+        help_heading = "SSH"
+    )]
     pub known_hosts: Option<PathBuf>,
 
     /// What to do with a host key that is not in known_hosts (a changed key is always refused)
-    #[arg(long = "host-key-policy", value_enum, default_value = "strict", value_name = "POLICY", help_heading = "SSH")]
+    #[arg(
+        long = "host-key-policy",
+        value_enum,
+        default_value = "strict",
+        value_name = "POLICY",
+        help_heading = "SSH"
+    )]
     pub host_key_policy: HostKeyPolicy,
 
     /// Seconds to wait for a connection and login
-    #[arg(long = "connect-timeout", value_name = "SECS", default_value = "10", help_heading = "SSH")]
+    #[arg(
+        long = "connect-timeout",
+        value_name = "SECS",
+        default_value = "10",
+        help_heading = "SSH"
+    )]
     pub connect_timeout: f64,
 
     /// Seconds a single command may run before its host fails (default: no limit)
@@ -154,7 +223,10 @@ pub enum Action {
     ListHosts,
     Completions(clap_complete::Shell),
     Man,
-    Run { calls: Vec<TaskCall>, command: Option<String> },
+    Run {
+        calls: Vec<TaskCall>,
+        command: Option<String>,
+    },
 }
 
 /// Everything downstream needs from the command line.
@@ -185,7 +257,9 @@ pub struct Config {
 impl Config {
     /// Parses the process arguments. `Err(Ok(text))` is clap's help or version to print on stdout;
     /// `Err(Err(e))` a usage error.
-    pub fn from_args(args: impl IntoIterator<Item = OsString>) -> std::result::Result<Config, CliExit> {
+    pub fn from_args(
+        args: impl IntoIterator<Item = OsString>,
+    ) -> std::result::Result<Config, CliExit> {
         let cli = Cli::try_parse_from(args).map_err(CliExit::Clap)?;
         Config::from_cli(cli).map_err(CliExit::Error)
     }
@@ -195,7 +269,9 @@ impl Config {
             .set
             .iter()
             .map(|kv| match kv.split_once('=') {
-                Some((k, v)) if crate::task_call::is_identifier(k) => Ok((k.to_string(), v.to_string())),
+                Some((k, v)) if crate::task_call::is_identifier(k) => {
+                    Ok((k.to_string(), v.to_string()))
+                }
                 _ => Err(Error::usage_hint(
                     format!("--set expects KEY=VALUE, got `{kv}`"),
                     "for example --set image=registry.example.com/app",
@@ -209,11 +285,16 @@ impl Config {
             (_, n) => n,
         };
         let connect_timeout = seconds("--connect-timeout", cli.connect_timeout)?;
-        let command_timeout = cli.command_timeout.map(|s| seconds("--command-timeout", s)).transpose()?;
+        let command_timeout = cli
+            .command_timeout
+            .map(|s| seconds("--command-timeout", s))
+            .transpose()?;
 
         let informational = [cli.list, cli.describe.is_some(), cli.list_hosts];
         if informational.iter().filter(|b| **b).count() > 1 {
-            return Err(Error::usage("use only one of --list, --describe and --list-hosts"));
+            return Err(Error::usage(
+                "use only one of --list, --describe and --list-hosts",
+            ));
         }
         let action = if cli.list {
             Action::List
@@ -224,11 +305,19 @@ impl Config {
         } else if let Some(action) = builtin_command(&cli.tasks)? {
             action
         } else {
-            let calls = cli.tasks.iter().map(|w| TaskCall::parse(w)).collect::<Result<Vec<_>>>()?;
+            let calls = cli
+                .tasks
+                .iter()
+                .map(|w| TaskCall::parse(w))
+                .collect::<Result<Vec<_>>>()?;
             let command = (!cli.command.is_empty()).then(|| cli.command.join(" "));
             if calls.iter().all(|c| c.name == "env") && command.is_none() {
                 return Err(Error::usage_hint(
-                    if calls.is_empty() { "no task given".to_string() } else { "no task given after env:".to_string() },
+                    if calls.is_empty() {
+                        "no task given".to_string()
+                    } else {
+                        "no task given after env:".to_string()
+                    },
                     "name a task (`rigs --list` shows them) or an ad-hoc command after `--`, \
                      e.g. `rigs env:staging uptime` or `rigs -H web-1 -- uptime`",
                 ));
@@ -236,7 +325,9 @@ impl Config {
             Action::Run { calls, command }
         };
         if !matches!(action, Action::Run { .. }) && !cli.command.is_empty() {
-            return Err(Error::usage("an ad-hoc command after `--` cannot be combined with this action"));
+            return Err(Error::usage(
+                "an ad-hoc command after `--` cannot be combined with this action",
+            ));
         }
 
         Ok(Config {
@@ -271,12 +362,17 @@ pub enum CliExit {
 }
 
 fn nonempty(list: Vec<String>) -> Vec<String> {
-    list.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    list.into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn seconds(flag: &str, value: f64) -> Result<Duration> {
     if !value.is_finite() || value <= 0.0 {
-        return Err(Error::usage(format!("{flag} must be a positive number of seconds, got {value}")));
+        return Err(Error::usage(format!(
+            "{flag} must be a positive number of seconds, got {value}"
+        )));
     }
     Ok(Duration::from_secs_f64(value))
 }
@@ -294,12 +390,13 @@ fn builtin_command(words: &[String]) -> Result<Option<Action>> {
                     ))
                 }
             };
-            let shell = <clap_complete::Shell as ValueEnum>::from_str(shell, true).map_err(|_| {
-                Error::usage_hint(
-                    format!("unknown shell `{shell}`"),
-                    "rigs completions bash|zsh|fish|elvish|powershell",
-                )
-            })?;
+            let shell =
+                <clap_complete::Shell as ValueEnum>::from_str(shell, true).map_err(|_| {
+                    Error::usage_hint(
+                        format!("unknown shell `{shell}`"),
+                        "rigs completions bash|zsh|fish|elvish|powershell",
+                    )
+                })?;
             Ok(Some(Action::Completions(shell)))
         }
         Some("man") if words.len() == 1 => Ok(Some(Action::Man)),
@@ -328,12 +425,16 @@ mod tests {
     #[test]
     fn tasks_and_command() {
         let c = parse(&["env:staging", "deploy:1.2.3"]).unwrap();
-        let Action::Run { calls, command } = c.action else { panic!() };
+        let Action::Run { calls, command } = c.action else {
+            panic!()
+        };
         assert_eq!(calls.len(), 2);
         assert!(command.is_none());
         let c = parse(&["-H", "a,b", "--", "docker", "ps"]).unwrap();
         assert_eq!(c.hosts, vec!["a", "b"]);
-        let Action::Run { command, .. } = c.action else { panic!() };
+        let Action::Run { command, .. } = c.action else {
+            panic!()
+        };
         assert_eq!(command.as_deref(), Some("docker ps"));
     }
 

@@ -22,28 +22,48 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 #[derive(Debug)]
 pub enum Error {
     /// Bad command line: wrong flags, malformed `TASK:ARGS`, conflicting options.
-    Usage { message: String, hint: Option<String> },
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
     /// A problem in a user file that can be pointed at (inventory, recipe, secrets file).
     Source(Box<Diagnostic>),
     /// A file that could not be read or written.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A name that does not exist, with the closest names that do.
-    Unknown { kind: &'static str, name: String, suggestions: Vec<String>, hint: String },
+    Unknown {
+        kind: &'static str,
+        name: String,
+        suggestions: Vec<String>,
+        hint: String,
+    },
     /// Ctrl-C before any host was started.
     Interrupted,
 }
 
 impl Error {
     pub fn usage(message: impl Into<String>) -> Self {
-        Error::Usage { message: message.into(), hint: None }
+        Error::Usage {
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn usage_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Error::Usage { message: message.into(), hint: Some(hint.into()) }
+        Error::Usage {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     pub fn exit_code(&self) -> i32 {
@@ -72,7 +92,12 @@ impl fmt::Display for Error {
             }
             Error::Source(d) => write!(f, "{d}"),
             Error::Io { path, source } => write!(f, "error: {}: {source}", path.display()),
-            Error::Unknown { kind, name, suggestions, hint } => {
+            Error::Unknown {
+                kind,
+                name,
+                suggestions,
+                hint,
+            } => {
                 write!(f, "error: unknown {kind} `{name}`")?;
                 match suggestions.as_slice() {
                     [] => {}
@@ -98,8 +123,16 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     let mut scored: Vec<(f64, &str)> = candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(name, c), c))
-        .filter(|(score, c)| *score >= 0.8 || c.contains(name) || name.contains(*c))
+        .filter(|(score, c)| {
+            *score >= 0.8
+                || strsim::damerau_levenshtein(name, c) <= (name.len() / 3).max(1)
+                || (name.len() > 2 && (c.contains(name) || name.contains(*c)))
+        })
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, c)| c.to_string())
+        .collect()
 }

@@ -37,7 +37,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Ok(c) => c,
         Err(CliExit::Clap(e)) => {
             let _ = e.print();
-            return if e.use_stderr() { error::EXIT_USAGE } else { EXIT_OK };
+            return if e.use_stderr() {
+                error::EXIT_USAGE
+            } else {
+                EXIT_OK
+            };
         }
         Err(CliExit::Error(e)) => {
             eprintln!("{e}");
@@ -113,7 +117,9 @@ fn hosts_text(inventory: &inventory::Inventory) -> String {
 }
 
 fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
-    let Action::Run { calls, command } = &config.action else { unreachable!("run_tasks is only called for Action::Run") };
+    let Action::Run { calls, command } = &config.action else {
+        unreachable!("run_tasks is only called for Action::Run")
+    };
     let inventory = inventory::load(config.inventory.as_deref())?;
     let recipes = Recipes::load(config.recipes.as_deref(), cancel.clone())?;
     let overrides = Overrides {
@@ -141,18 +147,25 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
         let hosts = selection::select(&inventory, env.as_deref(), &overrides)?;
         if hosts.is_empty() {
             let hint = if env.is_none() && overrides.hosts.is_empty() {
-                "put env:NAME before it (`rigs --list-hosts` shows them) or pass -H HOST".to_string()
+                "put env:NAME before it (`rigs --list-hosts` shows them) or pass -H HOST"
+                    .to_string()
             } else {
                 "the host filters (-R, -x, --limit) left no host".to_string()
             };
-            return Err(Error::usage_hint(format!("no hosts selected for {what}"), hint));
+            return Err(Error::usage_hint(
+                format!("no hosts selected for {what}"),
+                hint,
+            ));
         }
         Ok(hosts)
     };
     for call in calls {
         if call.name == "env" {
             let name = call.single_value().ok_or_else(|| {
-                Error::usage_hint(format!("`{call}`: env takes one environment name"), "write env:NAME, e.g. env:staging")
+                Error::usage_hint(
+                    format!("`{call}`: env takes one environment name"),
+                    "write env:NAME, e.g. env:staging",
+                )
             })?;
             selection::select(&inventory, Some(name), &Overrides::default())?;
             env = Some(name.to_string());
@@ -197,11 +210,18 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
     });
     let reporter = Arc::new(Reporter::new(mode, masker.clone(), config.verbose));
     if config.dry_run {
-        reporter.message(None, false, "dry run: printing what would run; nothing is executed");
+        reporter.message(
+            None,
+            false,
+            "dry run: printing what would run; nothing is executed",
+        );
     }
 
     let home = dirs::home_dir().unwrap_or_else(|| PathBuf::from("/"));
-    let known_hosts_path = config.known_hosts.clone().unwrap_or_else(|| home.join(".ssh/known_hosts"));
+    let known_hosts_path = config
+        .known_hosts
+        .clone()
+        .unwrap_or_else(|| home.join(".ssh/known_hosts"));
     let known_hosts = Arc::new(ssh::KnownHosts::load(
         known_hosts_path,
         &[std::path::Path::new("/etc/ssh/ssh_known_hosts")],
@@ -211,7 +231,10 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
         accept_new: config.host_key_policy == HostKeyPolicy::AcceptNew,
         connect_timeout: config.connect_timeout,
         keys: Arc::new(ssh::KeyCache::default()),
-        default_identities: ["id_ed25519", "id_ecdsa", "id_rsa"].iter().map(|k| home.join(".ssh").join(k)).collect(),
+        default_identities: ["id_ed25519", "id_ecdsa", "id_rsa"]
+            .iter()
+            .map(|k| home.join(".ssh").join(k))
+            .collect(),
         use_agent: true,
         keepalive: Some(Duration::from_secs(15)),
     };
@@ -241,7 +264,11 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
     runtime.spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             watcher.cancel();
-            notify.message(None, true, "interrupted: stopping running commands (Ctrl-C again to quit at once)");
+            notify.message(
+                None,
+                true,
+                "interrupted: stopping running commands (Ctrl-C again to quit at once)",
+            );
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(EXIT_INTERRUPTED);
             }

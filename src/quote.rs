@@ -36,7 +36,10 @@ mod tests {
 
     #[test]
     fn plain_words_stay_plain() {
-        assert_eq!(quote("registry.example.com/app:1.2.3"), "registry.example.com/app:1.2.3");
+        assert_eq!(
+            quote("registry.example.com/app:1.2.3"),
+            "registry.example.com/app:1.2.3"
+        );
     }
 
     #[test]
@@ -50,9 +53,15 @@ mod tests {
 
     #[test]
     fn quoted_words_survive_a_real_shell() {
-        let nasty = ["it's", "$HOME", "`id`", "a;b", "x\ny", "*", "~", "\"q\"", "-n"];
+        let nasty = [
+            "it's", "$HOME", "`id`", "a;b", "x\ny", "*", "~", "\"q\"", "-n",
+        ];
         let line = format!("printf '%s\\n' {}", join(nasty));
-        let out = std::process::Command::new("sh").arg("-c").arg(&line).output().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .unwrap();
         let got = String::from_utf8(out.stdout).unwrap();
         let expected: String = nasty.iter().map(|w| format!("{w}\n")).collect();
         assert_eq!(got, expected);

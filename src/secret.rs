@@ -101,10 +101,12 @@ impl SecretStore {
             };
             let key = key.trim();
             if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(Diagnostic::new(format!("invalid secret name `{key}`"), shown)
-                    .at(&text, index + 1, 1)
-                    .note("names may contain letters, digits and `_`")
-                    .into());
+                return Err(
+                    Diagnostic::new(format!("invalid secret name `{key}`"), shown)
+                        .at(&text, index + 1, 1)
+                        .note("names may contain letters, digits and `_`")
+                        .into(),
+                );
             }
             let value = value.trim();
             let value = strip_quotes(value);

@@ -44,7 +44,10 @@ impl TaskCall {
             None => Vec::new(),
             Some(rest) => parse_args(rest, word)?,
         };
-        Ok(TaskCall { name: name.to_string(), args })
+        Ok(TaskCall {
+            name: name.to_string(),
+            args,
+        })
     }
 
     /// The single positional argument of a built-in like `env:NAME`.
@@ -118,7 +121,10 @@ fn parse_args(rest: &str, word: &str) -> Result<Vec<Arg>> {
         });
         match named {
             Some((key, value)) => {
-                if args.iter().any(|a| matches!(a, Arg::Named(k, _) if *k == key)) {
+                if args
+                    .iter()
+                    .any(|a| matches!(a, Arg::Named(k, _) if *k == key))
+                {
                     return Err(Error::usage(format!(
                         "argument `{key}` is given twice in `{word}`"
                     )));
@@ -153,12 +159,21 @@ mod tests {
 
     #[test]
     fn bare_task() {
-        assert_eq!(TaskCall::parse("status").unwrap(), TaskCall { name: "status".into(), args: vec![] });
+        assert_eq!(
+            TaskCall::parse("status").unwrap(),
+            TaskCall {
+                name: "status".into(),
+                args: vec![]
+            }
+        );
     }
 
     #[test]
     fn positional_and_named() {
-        assert_eq!(TaskCall::parse("deploy:1.2.3").unwrap().args, vec![pos("1.2.3")]);
+        assert_eq!(
+            TaskCall::parse("deploy:1.2.3").unwrap().args,
+            vec![pos("1.2.3")]
+        );
         assert_eq!(
             TaskCall::parse("deploy:tag=1.2.3,force=yes").unwrap().args,
             vec![named("tag", "1.2.3"), named("force", "yes")]
@@ -171,27 +186,45 @@ mod tests {
 
     #[test]
     fn only_first_colon_splits() {
-        assert_eq!(TaskCall::parse("deploy:sha256:abc").unwrap().args, vec![pos("sha256:abc")]);
+        assert_eq!(
+            TaskCall::parse("deploy:sha256:abc").unwrap().args,
+            vec![pos("sha256:abc")]
+        );
     }
 
     #[test]
     fn escapes() {
-        assert_eq!(TaskCall::parse(r"say:a\,b,c").unwrap().args, vec![pos("a,b"), pos("c")]);
+        assert_eq!(
+            TaskCall::parse(r"say:a\,b,c").unwrap().args,
+            vec![pos("a,b"), pos("c")]
+        );
         assert_eq!(TaskCall::parse(r"say:a\=b").unwrap().args, vec![pos("a=b")]);
-        assert_eq!(TaskCall::parse(r"say:a\\b").unwrap().args, vec![pos(r"a\b")]);
+        assert_eq!(
+            TaskCall::parse(r"say:a\\b").unwrap().args,
+            vec![pos(r"a\b")]
+        );
         assert!(TaskCall::parse(r"say:oops\").is_err());
     }
 
     #[test]
     fn equals_in_value_and_non_identifier_keys() {
-        assert_eq!(TaskCall::parse("run:cmd=a=b").unwrap().args, vec![named("cmd", "a=b")]);
-        assert_eq!(TaskCall::parse("run:echo a=b").unwrap().args, vec![pos("echo a=b")]);
+        assert_eq!(
+            TaskCall::parse("run:cmd=a=b").unwrap().args,
+            vec![named("cmd", "a=b")]
+        );
+        assert_eq!(
+            TaskCall::parse("run:echo a=b").unwrap().args,
+            vec![pos("echo a=b")]
+        );
     }
 
     #[test]
     fn empty_pieces_are_empty_strings() {
         assert_eq!(TaskCall::parse("t:").unwrap().args, vec![pos("")]);
-        assert_eq!(TaskCall::parse("t:a,,b").unwrap().args, vec![pos("a"), pos(""), pos("b")]);
+        assert_eq!(
+            TaskCall::parse("t:a,,b").unwrap().args,
+            vec![pos("a"), pos(""), pos("b")]
+        );
     }
 
     #[test]

@@ -73,7 +73,10 @@ impl HostSpec {
                 .ok_or_else(|| format!("`{text}` has `[` without a closing `]`"))?;
             let port = match after {
                 "" => None,
-                p => Some(p.strip_prefix(':').ok_or_else(|| format!("`{text}`: expected `:PORT` after `]`"))?),
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| format!("`{text}`: expected `:PORT` after `]`"))?,
+                ),
             };
             (addr, port)
         } else if rest.matches(':').count() > 1 {
@@ -87,16 +90,25 @@ impl HostSpec {
         if host.is_empty() {
             return Err(format!("`{text}` has no host name"));
         }
-        if host.chars().any(|c| c.is_whitespace() || c == '/' || c == '\'' || c == '"') {
+        if host
+            .chars()
+            .any(|c| c.is_whitespace() || c == '/' || c == '\'' || c == '"')
+        {
             return Err(format!("`{text}` is not a valid host name"));
         }
         let port = port
             .map(|p| match p.parse::<u16>() {
                 Ok(n) if n > 0 => Ok(n),
-                _ => Err(format!("`{text}` has an invalid port `{p}` (expected 1-65535)")),
+                _ => Err(format!(
+                    "`{text}` has an invalid port `{p}` (expected 1-65535)"
+                )),
             })
             .transpose()?;
-        Ok(HostSpec { user, host: host.to_string(), port })
+        Ok(HostSpec {
+            user,
+            host: host.to_string(),
+            port,
+        })
     }
 
     pub fn parse_cli(text: &str) -> Result<HostSpec> {
@@ -109,15 +121,28 @@ mod tests {
     use super::*;
 
     fn spec(user: Option<&str>, host: &str, port: Option<u16>) -> HostSpec {
-        HostSpec { user: user.map(str::to_string), host: host.to_string(), port }
+        HostSpec {
+            user: user.map(str::to_string),
+            host: host.to_string(),
+            port,
+        }
     }
 
     #[test]
     fn parses_forms() {
         assert_eq!(HostSpec::parse("web-1").unwrap(), spec(None, "web-1", None));
-        assert_eq!(HostSpec::parse("deploy@web-1:2222").unwrap(), spec(Some("deploy"), "web-1", Some(2222)));
-        assert_eq!(HostSpec::parse("[::1]:22").unwrap(), spec(None, "::1", Some(22)));
-        assert_eq!(HostSpec::parse("fe80::1").unwrap(), spec(None, "fe80::1", None));
+        assert_eq!(
+            HostSpec::parse("deploy@web-1:2222").unwrap(),
+            spec(Some("deploy"), "web-1", Some(2222))
+        );
+        assert_eq!(
+            HostSpec::parse("[::1]:22").unwrap(),
+            spec(None, "::1", Some(22))
+        );
+        assert_eq!(
+            HostSpec::parse("fe80::1").unwrap(),
+            spec(None, "fe80::1", None)
+        );
     }
 
     #[test]

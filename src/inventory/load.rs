@@ -119,7 +119,9 @@ struct FileCtx<'a> {
 
 impl FileCtx<'_> {
     fn error(&self, message: impl Into<String>, span: std::ops::Range<usize>) -> Error {
-        Diagnostic::new(message, &self.shown).at_offset(self.text, span.start).into()
+        Diagnostic::new(message, &self.shown)
+            .at_offset(self.text, span.start)
+            .into()
     }
 }
 
@@ -155,7 +157,10 @@ pub(crate) fn merge_file(inventory: &mut Inventory, file: &Path, text: &str) -> 
         let name = name.into_inner();
         if let Some(previous) = inventory.envs.get(&name) {
             return Err(ctx.error(
-                format!("environment `{name}` is defined twice (also in {})", previous.file),
+                format!(
+                    "environment `{name}` is defined twice (also in {})",
+                    previous.file
+                ),
                 span,
             ));
         }
@@ -163,16 +168,22 @@ pub(crate) fn merge_file(inventory: &mut Inventory, file: &Path, text: &str) -> 
             return Err(ctx.error(format!("`{name}` is not a valid environment name"), span));
         }
         if env.hosts.is_empty() {
-            return Err(Diagnostic::new(format!("environment `{name}` has no hosts"), &ctx.shown)
-                .at_offset(text, span.start)
-                .note("add hosts = [\"web-1\", \"deploy@web-2:2222\"]")
-                .into());
+            return Err(
+                Diagnostic::new(format!("environment `{name}` has no hosts"), &ctx.shown)
+                    .at_offset(text, span.start)
+                    .note("add hosts = [\"web-1\", \"deploy@web-2:2222\"]")
+                    .into(),
+            );
         }
         let mut hosts = Vec::with_capacity(env.hosts.len());
         for h in &env.hosts {
-            HostSpec::parse(h.get_ref()).map_err(|m| ctx.error(format!("env.{name}.hosts: {m}"), h.span()))?;
+            HostSpec::parse(h.get_ref())
+                .map_err(|m| ctx.error(format!("env.{name}.hosts: {m}"), h.span()))?;
             if hosts.contains(h.get_ref()) {
-                return Err(ctx.error(format!("env.{name}.hosts lists `{}` twice", h.get_ref()), h.span()));
+                return Err(ctx.error(
+                    format!("env.{name}.hosts lists `{}` twice", h.get_ref()),
+                    h.span(),
+                ));
             }
             hosts.push(h.get_ref().clone());
         }
@@ -193,10 +204,25 @@ pub(crate) fn merge_file(inventory: &mut Inventory, file: &Path, text: &str) -> 
             }
             roles.insert(role, names);
         }
-        let settings = settings(&ctx, RawSettings { user: env.user, port: env.port, identity: env.identity, connection: env.connection })?;
+        let settings = settings(
+            &ctx,
+            RawSettings {
+                user: env.user,
+                port: env.port,
+                identity: env.identity,
+                connection: env.connection,
+            },
+        )?;
         inventory.envs.insert(
             name.clone(),
-            Environment { name, hosts, roles, vars: env.vars, settings, file: ctx.shown.clone() },
+            Environment {
+                name,
+                hosts,
+                roles,
+                vars: env.vars,
+                settings,
+                file: ctx.shown.clone(),
+            },
         );
     }
 
@@ -206,10 +232,12 @@ pub(crate) fn merge_file(inventory: &mut Inventory, file: &Path, text: &str) -> 
         if inventory.hosts.contains_key(&name) {
             return Err(ctx.error(format!("host `{name}` is defined twice"), span));
         }
-        HostSpec::parse(&name).map_err(|m| ctx.error(format!("hosts.{name}: {m}"), span.clone()))?;
+        HostSpec::parse(&name)
+            .map_err(|m| ctx.error(format!("hosts.{name}: {m}"), span.clone()))?;
         let address = match host.address {
             Some(a) => {
-                let spec = HostSpec::parse(a.get_ref()).map_err(|m| ctx.error(format!("hosts.{name}.address: {m}"), a.span()))?;
+                let spec = HostSpec::parse(a.get_ref())
+                    .map_err(|m| ctx.error(format!("hosts.{name}.address: {m}"), a.span()))?;
                 if spec.user.is_some() || spec.port.is_some() {
                     return Err(Diagnostic::new(
                         format!("hosts.{name}.address must be a bare host name or IP address"),
@@ -223,8 +251,24 @@ pub(crate) fn merge_file(inventory: &mut Inventory, file: &Path, text: &str) -> 
             }
             None => None,
         };
-        let settings = settings(&ctx, RawSettings { user: host.user, port: host.port, identity: host.identity, connection: host.connection })?;
-        inventory.hosts.insert(name.clone(), HostEntry { name, address, settings, vars: host.vars });
+        let settings = settings(
+            &ctx,
+            RawSettings {
+                user: host.user,
+                port: host.port,
+                identity: host.identity,
+                connection: host.connection,
+            },
+        )?;
+        inventory.hosts.insert(
+            name.clone(),
+            HostEntry {
+                name,
+                address,
+                settings,
+                vars: host.vars,
+            },
+        );
     }
     Ok(())
 }
@@ -233,13 +277,24 @@ fn settings(ctx: &FileCtx, raw: RawSettings) -> Result<Settings> {
     let port = match raw.port {
         Some(p) => match u16::try_from(*p.get_ref()) {
             Ok(n) if n > 0 => Some(n),
-            _ => return Err(ctx.error(format!("port {} is out of range (1-65535)", p.get_ref()), p.span())),
+            _ => {
+                return Err(ctx.error(
+                    format!("port {} is out of range (1-65535)", p.get_ref()),
+                    p.span(),
+                ))
+            }
         },
         None => None,
     };
     let connection = match raw.connection {
         Some(c) => Some(Connection::parse(c.get_ref()).ok_or_else(|| {
-            ctx.error(format!("unknown connection `{}` (expected \"ssh\" or \"local\")", c.get_ref()), c.span())
+            ctx.error(
+                format!(
+                    "unknown connection `{}` (expected \"ssh\" or \"local\")",
+                    c.get_ref()
+                ),
+                c.span(),
+            )
         })?),
         None => None,
     };
@@ -254,7 +309,12 @@ fn settings(ctx: &FileCtx, raw: RawSettings) -> Result<Settings> {
         Some(OneOrMany::One(p)) => vec![resolve_path(&ctx.dir, &p)],
         Some(OneOrMany::Many(ps)) => ps.iter().map(|p| resolve_path(&ctx.dir, p)).collect(),
     };
-    Ok(Settings { user, port, identities, connection })
+    Ok(Settings {
+        user,
+        port,
+        identities,
+        connection,
+    })
 }
 
 /// `~/` is the home folder; other relative paths are relative to the inventory file.
@@ -311,7 +371,10 @@ identity = "keys/id"
         assert_eq!(inv.envs["staging"].hosts, vec!["stg-1", "ops@stg-2:2222"]);
         assert_eq!(inv.envs["production"].roles["web"], vec!["web-1"]);
         assert_eq!(inv.hosts["web-1"].address.as_deref(), Some("10.0.0.11"));
-        assert_eq!(inv.hosts["web-1"].settings.identities, vec![PathBuf::from("keys/id")]);
+        assert_eq!(
+            inv.hosts["web-1"].settings.identities,
+            vec![PathBuf::from("keys/id")]
+        );
     }
 
     #[test]

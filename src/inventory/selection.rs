@@ -23,9 +23,18 @@ pub struct Overrides {
 }
 
 /// Hosts for the tasks that follow `env:NAME` (or for no environment when `env` is `None`).
-pub fn select(inventory: &Inventory, env: Option<&str>, overrides: &Overrides) -> Result<Vec<Host>> {
+pub fn select(
+    inventory: &Inventory,
+    env: Option<&str>,
+    overrides: &Overrides,
+) -> Result<Vec<Host>> {
     let environment = match env {
-        Some(name) => Some(inventory.envs.get(name).ok_or_else(|| unknown_env(inventory, name))?),
+        Some(name) => Some(
+            inventory
+                .envs
+                .get(name)
+                .ok_or_else(|| unknown_env(inventory, name))?,
+        ),
         None => None,
     };
 
@@ -82,7 +91,9 @@ pub fn select(inventory: &Inventory, env: Option<&str>, overrides: &Overrides) -
 }
 
 fn spec_host(s: &str) -> String {
-    HostSpec::parse(s).map(|s| s.host).unwrap_or_else(|_| s.to_string())
+    HostSpec::parse(s)
+        .map(|s| s.host)
+        .unwrap_or_else(|_| s.to_string())
 }
 
 fn unknown_env(inventory: &Inventory, name: &str) -> Error {
@@ -90,10 +101,16 @@ fn unknown_env(inventory: &Inventory, name: &str) -> Error {
         if inventory.files.is_empty() {
             "no inventory was found: create inventory/*.toml or pass -I FILE".to_string()
         } else {
-            format!("the inventory ({}) defines no [env.NAME] tables", inventory.files.join(", "))
+            format!(
+                "the inventory ({}) defines no [env.NAME] tables",
+                inventory.files.join(", ")
+            )
         }
     } else {
-        format!("environments: {}", inventory.env_names().collect::<Vec<_>>().join(", "))
+        format!(
+            "environments: {}",
+            inventory.env_names().collect::<Vec<_>>().join(", ")
+        )
     };
     Error::Unknown {
         kind: "environment",
@@ -233,36 +250,64 @@ vars = { c = "host" }
     #[test]
     fn env_hosts_and_layering() {
         let inv = inventory();
-        let o = Overrides { set: vec![("a".into(), "set".into())], ..Default::default() };
+        let o = Overrides {
+            set: vec![("a".into(), "set".into())],
+            ..Default::default()
+        };
         let hosts = select(&inv, Some("prod"), &o).unwrap();
         assert_eq!(names(&hosts), ["web-1", "web-2", "ops@db:2200"]);
         let w1 = &hosts[0];
-        assert_eq!((w1.address.as_str(), w1.port, w1.user.as_str()), ("10.0.0.1", 2222, "produser"));
+        assert_eq!(
+            (w1.address.as_str(), w1.port, w1.user.as_str()),
+            ("10.0.0.1", 2222, "produser")
+        );
         assert_eq!(w1.vars["a"].as_str(), Some("set"));
         assert_eq!(w1.vars["b"].as_str(), Some("env"));
         assert_eq!(w1.vars["c"].as_str(), Some("host"));
         assert_eq!(w1.roles, ["web"]);
         let db = &hosts[2];
-        assert_eq!((db.address.as_str(), db.port, db.user.as_str()), ("db", 2200, "ops"));
+        assert_eq!(
+            (db.address.as_str(), db.port, db.user.as_str()),
+            ("db", 2200, "ops")
+        );
     }
 
     #[test]
     fn roles_excludes_limit_and_cli_user() {
         let inv = inventory();
-        let o = Overrides { roles: vec!["web".into()], exclude: vec!["web-2".into()], user: Some("me".into()), ..Default::default() };
+        let o = Overrides {
+            roles: vec!["web".into()],
+            exclude: vec!["web-2".into()],
+            user: Some("me".into()),
+            ..Default::default()
+        };
         let hosts = select(&inv, Some("prod"), &o).unwrap();
         assert_eq!(names(&hosts), ["web-1"]);
         assert_eq!(hosts[0].user, "me");
-        let o = Overrides { limit: Some("web-*".into()), ..Default::default() };
-        assert_eq!(names(&select(&inv, Some("prod"), &o).unwrap()), ["web-1", "web-2"]);
+        let o = Overrides {
+            limit: Some("web-*".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            names(&select(&inv, Some("prod"), &o).unwrap()),
+            ["web-1", "web-2"]
+        );
     }
 
     #[test]
     fn unknown_env_and_role_suggest() {
         let inv = inventory();
-        let e = select(&inv, Some("prd"), &Overrides::default()).unwrap_err().to_string();
-        assert!(e.contains("unknown environment `prd`") && e.contains("`prod`"), "{e}");
-        let o = Overrides { roles: vec!["wbe".into()], ..Default::default() };
+        let e = select(&inv, Some("prd"), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown environment `prd`") && e.contains("`prod`"),
+            "{e}"
+        );
+        let o = Overrides {
+            roles: vec!["wbe".into()],
+            ..Default::default()
+        };
         let e = select(&inv, Some("prod"), &o).unwrap_err().to_string();
         assert!(e.contains("unknown role") && e.contains("`web`"), "{e}");
     }
@@ -270,7 +315,10 @@ vars = { c = "host" }
     #[test]
     fn hosts_flag_without_env() {
         let inv = inventory();
-        let o = Overrides { hosts: vec!["web-1".into(), "x@other:23".into()], ..Default::default() };
+        let o = Overrides {
+            hosts: vec!["web-1".into(), "x@other:23".into()],
+            ..Default::default()
+        };
         let hosts = select(&inv, None, &o).unwrap();
         assert_eq!(hosts[0].address, "10.0.0.1");
         assert_eq!(hosts[0].user, "deploy");

@@ -18,7 +18,8 @@ use crate::cancel::Cancel;
 /// Operations a script may perform before it is considered runaway. Blocking calls (`run`,
 /// `local`) cost nothing here, so only a script that spins in Rust-free loops reaches it.
 pub const MAX_OPERATIONS: u64 = 50_000_000;
-pub const RUNAWAY: &str = "script stopped after 50000000 operations without finishing (an endless loop?)";
+pub const RUNAWAY: &str =
+    "script stopped after 50000000 operations without finishing (an endless loop?)";
 pub const INTERRUPTED: &str = "interrupted";
 
 thread_local! {
@@ -40,13 +41,21 @@ fn with_current(level: Level, text: &str) {
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
 fn runtime(message: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(message.into()), pos))
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(message.into()),
+        pos,
+    ))
 }
 
 fn task_scope(ctx: &NativeCallContext) -> Fallible<TaskScope> {
     ctx.tag()
         .and_then(|t| t.read_lock::<TaskScope>().map(|s| s.clone()))
-        .ok_or_else(|| runtime("this function can only be called while a task runs on a host", ctx.call_position()))
+        .ok_or_else(|| {
+            runtime(
+                "this function can only be called while a task runs on a host",
+                ctx.call_position(),
+            )
+        })
 }
 
 pub fn build_engine(dir: &Path, cancel: Cancel) -> Engine {
@@ -68,7 +77,9 @@ pub fn build_engine(dir: &Path, cancel: Cancel) -> Engine {
             return Ok(None);
         }
         let tag = ctx.tag();
-        let Some(scope) = tag.read_lock::<TaskScope>() else { return Ok(None) };
+        let Some(scope) = tag.read_lock::<TaskScope>() else {
+            return Ok(None);
+        };
         Ok(Some(match name {
             "host" => scope.host.clone(),
             "env" => scope.env.clone(),
@@ -78,23 +89,46 @@ pub fn build_engine(dir: &Path, cancel: Cancel) -> Engine {
     engine.on_print(|text| with_current(Level::Info, text));
     engine.on_debug(|text, _, _| with_current(Level::Info, text));
 
-    engine.register_fn("run", |ctx: NativeCallContext, cmd: &str| command(&ctx, cmd, Map::new(), false));
-    engine.register_fn("run", |ctx: NativeCallContext, cmd: &str, opts: Map| command(&ctx, cmd, opts, false));
-    engine.register_fn("local", |ctx: NativeCallContext, cmd: &str| command(&ctx, cmd, Map::new(), true));
-    engine.register_fn("local", |ctx: NativeCallContext, cmd: &str, opts: Map| command(&ctx, cmd, opts, true));
+    engine.register_fn("run", |ctx: NativeCallContext, cmd: &str| {
+        command(&ctx, cmd, Map::new(), false)
+    });
+    engine.register_fn("run", |ctx: NativeCallContext, cmd: &str, opts: Map| {
+        command(&ctx, cmd, opts, false)
+    });
+    engine.register_fn("local", |ctx: NativeCallContext, cmd: &str| {
+        command(&ctx, cmd, Map::new(), true)
+    });
+    engine.register_fn("local", |ctx: NativeCallContext, cmd: &str, opts: Map| {
+        command(&ctx, cmd, opts, true)
+    });
     engine.register_fn("once", once);
     engine.register_fn("secret", secret);
-    engine.register_fn("info", |ctx: NativeCallContext, msg: Dynamic| message(&ctx, Level::Info, msg));
-    engine.register_fn("warn", |ctx: NativeCallContext, msg: Dynamic| message(&ctx, Level::Warn, msg));
-    engine.register_fn("fail", |ctx: NativeCallContext, msg: Dynamic| -> Fallible<()> {
-        Err(runtime(msg.to_string(), ctx.call_position()))
+    engine.register_fn("info", |ctx: NativeCallContext, msg: Dynamic| {
+        message(&ctx, Level::Info, msg)
     });
+    engine.register_fn("warn", |ctx: NativeCallContext, msg: Dynamic| {
+        message(&ctx, Level::Warn, msg)
+    });
+    engine.register_fn(
+        "fail",
+        |ctx: NativeCallContext, msg: Dynamic| -> Fallible<()> {
+            Err(runtime(msg.to_string(), ctx.call_position()))
+        },
+    );
     engine.register_fn("quote", |s: &str| crate::quote::quote(s));
     engine.register_fn("quote", |words: rhai::Array| {
-        words.iter().map(|w| crate::quote::quote(&w.to_string())).collect::<Vec<_>>().join(" ")
+        words
+            .iter()
+            .map(|w| crate::quote::quote(&w.to_string()))
+            .collect::<Vec<_>>()
+            .join(" ")
     });
-    engine.register_fn("sleep", |ctx: NativeCallContext, secs: rhai::FLOAT| sleep(&ctx, secs));
-    engine.register_fn("sleep", |ctx: NativeCallContext, secs: rhai::INT| sleep(&ctx, secs as rhai::FLOAT));
+    engine.register_fn("sleep", |ctx: NativeCallContext, secs: rhai::FLOAT| {
+        sleep(&ctx, secs)
+    });
+    engine.register_fn("sleep", |ctx: NativeCallContext, secs: rhai::INT| {
+        sleep(&ctx, secs as rhai::FLOAT)
+    });
     engine
 }
 
@@ -105,7 +139,10 @@ fn message(ctx: &NativeCallContext, level: Level, msg: Dynamic) -> Fallible<()> 
 
 fn sleep(ctx: &NativeCallContext, secs: rhai::FLOAT) -> Fallible<()> {
     if !(0.0..=86_400.0).contains(&secs) {
-        return Err(runtime(format!("sleep: {secs} is not a number of seconds between 0 and 86400"), ctx.call_position()));
+        return Err(runtime(
+            format!("sleep: {secs} is not a number of seconds between 0 and 86400"),
+            ctx.call_position(),
+        ));
     }
     std::thread::sleep(Duration::from_secs_f64(secs));
     Ok(())
@@ -115,16 +152,25 @@ const OPTION_NAMES: &str = "allow_fail, quiet, timeout, stdin, cwd, env";
 
 /// Reads a `run`/`local` options map; returns the options and the shell prefix that applies
 /// `env` and `cwd` (exports first, so a failing `cd` stops the command instead of skipping them).
-fn command_options(ctx: &NativeCallContext, func: &str, opts: &Map) -> Fallible<(CommandOptions, String)> {
+fn command_options(
+    ctx: &NativeCallContext,
+    func: &str,
+    opts: &Map,
+) -> Fallible<(CommandOptions, String)> {
     let mut options = CommandOptions::default();
     let mut exports = String::new();
     let mut chdir = String::new();
     let bad = |key: &str, expected: &str| {
-        runtime(format!("{func}: option `{key}` must be {expected}"), ctx.call_position())
+        runtime(
+            format!("{func}: option `{key}` must be {expected}"),
+            ctx.call_position(),
+        )
     };
     for (key, value) in opts {
         match key.as_str() {
-            "allow_fail" => options.allow_fail = value.as_bool().map_err(|_| bad(key, "true or false"))?,
+            "allow_fail" => {
+                options.allow_fail = value.as_bool().map_err(|_| bad(key, "true or false"))?
+            }
             "quiet" => options.quiet = value.as_bool().map_err(|_| bad(key, "true or false"))?,
             "timeout" => {
                 let secs = value
@@ -136,18 +182,33 @@ fn command_options(ctx: &NativeCallContext, func: &str, opts: &Map) -> Fallible<
                 }
                 options.timeout = Some(Duration::from_secs_f64(secs));
             }
-            "stdin" => options.stdin = Some(value.clone().into_string().map_err(|_| bad(key, "a string"))?),
+            "stdin" => {
+                options.stdin = Some(
+                    value
+                        .clone()
+                        .into_string()
+                        .map_err(|_| bad(key, "a string"))?,
+                )
+            }
             "cwd" => {
-                let dir = value.clone().into_string().map_err(|_| bad(key, "a string"))?;
+                let dir = value
+                    .clone()
+                    .into_string()
+                    .map_err(|_| bad(key, "a string"))?;
                 chdir = format!("cd {} || exit; ", crate::quote::quote(&dir));
             }
             "env" => {
-                let map = value.read_lock::<Map>().ok_or_else(|| bad(key, "a map like #{ NAME: \"value\" }"))?;
+                let map = value
+                    .read_lock::<Map>()
+                    .ok_or_else(|| bad(key, "a map like #{ NAME: \"value\" }"))?;
                 for (name, v) in map.iter() {
                     if !crate::task_call::is_identifier(name) {
                         return Err(bad(key, "a map whose keys are environment variable names"));
                     }
-                    exports.push_str(&format!("export {name}={}; ", crate::quote::quote(&v.to_string())));
+                    exports.push_str(&format!(
+                        "export {name}={}; ",
+                        crate::quote::quote(&v.to_string())
+                    ));
                 }
             }
             other => {
@@ -166,23 +227,37 @@ fn command(ctx: &NativeCallContext, cmd: &str, opts: Map, local: bool) -> Fallib
     let func = if local { "local" } else { "run" };
     let scope = task_scope(ctx)?;
     let (options, prefix) = command_options(ctx, func, &opts)?;
-    let full = if prefix.is_empty() { cmd.to_string() } else { format!("{prefix}{cmd}") };
+    let full = if prefix.is_empty() {
+        cmd.to_string()
+    } else {
+        format!("{prefix}{cmd}")
+    };
     let result = match scope.ops.command(&full, &options, local) {
         Ok(r) => r,
         Err(OpError::Failed(message)) => return Err(runtime(message, ctx.call_position())),
         Err(OpError::Interrupted) => {
-            return Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::from(INTERRUPTED), ctx.call_position())))
+            return Err(Box::new(EvalAltResult::ErrorTerminated(
+                Dynamic::from(INTERRUPTED),
+                ctx.call_position(),
+            )))
         }
     };
     if !result.ok() && !options.allow_fail {
-        return Err(runtime(failure_message(&full, &result, local), ctx.call_position()));
+        return Err(runtime(
+            failure_message(&full, &result, local),
+            ctx.call_position(),
+        ));
     }
     Ok(result_map(result))
 }
 
 fn failure_message(cmd: &str, result: &CommandResult, local: bool) -> String {
     let place = if local { "local command" } else { "command" };
-    let status = if result.code < 0 { "was killed by a signal".to_string() } else { format!("exited with code {}", result.code) };
+    let status = if result.code < 0 {
+        "was killed by a signal".to_string()
+    } else {
+        format!("exited with code {}", result.code)
+    };
     let mut msg = format!("{place} `{cmd}` {status}");
     if let Some(last) = result.stderr.lines().rev().find(|l| !l.trim().is_empty()) {
         msg.push_str(&format!(": {}", last.trim()));
@@ -201,7 +276,11 @@ fn result_map(r: CommandResult) -> Map {
 
 fn once(ctx: NativeCallContext, f: FnPtr) -> Fallible<Dynamic> {
     let scope = task_scope(&ctx)?;
-    let key = format!("{}@{}", ctx.call_source().unwrap_or(""), ctx.call_position());
+    let key = format!(
+        "{}@{}",
+        ctx.call_source().unwrap_or(""),
+        ctx.call_position()
+    );
     let cell = scope.once.cell(&key);
     let mut original: Option<Box<EvalAltResult>> = None;
     let stored = cell.get_or_init(|| match f.call_within_context::<Dynamic>(&ctx, ()) {
@@ -217,7 +296,10 @@ fn once(ctx: NativeCallContext, f: FnPtr) -> Fallible<Dynamic> {
     }
     match stored {
         Ok(v) => Ok(v.clone()),
-        Err(text) => Err(runtime(format!("the once(...) block failed on another host: {text}"), ctx.call_position())),
+        Err(text) => Err(runtime(
+            format!("the once(...) block failed on another host: {text}"),
+            ctx.call_position(),
+        )),
     }
 }
 

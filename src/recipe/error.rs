@@ -18,7 +18,10 @@ pub struct Sources {
 
 impl Sources {
     pub fn add(&self, source: &str, shown: String, text: String) {
-        self.texts.lock().expect("sources lock").insert(source.to_string(), (shown, Some(text)));
+        self.texts
+            .lock()
+            .expect("sources lock")
+            .insert(source.to_string(), (shown, Some(text)));
     }
 
     /// Display name and text of `source`; imported modules are read on first use.
@@ -57,14 +60,15 @@ pub fn parse_error(err: &ParseError, source: &str, sources: &Sources) -> Diagnos
 /// The message of the innermost error without Rhai's `(line x, position y)` suffix.
 pub fn runtime_message(err: &EvalAltResult) -> String {
     let mut e = err;
-    loop {
-        match e {
-            EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => e = inner,
-            _ => break,
-        }
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+    | EvalAltResult::ErrorInModule(_, inner, _) = e
+    {
+        e = inner;
     }
     match e {
-        EvalAltResult::ErrorRuntime(value, _) | EvalAltResult::ErrorTerminated(value, _) => value.to_string(),
+        EvalAltResult::ErrorRuntime(value, _) | EvalAltResult::ErrorTerminated(value, _) => {
+            value.to_string()
+        }
         EvalAltResult::ErrorParsing(kind, _) => format!("syntax error: {kind}"),
         other => strip_position(&other.to_string()),
     }
@@ -82,8 +86,11 @@ pub fn is_interrupted(err: &EvalAltResult) -> bool {
     let mut e = err;
     loop {
         match e {
-            EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => e = inner,
-            EvalAltResult::ErrorTerminated(token, _) => return token.to_string() == super::api::INTERRUPTED,
+            EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+            | EvalAltResult::ErrorInModule(_, inner, _) => e = inner,
+            EvalAltResult::ErrorTerminated(token, _) => {
+                return token.to_string() == super::api::INTERRUPTED
+            }
             _ => return false,
         }
     }
@@ -98,7 +105,10 @@ pub fn runtime_error(err: &EvalAltResult, source: &str, sources: &Sources) -> Di
         match e {
             EvalAltResult::ErrorInFunctionCall(name, fn_source, inner, pos) => {
                 if !pos.is_none() {
-                    calls.push(format!("in call to `{name}` at {}", location(sources, &source, *pos)));
+                    calls.push(format!(
+                        "in call to `{name}` at {}",
+                        location(sources, &source, *pos)
+                    ));
                 }
                 if !fn_source.is_empty() {
                     source = fn_source.clone();
@@ -106,7 +116,10 @@ pub fn runtime_error(err: &EvalAltResult, source: &str, sources: &Sources) -> Di
                 e = inner;
             }
             EvalAltResult::ErrorInModule(module, inner, pos) => {
-                calls.push(format!("while loading module `{module}` at {}", location(sources, &source, *pos)));
+                calls.push(format!(
+                    "while loading module `{module}` at {}",
+                    location(sources, &source, *pos)
+                ));
                 source = module.clone();
                 e = inner;
             }

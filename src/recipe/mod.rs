@@ -70,7 +70,10 @@ impl Recipes {
             files.sort();
             (path.clone(), files)
         } else if path.is_file() {
-            (path.parent().map(Path::to_path_buf).unwrap_or_default(), vec![path.clone()])
+            (
+                path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                vec![path.clone()],
+            )
         } else if required {
             return Err(Error::usage_hint(
                 format!("recipes {} do not exist", path.display()),
@@ -79,7 +82,11 @@ impl Recipes {
         } else {
             (path.clone(), Vec::new())
         };
-        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
 
         let engine = api::build_engine(&dir, cancel);
         let mut recipes = Recipes {
@@ -108,21 +115,31 @@ impl Recipes {
 
         let index = self.files.len();
         for f in ast.iter_functions() {
-            if f.name.starts_with('_') || f.access == rhai::FnAccess::Private {
+            // Closures compile to functions with generated names (`anon$...`), which are not tasks.
+            if f.name.starts_with('_')
+                || f.access == rhai::FnAccess::Private
+                || !crate::task_call::is_identifier(f.name)
+            {
                 continue;
             }
             let line = find_fn_line(&text, f.name);
             if BUILTIN_TASKS.contains(&f.name) {
-                return Err(Diagnostic::new(format!("`{}` is a built-in task name; rename this function", f.name), &shown)
-                    .at(&text, line, 1)
-                    .into());
+                return Err(Diagnostic::new(
+                    format!("`{}` is a built-in task name; rename this function", f.name),
+                    &shown,
+                )
+                .at(&text, line, 1)
+                .into());
             }
             if let Some(existing) = self.tasks.get(f.name) {
                 let previous = &self.files[existing.file.min(self.files.len().saturating_sub(1))];
                 let message = if existing.file == index {
                     format!("task `{}` is defined twice in this file", f.name)
                 } else {
-                    format!("task `{}` is also defined in {}:{}", f.name, previous.shown, existing.line)
+                    format!(
+                        "task `{}` is also defined in {}:{}",
+                        f.name, previous.shown, existing.line
+                    )
                 };
                 return Err(Diagnostic::new(message, &shown)
                     .at(&text, line, 1)
@@ -162,7 +179,10 @@ impl Recipes {
             name: name.to_string(),
             suggestions: closest(name, self.tasks.keys().map(String::as_str)),
             hint: if self.files.is_empty() {
-                format!("no recipes found in {}: create recipes/*.rhai or pass -f PATH", self.origin)
+                format!(
+                    "no recipes found in {}: create recipes/*.rhai or pass -f PATH",
+                    self.origin
+                )
             } else {
                 "`rigs --list` shows the tasks".to_string()
             },
@@ -203,13 +223,21 @@ impl Recipes {
                 Arg::Named(k, v) => {
                     let Some(i) = task.params.iter().position(|p| p == k) else {
                         let mut hint = signature();
-                        if let Some(best) = closest(k, task.params.iter().map(String::as_str)).first() {
+                        if let Some(best) =
+                            closest(k, task.params.iter().map(String::as_str)).first()
+                        {
                             hint = format!("did you mean `{best}`? {hint}");
                         }
-                        return Err(Error::usage_hint(format!("task `{}` has no parameter `{k}`", task.name), hint));
+                        return Err(Error::usage_hint(
+                            format!("task `{}` has no parameter `{k}`", task.name),
+                            hint,
+                        ));
                     };
                     if values[i].is_some() {
-                        return Err(Error::usage_hint(format!("parameter `{k}` of `{}` is given twice", task.name), signature()));
+                        return Err(Error::usage_hint(
+                            format!("parameter `{k}` of `{}` is given twice", task.name),
+                            signature(),
+                        ));
                     }
                     values[i] = Some(v.clone());
                 }
@@ -224,27 +252,54 @@ impl Recipes {
             .collect();
         if !missing.is_empty() {
             return Err(Error::usage_hint(
-                format!("task `{}` is missing argument{} {}", task.name, if missing.len() == 1 { "" } else { "s" }, missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "task `{}` is missing argument{} {}",
+                    task.name,
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing
+                        .iter()
+                        .map(|m| format!("`{m}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
                 signature(),
             ));
         }
-        Ok(values.into_iter().map(|v| Dynamic::from(v.unwrap_or_default())).collect())
+        Ok(values
+            .into_iter()
+            .map(|v| Dynamic::from(v.unwrap_or_default()))
+            .collect())
     }
 
     /// Runs `task` with `args` for one host. Blocks: call it from a blocking thread.
-    pub fn call(&self, task: &Task, args: Vec<Dynamic>, scope: TaskScope) -> std::result::Result<(), TaskFailure> {
+    pub fn call(
+        &self,
+        task: &Task,
+        args: Vec<Dynamic>,
+        scope: TaskScope,
+    ) -> std::result::Result<(), TaskFailure> {
         let file = &self.files[task.file];
         api::set_current(Some(scope.ops.clone()));
-        let options = CallFnOptions::new().eval_ast(true).rewind_scope(true).with_tag(scope);
+        let options = CallFnOptions::new()
+            .eval_ast(true)
+            .rewind_scope(true)
+            .with_tag(scope);
         let mut rhai_scope = Scope::new();
-        let result = self
-            .engine
-            .call_fn_with_options::<Dynamic>(options, &mut rhai_scope, &file.ast, &task.name, args);
+        let result = self.engine.call_fn_with_options::<Dynamic>(
+            options,
+            &mut rhai_scope,
+            &file.ast,
+            &task.name,
+            args,
+        );
         api::set_current(None);
         result.map(|_| ()).map_err(|e| {
             let diagnostic = error::runtime_error(&e, &file.source, &self.sources);
             let detail = diagnostic.to_string();
-            let detail = detail.strip_prefix("error: ").unwrap_or(&detail).to_string();
+            let detail = detail
+                .strip_prefix("error: ")
+                .unwrap_or(&detail)
+                .to_string();
             TaskFailure {
                 message: format!("{} ({})", diagnostic.message, diagnostic.location()),
                 detail,
@@ -275,7 +330,11 @@ impl Recipes {
     /// `rigs --describe TASK`.
     pub fn describe_text(&self, task: &Task) -> String {
         let mut out = format!("{}\n", task.usage());
-        out.push_str(&format!("    defined in {}:{} as `fn {task}`\n", self.file_of(task), task.line));
+        out.push_str(&format!(
+            "    defined in {}:{} as `fn {task}`\n",
+            self.file_of(task),
+            task.line
+        ));
         if task.params.is_empty() {
             out.push_str("    takes no arguments\n");
         } else {
@@ -301,7 +360,11 @@ fn find_fn_line(text: &str, name: &str) -> usize {
             let l = l.trim_start();
             l.strip_prefix("fn ")
                 .or_else(|| l.strip_prefix("private fn "))
-                .map(|rest| rest.trim_start().strip_prefix(name).is_some_and(|r| r.trim_start().starts_with('(')))
+                .map(|rest| {
+                    rest.trim_start()
+                        .strip_prefix(name)
+                        .is_some_and(|r| r.trim_start().starts_with('('))
+                })
                 .unwrap_or(false)
         })
         .map_or(0, |i| i + 1)

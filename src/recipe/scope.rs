@@ -54,21 +54,34 @@ pub enum OpError {
 /// Operations a task performs on its host, implemented by the scheduler.
 pub trait HostOps: Send + Sync {
     /// Runs a shell command on the host (`local == false`) or on the controller.
-    fn command(&self, command: &str, options: &CommandOptions, local: bool) -> Result<CommandResult, OpError>;
+    fn command(
+        &self,
+        command: &str,
+        options: &CommandOptions,
+        local: bool,
+    ) -> Result<CommandResult, OpError>;
     fn message(&self, level: Level, text: &str);
     /// Looks a secret up and registers its value for masking.
     fn secret(&self, name: &str) -> Option<Secret>;
 }
 
+/// One `once(...)` value: computed by the first host to get there, or the error it hit.
+pub type OnceSlot = Arc<OnceLock<Result<Dynamic, String>>>;
+
 /// Values computed by `once(...)`, shared by every host of one invocation.
 #[derive(Default)]
 pub struct OnceStore {
-    cells: Mutex<HashMap<String, Arc<OnceLock<Result<Dynamic, String>>>>>,
+    cells: Mutex<HashMap<String, OnceSlot>>,
 }
 
 impl OnceStore {
-    pub fn cell(&self, key: &str) -> Arc<OnceLock<Result<Dynamic, String>>> {
-        self.cells.lock().expect("once lock").entry(key.to_string()).or_default().clone()
+    pub fn cell(&self, key: &str) -> OnceSlot {
+        self.cells
+            .lock()
+            .expect("once lock")
+            .entry(key.to_string())
+            .or_default()
+            .clone()
     }
 }
 

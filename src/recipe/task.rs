@@ -17,7 +17,11 @@ pub struct Task {
 impl Task {
     /// The first line of the docs: what `--list` prints.
     pub fn summary(&self) -> &str {
-        self.doc.iter().map(|l| l.trim()).find(|l| !l.is_empty()).unwrap_or("")
+        self.doc
+            .iter()
+            .map(|l| l.trim())
+            .find(|l| !l.is_empty())
+            .unwrap_or("")
     }
 
     /// `deploy:TAG,FORCE` — how to call it.
@@ -45,7 +49,12 @@ pub fn doc_lines(comments: &[&str]) -> Vec<String> {
             let block = block.strip_suffix("*/").unwrap_or(block);
             for l in block.lines() {
                 let l = l.trim();
-                lines.push(l.strip_prefix("* ").or_else(|| l.strip_prefix('*')).unwrap_or(l).to_string());
+                lines.push(
+                    l.strip_prefix("* ")
+                        .or_else(|| l.strip_prefix('*'))
+                        .unwrap_or(l)
+                        .to_string(),
+                );
             }
         } else {
             for l in c.lines() {

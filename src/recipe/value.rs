@@ -15,5 +15,7 @@ pub fn from_toml(value: &toml::Value) -> Dynamic {
 }
 
 pub fn table(t: &toml::Table) -> Map {
-    t.iter().map(|(k, v)| (k.as_str().into(), from_toml(v))).collect()
+    t.iter()
+        .map(|(k, v)| (k.as_str().into(), from_toml(v)))
+        .collect()
 }

@@ -56,7 +56,13 @@ impl Reporter {
             running: Mutex::new(Vec::new()),
         });
         let color = mode == OutputMode::Pretty && std::env::var_os("NO_COLOR").is_none();
-        Reporter { mode, masker, verbose, bars, color }
+        Reporter {
+            mode,
+            masker,
+            verbose,
+            bars,
+            color,
+        }
     }
 
     pub fn mode(&self) -> OutputMode {
@@ -71,6 +77,9 @@ impl Reporter {
         }
     }
 
+    /// Writes one event. String fields are masked by the callers before serialising (JSON escaping
+    /// could hide a secret containing quotes from a mask applied afterwards); the second pass
+    /// catches anything else.
     fn json(&self, value: serde_json::Value) {
         let line = self.masker.mask(&value.to_string()).into_owned();
         let mut out = std::io::stdout().lock();
@@ -91,7 +100,9 @@ impl Reporter {
 
     pub fn task_start(&self, host: &str, task: &str) {
         match self.mode {
-            OutputMode::Json => self.json(json!({"event": "task_start", "host": host, "task": task})),
+            OutputMode::Json => {
+                self.json(json!({"event": "task_start", "host": host, "task": task}))
+            }
             OutputMode::Plain => self.line(StreamKind::Stderr, &format!("[{host}] task {task}")),
             OutputMode::Pretty => {
                 if let Some(bars) = &self.bars {
@@ -103,7 +114,10 @@ impl Reporter {
                     bar.set_prefix(host.to_string());
                     bar.set_message(task.to_string());
                     bar.enable_steady_tick(Duration::from_millis(120));
-                    bars.running.lock().expect("bars lock").push((host.to_string(), bar));
+                    bars.running
+                        .lock()
+                        .expect("bars lock")
+                        .push((host.to_string(), bar));
                 }
             }
         }
@@ -146,7 +160,7 @@ impl Reporter {
     pub fn output(&self, host: &str, stream: StreamKind, line: &str) {
         match self.mode {
             OutputMode::Json => self.json(json!({
-                "event": "output", "host": host, "stream": stream.name(), "line": line,
+                "event": "output", "host": host, "stream": stream.name(), "line": self.masker.mask(line),
             })),
             _ => self.line(stream, &format!("[{host}] {line}")),
         }
@@ -155,12 +169,17 @@ impl Reporter {
     pub fn message(&self, host: Option<&str>, warn: bool, text: &str) {
         match self.mode {
             OutputMode::Json => self.json(json!({
-                "event": "message", "host": host, "level": if warn { "warn" } else { "info" }, "text": text,
+                "event": "message", "host": host, "level": if warn { "warn" } else { "info" },
+                "text": self.masker.mask(text),
             })),
             _ => {
                 let prefix = host.map(|h| format!("[{h}] ")).unwrap_or_default();
                 for l in text.lines() {
-                    let l = if warn { format!("{prefix}{} {l}", self.paint("33", "warning:")) } else { format!("{prefix}{l}") };
+                    let l = if warn {
+                        format!("{prefix}{} {l}", self.paint("33", "warning:"))
+                    } else {
+                        format!("{prefix}{l}")
+                    };
                     self.line(StreamKind::Stderr, &l);
                 }
             }
@@ -173,7 +192,15 @@ impl Reporter {
         }
     }
 
-    pub fn task_end(&self, host: &str, task: &str, status: HostStatus, error: Option<&str>, detail: Option<&str>, took: Duration) {
+    pub fn task_end(
+        &self,
+        host: &str,
+        task: &str,
+        status: HostStatus,
+        error: Option<&str>,
+        detail: Option<&str>,
+        took: Duration,
+    ) {
         if let Some(bars) = &self.bars {
             let mut running = bars.running.lock().expect("bars lock");
             if let Some(i) = running.iter().position(|(h, _)| h == host) {
@@ -190,7 +217,10 @@ impl Reporter {
             _ => match status {
                 HostStatus::Ok => {
                     if self.mode == OutputMode::Plain {
-                        self.line(StreamKind::Stderr, &format!("[{host}] ok {task} ({})", seconds(took)));
+                        self.line(
+                            StreamKind::Stderr,
+                            &format!("[{host}] ok {task} ({})", seconds(took)),
+                        );
                     }
                 }
                 _ => {
@@ -198,7 +228,10 @@ impl Reporter {
                     let mut lines = text.lines();
                     let first = lines.next().unwrap_or("");
                     let label = self.paint("31", status.as_str());
-                    self.line(StreamKind::Stderr, &format!("[{host}] {label} {task}: {first}"));
+                    self.line(
+                        StreamKind::Stderr,
+                        &format!("[{host}] {label} {task}: {first}"),
+                    );
                     for l in lines {
                         self.line(StreamKind::Stderr, &format!("[{host}]   {l}"));
                     }

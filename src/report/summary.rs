@@ -52,12 +52,24 @@ pub fn json(hosts: &[HostSummary], interrupted: bool) -> serde_json::Value {
     })
 }
 
-pub fn table(hosts: &[HostSummary], interrupted: bool, paint: impl Fn(&str, &str) -> String) -> String {
+pub fn table(
+    hosts: &[HostSummary],
+    interrupted: bool,
+    paint: impl Fn(&str, &str) -> String,
+) -> String {
     if hosts.is_empty() {
         return String::new();
     }
-    let host_w = hosts.iter().map(|h| h.host.chars().count()).max().unwrap_or(4).max(4);
-    let mut out = format!("\n{:<host_w$}  {:<11}  {:>8}  ERROR\n", "HOST", "STATUS", "TIME");
+    let host_w = hosts
+        .iter()
+        .map(|h| h.host.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut out = format!(
+        "\n{:<host_w$}  {:<11}  {:>8}  ERROR\n",
+        "HOST", "STATUS", "TIME"
+    );
     for h in hosts {
         let status = format!("{:<11}", h.status.as_str());
         let status = match h.status {
@@ -65,18 +77,38 @@ pub fn table(hosts: &[HostSummary], interrupted: bool, paint: impl Fn(&str, &str
             HostStatus::Failed => paint("31", &status),
             _ => paint("33", &status),
         };
-        let error = h.error.as_deref().and_then(|e| e.lines().next()).unwrap_or("");
-        out.push_str(format!("{:<host_w$}  {status}  {:>8}  {error}", h.host, super::seconds(h.duration)).trim_end());
+        let error = h
+            .error
+            .as_deref()
+            .and_then(|e| e.lines().next())
+            .unwrap_or("");
+        out.push_str(
+            format!(
+                "{:<host_w$}  {status}  {:>8}  {error}",
+                h.host,
+                super::seconds(h.duration)
+            )
+            .trim_end(),
+        );
         out.push('\n');
     }
     let count = |s: HostStatus| hosts.iter().filter(|h| h.status == s).count();
     let mut parts = vec![format!("{} ok", count(HostStatus::Ok))];
-    for (s, n) in [(HostStatus::Failed, count(HostStatus::Failed)), (HostStatus::Interrupted, count(HostStatus::Interrupted)), (HostStatus::Skipped, count(HostStatus::Skipped))] {
+    for (s, n) in [
+        (HostStatus::Failed, count(HostStatus::Failed)),
+        (HostStatus::Interrupted, count(HostStatus::Interrupted)),
+        (HostStatus::Skipped, count(HostStatus::Skipped)),
+    ] {
         if n > 0 {
             parts.push(format!("{n} {}", s.as_str()));
         }
     }
     let noun = if hosts.len() == 1 { "host" } else { "hosts" };
-    out.push_str(&format!("{} {noun}: {}{}\n", hosts.len(), parts.join(", "), if interrupted { " (interrupted)" } else { "" }));
+    out.push_str(&format!(
+        "{} {noun}: {}{}\n",
+        hosts.len(),
+        parts.join(", "),
+        if interrupted { " (interrupted)" } else { "" }
+    ));
     out
 }

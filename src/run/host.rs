@@ -21,7 +21,10 @@ pub struct StepResult {
 
 impl StepResult {
     pub fn failed(error: String) -> Self {
-        StepResult { status: HostStatus::Failed, error: Some(error) }
+        StepResult {
+            status: HostStatus::Failed,
+            error: Some(error),
+        }
     }
 }
 
@@ -30,10 +33,17 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
     let reporter = &shared.reporter;
     let started = Instant::now();
     if shared.cancel.is_cancelled() {
-        return StepResult { status: HostStatus::Skipped, error: Some("not started: interrupted".into()) };
+        return StepResult {
+            status: HostStatus::Skipped,
+            error: Some("not started: interrupted".into()),
+        };
     }
     reporter.task_start(&host.name, &step.label);
-    let ops = Arc::new(HostRunner { shared: shared.clone(), host: host.clone(), label: step.label.clone() });
+    let ops = Arc::new(HostRunner {
+        shared: shared.clone(),
+        host: host.clone(),
+        label: step.label.clone(),
+    });
 
     let outcome: Result<(), (String, Option<String>, bool)> = match &step.work {
         Work::Task { task, args } => {
@@ -51,7 +61,11 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
         }
         Work::Command(command) => match ops.command(command, &CommandOptions::default(), false) {
             Ok(r) if r.ok() => Ok(()),
-            Ok(r) => Err((format!("`{command}` exited with code {}", r.code), None, false)),
+            Ok(r) => Err((
+                format!("`{command}` exited with code {}", r.code),
+                None,
+                false,
+            )),
             Err(OpError::Failed(m)) => Err((m, None, false)),
             Err(OpError::Interrupted) => Err(("interrupted".into(), None, true)),
         },
@@ -60,13 +74,27 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
     let (status, error, detail) = match outcome {
         Ok(()) => (HostStatus::Ok, None, None),
         Err((message, detail, interrupted)) => {
-            let status = if interrupted || shared.cancel.is_cancelled() { HostStatus::Interrupted } else { HostStatus::Failed };
+            let status = if interrupted || shared.cancel.is_cancelled() {
+                HostStatus::Interrupted
+            } else {
+                HostStatus::Failed
+            };
             (status, Some(message), detail)
         }
     };
     let masked_error = error.as_deref().map(|e| shared.masker.mask(e).into_owned());
-    reporter.task_end(&host.name, &step.label, status, masked_error.as_deref(), detail.as_deref(), took);
-    StepResult { status, error: masked_error }
+    reporter.task_end(
+        &host.name,
+        &step.label,
+        status,
+        masked_error.as_deref(),
+        detail.as_deref(),
+        took,
+    );
+    StepResult {
+        status,
+        error: masked_error,
+    }
 }
 
 fn host_value(host: &Host) -> Dynamic {
@@ -75,14 +103,24 @@ fn host_value(host: &Host) -> Dynamic {
     m.insert("address".into(), host.address.clone().into());
     m.insert("port".into(), (host.port as rhai::INT).into());
     m.insert("user".into(), host.user.clone().into());
-    m.insert("roles".into(), host.roles.iter().map(|r| Dynamic::from(r.clone())).collect::<rhai::Array>().into());
+    m.insert(
+        "roles".into(),
+        host.roles
+            .iter()
+            .map(|r| Dynamic::from(r.clone()))
+            .collect::<rhai::Array>()
+            .into(),
+    );
     m.insert("vars".into(), value::table(&host.host_vars).into());
     m.into()
 }
 
 fn env_value(step: &Step) -> Dynamic {
     let mut m = Map::new();
-    m.insert("name".into(), step.env.clone().map_or(Dynamic::UNIT, Dynamic::from));
+    m.insert(
+        "name".into(),
+        step.env.clone().map_or(Dynamic::UNIT, Dynamic::from),
+    );
     m.insert("vars".into(), step.env_vars.clone().into());
     m.into()
 }
@@ -94,10 +132,17 @@ struct HostRunner {
 }
 
 impl HostOps for HostRunner {
-    fn command(&self, command: &str, options: &CommandOptions, local: bool) -> Result<CommandResult, OpError> {
+    fn command(
+        &self,
+        command: &str,
+        options: &CommandOptions,
+        local: bool,
+    ) -> Result<CommandResult, OpError> {
         let shared = &self.shared;
         let name = &self.host.name;
-        shared.reporter.command(name, &self.label, command, local, shared.settings.dry_run);
+        shared
+            .reporter
+            .command(name, &self.label, command, local, shared.settings.dry_run);
         if shared.settings.dry_run {
             return Ok(CommandResult::default());
         }
@@ -124,11 +169,23 @@ impl HostOps for HostRunner {
         let outcome: Result<ExecOutcome, OpError> = if on_controller {
             shared
                 .runtime
-                .block_on(local::exec(command, stdin, timeout, &shared.cancel, &mut on_output))
+                .block_on(local::exec(
+                    command,
+                    stdin,
+                    timeout,
+                    &shared.cancel,
+                    &mut on_output,
+                ))
                 .map_err(|e| match e {
-                    local::LocalError::Spawn(e) => OpError::Failed(format!("cannot run `{command}` locally: {e}")),
+                    local::LocalError::Spawn(e) => {
+                        OpError::Failed(format!("cannot run `{command}` locally: {e}"))
+                    }
                     local::LocalError::Timeout(after) => OpError::Failed(
-                        SshError::CommandTimeout { command: command.to_string(), after }.to_string(),
+                        SshError::CommandTimeout {
+                            command: command.to_string(),
+                            after,
+                        }
+                        .to_string(),
                     ),
                     local::LocalError::Interrupted => OpError::Interrupted,
                 })
@@ -163,7 +220,9 @@ impl HostOps for HostRunner {
     }
 
     fn message(&self, level: Level, text: &str) {
-        self.shared.reporter.message(Some(&self.host.name), level == Level::Warn, text);
+        self.shared
+            .reporter
+            .message(Some(&self.host.name), level == Level::Warn, text);
     }
 
     fn secret(&self, name: &str) -> Option<Secret> {

@@ -36,7 +36,10 @@ impl LineSplitter {
             emit(&display(&self.partial));
         }
         self.partial.clear();
-        (String::from_utf8_lossy(&self.kept).into_owned(), self.truncated)
+        (
+            String::from_utf8_lossy(&self.kept).into_owned(),
+            self.truncated,
+        )
     }
 }
 

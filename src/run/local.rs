@@ -26,7 +26,11 @@ pub async fn exec(
     let mut child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(command)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)

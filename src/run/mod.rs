@@ -46,6 +46,9 @@ pub struct Settings {
     pub command_timeout: Option<Duration>,
 }
 
+/// A host's connection, opened by the first command that needs it.
+type ConnectionSlot = Arc<OnceCell<Result<Session, String>>>;
+
 /// State shared by every host of one invocation.
 pub(crate) struct Shared {
     pub recipes: Arc<Recipes>,
@@ -57,7 +60,7 @@ pub(crate) struct Shared {
     pub masker: Masker,
     pub once: Arc<OnceStore>,
     pub runtime: tokio::runtime::Handle,
-    connections: Mutex<HashMap<String, Arc<OnceCell<Result<Session, String>>>>>,
+    connections: Mutex<HashMap<String, ConnectionSlot>>,
 }
 
 pub struct Outcome {
@@ -127,7 +130,11 @@ impl Runner {
                 break;
             }
             let step = Arc::new(step);
-            let pool = shared.settings.pool_size.unwrap_or(usize::MAX).min(step.hosts.len().max(1));
+            let pool = shared
+                .settings
+                .pool_size
+                .unwrap_or(usize::MAX)
+                .min(step.hosts.len().max(1));
             let semaphore = Arc::new(Semaphore::new(pool));
             let mut running = tokio::task::JoinSet::new();
             for (index, host) in step.hosts.iter().enumerate() {
@@ -138,7 +145,9 @@ impl Runner {
                     p = semaphore.clone().acquire_owned() => p.expect("semaphore open"),
                     _ = shared.cancel.cancelled() => break,
                 };
-                let begun = *started.entry(host.name.clone()).or_insert_with(Instant::now);
+                let begun = *started
+                    .entry(host.name.clone())
+                    .or_insert_with(Instant::now);
                 let shared = shared.clone();
                 let step = step.clone();
                 running.spawn(async move {
@@ -148,13 +157,19 @@ impl Runner {
                         host::run_step(&shared, &step, index)
                     })
                     .await
-                    .unwrap_or_else(|e| host::StepResult::failed(format!("internal error: task panicked: {e}")));
+                    .unwrap_or_else(|e| {
+                        host::StepResult::failed(format!("internal error: task panicked: {e}"))
+                    });
                     (host_name, begun, result)
                 });
             }
             while let Some(joined) = running.join_next().await {
-                let Ok((name, begun, result)) = joined else { continue };
-                let Some(summary) = summaries.iter_mut().find(|s| s.host == name) else { continue };
+                let Ok((name, begun, result)) = joined else {
+                    continue;
+                };
+                let Some(summary) = summaries.iter_mut().find(|s| s.host == name) else {
+                    continue;
+                };
                 summary.duration = begun.elapsed();
                 summary.status = result.status;
                 match result.status {
@@ -169,18 +184,35 @@ impl Runner {
 
         let interrupted = shared.cancel.is_cancelled();
         if interrupted {
-            for s in summaries.iter_mut().filter(|s| s.status == HostStatus::Skipped) {
+            for s in summaries
+                .iter_mut()
+                .filter(|s| s.status == HostStatus::Skipped)
+            {
                 s.error = Some("not started: interrupted".into());
             }
         }
         self.close_all().await;
-        Outcome { hosts: summaries, interrupted }
+        Outcome {
+            hosts: summaries,
+            interrupted,
+        }
     }
 
     async fn close_all(&self) {
-        let cells: Vec<_> = self.shared.connections.lock().expect("connections lock").values().cloned().collect();
+        let cells: Vec<_> = self
+            .shared
+            .connections
+            .lock()
+            .expect("connections lock")
+            .values()
+            .cloned()
+            .collect();
         let close = async {
-            for session in cells.iter().filter_map(|c| c.get()).filter_map(|r| r.as_ref().ok()) {
+            for session in cells
+                .iter()
+                .filter_map(|c| c.get())
+                .filter_map(|r| r.as_ref().ok())
+            {
                 session.close().await;
             }
         };
@@ -192,7 +224,13 @@ impl Shared {
     /// The host's connection, opened on first use and shared by every later command.
     pub(crate) fn connection(&self, host: &Host) -> Result<Session, OpError> {
         let key = format!("{}|{:?}", host.destination(), host.identities);
-        let cell = self.connections.lock().expect("connections lock").entry(key).or_default().clone();
+        let cell = self
+            .connections
+            .lock()
+            .expect("connections lock")
+            .entry(key)
+            .or_default()
+            .clone();
         let result = self.runtime.block_on(async {
             cell.get_or_init(|| async {
                 let target = Target {
@@ -203,7 +241,7 @@ impl Shared {
                 };
                 let started = Instant::now();
                 tokio::select! {
-                    r = Session::connect(&target, &self.connect) => r.map(|s| {
+                    r = Session::connect(&target, &self.connect) => r.inspect(|s| {
                         self.reporter.verbose(
                             &host.name,
                             &format!(
@@ -213,7 +251,6 @@ impl Shared {
                                 s.auth_method
                             ),
                         );
-                        s
                     }).map_err(|e| e.to_string()),
                     _ = self.cancel.cancelled() => Err(SshError::Interrupted.to_string()),
                 }

@@ -6,18 +6,57 @@ use std::time::Duration;
 
 #[derive(Debug)]
 pub enum SshError {
-    Connect { destination: String, source: std::io::Error },
-    ConnectTimeout { destination: String, after: Duration },
-    Resolve { host: String },
-    HostKeyUnknown { host: String, fingerprint: String, key_type: String, known_hosts: PathBuf },
-    HostKeyChanged { host: String, fingerprint: String, known_hosts: PathBuf, line: usize },
-    HostKeyRevoked { host: String, fingerprint: String },
-    KnownHostsWrite { path: PathBuf, source: std::io::Error },
-    Auth { destination: String, tried: Vec<String>, notes: Vec<String> },
-    Handshake { destination: String, message: String },
-    ConnectionLost { command: String },
-    CommandTimeout { command: String, after: Duration },
-    Channel { command: String, message: String },
+    Connect {
+        destination: String,
+        source: std::io::Error,
+    },
+    ConnectTimeout {
+        destination: String,
+        after: Duration,
+    },
+    Resolve {
+        host: String,
+    },
+    HostKeyUnknown {
+        host: String,
+        fingerprint: String,
+        key_type: String,
+        known_hosts: PathBuf,
+    },
+    HostKeyChanged {
+        host: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        line: usize,
+    },
+    HostKeyRevoked {
+        host: String,
+        fingerprint: String,
+    },
+    KnownHostsWrite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Auth {
+        destination: String,
+        tried: Vec<String>,
+        notes: Vec<String>,
+    },
+    Handshake {
+        destination: String,
+        message: String,
+    },
+    ConnectionLost {
+        command: String,
+    },
+    CommandTimeout {
+        command: String,
+        after: Duration,
+    },
+    Channel {
+        command: String,
+        message: String,
+    },
     Interrupted,
 }
 

@@ -32,7 +32,9 @@ impl Names {
     fn matches(&self, name: &str) -> bool {
         match self {
             Names::Hashed { salt, hash } => {
-                let Ok(mac) = Hmac::<Sha1>::new_from_slice(salt) else { return false };
+                let Ok(mac) = Hmac::<Sha1>::new_from_slice(salt) else {
+                    return false;
+                };
                 mac.chain_update(name.as_bytes()).verify_slice(hash).is_ok()
             }
             Names::Patterns(patterns) => {
@@ -74,7 +76,11 @@ impl KnownHosts {
         for s in system {
             read_into(s, &mut entries);
         }
-        KnownHosts { path, entries: RwLock::new(entries), write: Mutex::new(()) }
+        KnownHosts {
+            path,
+            entries: RwLock::new(entries),
+            write: Mutex::new(()),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -109,7 +115,10 @@ impl KnownHosts {
             return Verdict::Known;
         }
         match first_mismatch {
-            Some(e) => Verdict::Changed { file: e.file.clone(), line: e.line },
+            Some(e) => Verdict::Changed {
+                file: e.file.clone(),
+                line: e.line,
+            },
             None => Verdict::Unknown,
         }
     }
@@ -119,7 +128,10 @@ impl KnownHosts {
         let name = Self::lookup_name(host, port);
         let entries = self.entries.read().expect("known_hosts lock");
         let mut algs: Vec<Algorithm> = Vec::new();
-        for e in entries.iter().filter(|e| !e.revoked && e.names.matches(&name)) {
+        for e in entries
+            .iter()
+            .filter(|e| !e.revoked && e.names.matches(&name))
+        {
             let alg = e.key.algorithm();
             if !algs.contains(&alg) {
                 algs.push(alg);
@@ -141,14 +153,24 @@ impl KnownHosts {
                 set_mode(parent, 0o700);
             }
         }
-        let openssh = key.to_openssh().map_err(|e| std::io::Error::other(e.to_string()))?;
+        let openssh = key
+            .to_openssh()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let needs_newline = std::fs::read(&self.path)
             .map(|b| !b.is_empty() && !b.ends_with(b"\n"))
             .unwrap_or(false);
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
-        let line = format!("{}{name} {openssh}\n", if needs_newline { "\n" } else { "" });
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        let line = format!(
+            "{}{name} {openssh}\n",
+            if needs_newline { "\n" } else { "" }
+        );
         file.write_all(line.as_bytes())?;
-        let line_no = std::fs::read_to_string(&self.path).map(|t| t.lines().count()).unwrap_or(0);
+        let line_no = std::fs::read_to_string(&self.path)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
         self.entries.write().expect("known_hosts lock").push(Entry {
             names: Names::Patterns(vec![(false, name)]),
             key: key.clone(),
@@ -166,7 +188,9 @@ fn set_mode(path: &Path, mode: u32) {
 }
 
 fn read_into(path: &Path, entries: &mut Vec<Entry>) {
-    let Ok(text) = std::fs::read_to_string(path) else { return };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
     for (index, line) in text.lines().enumerate() {
         if let Some(entry) = parse_line(line, path, index + 1) {
             entries.push(entry);
@@ -194,7 +218,10 @@ fn parse_line(line: &str, file: &Path, line_no: usize) -> Option<Entry> {
     let key = russh::keys::parse_public_key_base64(key_b64).ok()?;
     let names = if let Some(hashed) = first.strip_prefix("|1|") {
         let (salt, hash) = hashed.split_once('|')?;
-        Names::Hashed { salt: BASE64.decode(salt.as_bytes()).ok()?, hash: BASE64.decode(hash.as_bytes()).ok()? }
+        Names::Hashed {
+            salt: BASE64.decode(salt.as_bytes()).ok()?,
+            hash: BASE64.decode(hash.as_bytes()).ok()?,
+        }
     } else {
         Names::Patterns(
             first
@@ -207,7 +234,13 @@ fn parse_line(line: &str, file: &Path, line_no: usize) -> Option<Entry> {
                 .collect(),
         )
     };
-    Some(Entry { names, key, revoked, file: file.to_path_buf(), line: line_no })
+    Some(Entry {
+        names,
+        key,
+        revoked,
+        file: file.to_path_buf(),
+        line: line_no,
+    })
 }
 
 #[cfg(test)]
@@ -238,7 +271,10 @@ mod tests {
         assert_eq!(kh.check("10.0.0.1", 22, &key(KEY_A)), Verdict::Known);
         assert_eq!(kh.check("web-2", 2222, &key(KEY_A)), Verdict::Known);
         assert_eq!(kh.check("web-2", 22, &key(KEY_A)), Verdict::Unknown);
-        assert!(matches!(kh.check("web-1", 22, &key(KEY_B)), Verdict::Changed { line: 3, .. }));
+        assert!(matches!(
+            kh.check("web-1", 22, &key(KEY_B)),
+            Verdict::Changed { line: 3, .. }
+        ));
     }
 
     #[test]
@@ -247,7 +283,10 @@ mod tests {
             "*.example.com,!bad.example.com ssh-ed25519 {KEY_A}\n@revoked * ssh-ed25519 {KEY_B}\n"
         ));
         assert_eq!(kh.check("a.example.com", 22, &key(KEY_A)), Verdict::Known);
-        assert_eq!(kh.check("bad.example.com", 22, &key(KEY_A)), Verdict::Unknown);
+        assert_eq!(
+            kh.check("bad.example.com", 22, &key(KEY_A)),
+            Verdict::Unknown
+        );
         assert_eq!(kh.check("a.example.com", 22, &key(KEY_B)), Verdict::Revoked);
     }
 
@@ -255,9 +294,15 @@ mod tests {
     fn hashed_names() {
         // `ssh-keygen -H` output for "[127.0.0.1]:2222" with a fixed salt.
         let salt = [7u8; 20];
-        let mac = Hmac::<Sha1>::new_from_slice(&salt).unwrap().chain_update(b"[127.0.0.1]:2222");
+        let mac = Hmac::<Sha1>::new_from_slice(&salt)
+            .unwrap()
+            .chain_update(b"[127.0.0.1]:2222");
         let hash = mac.finalize().into_bytes();
-        let line = format!("|1|{}|{} ssh-ed25519 {KEY_A}\n", BASE64.encode(&salt), BASE64.encode(&hash));
+        let line = format!(
+            "|1|{}|{} ssh-ed25519 {KEY_A}\n",
+            BASE64.encode(&salt),
+            BASE64.encode(&hash)
+        );
         let (_d, kh) = store(&line);
         assert_eq!(kh.check("127.0.0.1", 2222, &key(KEY_A)), Verdict::Known);
         assert_eq!(kh.check("127.0.0.1", 22, &key(KEY_A)), Verdict::Unknown);

@@ -42,10 +42,12 @@ pub struct ConnectOptions {
     pub keepalive: Option<Duration>,
 }
 
+type KeySlot = Arc<OnceLock<Result<Arc<PrivateKey>, String>>>;
+
 /// Private keys loaded once per invocation, however many hosts use them.
 #[derive(Default)]
 pub struct KeyCache {
-    keys: Mutex<HashMap<PathBuf, Arc<OnceLock<Result<Arc<PrivateKey>, String>>>>>,
+    keys: Mutex<HashMap<PathBuf, KeySlot>>,
 }
 
 impl KeyCache {
@@ -64,7 +66,12 @@ fn load_key(path: &Path) -> Result<Arc<PrivateKey>, String> {
         Err(russh::keys::Error::KeyIsEncrypted) => match std::env::var("RIGS_KEY_PASSPHRASE") {
             Ok(pass) => russh::keys::load_secret_key(path, Some(&pass))
                 .map(Arc::new)
-                .map_err(|e| format!("{}: cannot decrypt with RIGS_KEY_PASSPHRASE: {e}", path.display())),
+                .map_err(|e| {
+                    format!(
+                        "{}: cannot decrypt with RIGS_KEY_PASSPHRASE: {e}",
+                        path.display()
+                    )
+                }),
             Err(_) => Err(format!(
                 "{} is encrypted: set RIGS_KEY_PASSPHRASE or load it into ssh-agent",
                 path.display()
@@ -93,7 +100,10 @@ struct Client {
 impl client::Handler for Client {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, offered: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        offered: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let key: PublicKey = match offered {
             PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
             PublicKeyOrCertificate::Certificate(cert) => PublicKey::from(cert.public_key().clone()),
@@ -106,10 +116,11 @@ impl client::Handler for Client {
                 return match self.known_hosts.learn(&self.address, self.port, &key) {
                     Ok(()) => Ok(true),
                     Err(source) => {
-                        *self.rejection.lock().expect("rejection lock") = Some(SshError::KnownHostsWrite {
-                            path: self.known_hosts.path().to_path_buf(),
-                            source,
-                        });
+                        *self.rejection.lock().expect("rejection lock") =
+                            Some(SshError::KnownHostsWrite {
+                                path: self.known_hosts.path().to_path_buf(),
+                                source,
+                            });
                         Ok(false)
                     }
                 };
@@ -120,7 +131,12 @@ impl client::Handler for Client {
                 key_type: key.algorithm().to_string(),
                 known_hosts: self.known_hosts.path().to_path_buf(),
             },
-            Verdict::Changed { file, line } => SshError::HostKeyChanged { host, fingerprint, known_hosts: file, line },
+            Verdict::Changed { file, line } => SshError::HostKeyChanged {
+                host,
+                fingerprint,
+                known_hosts: file,
+                line,
+            },
             Verdict::Revoked => SshError::HostKeyRevoked { host, fingerprint },
         };
         *self.rejection.lock().expect("rejection lock") = Some(rejection);
@@ -137,27 +153,54 @@ pub struct Session {
 }
 
 impl Session {
-    pub async fn connect(target: &Target<'_>, options: &ConnectOptions) -> Result<Session, SshError> {
-        let destination = format!("{}@{}", target.user, KnownHosts::lookup_name(target.address, target.port));
+    pub async fn connect(
+        target: &Target<'_>,
+        options: &ConnectOptions,
+    ) -> Result<Session, SshError> {
+        let destination = format!(
+            "{}@{}",
+            target.user,
+            KnownHosts::lookup_name(target.address, target.port)
+        );
         let deadline = options.connect_timeout;
-        match tokio::time::timeout(deadline, Self::connect_inner(target, options, &destination)).await {
+        match tokio::time::timeout(deadline, Self::connect_inner(target, options, &destination))
+            .await
+        {
             Ok(result) => result,
-            Err(_) => Err(SshError::ConnectTimeout { destination, after: deadline }),
+            Err(_) => Err(SshError::ConnectTimeout {
+                destination,
+                after: deadline,
+            }),
         }
     }
 
-    async fn connect_inner(target: &Target<'_>, options: &ConnectOptions, destination: &str) -> Result<Session, SshError> {
+    async fn connect_inner(
+        target: &Target<'_>,
+        options: &ConnectOptions,
+        destination: &str,
+    ) -> Result<Session, SshError> {
         let addr = format!("{}:{}", bracket(target.address), target.port);
-        let tcp = tokio::net::TcpStream::connect(&addr).await.map_err(|source| {
-            if source.kind() == std::io::ErrorKind::Other && source.to_string().contains("lookup") {
-                SshError::Resolve { host: target.address.to_string() }
-            } else {
-                SshError::Connect { destination: destination.to_string(), source }
-            }
-        })?;
+        let tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .map_err(|source| {
+                if source.kind() == std::io::ErrorKind::Other
+                    && source.to_string().contains("lookup")
+                {
+                    SshError::Resolve {
+                        host: target.address.to_string(),
+                    }
+                } else {
+                    SshError::Connect {
+                        destination: destination.to_string(),
+                        source,
+                    }
+                }
+            })?;
 
         let mut preferred = Preferred::default();
-        let known_algs = options.known_hosts.algorithms_for(target.address, target.port);
+        let known_algs = options
+            .known_hosts
+            .algorithms_for(target.address, target.port);
         if !known_algs.is_empty() {
             // Ask for a key type we can verify first, as OpenSSH does.
             let mut order = known_algs;
@@ -183,17 +226,24 @@ impl Session {
             accept_new: options.accept_new,
             rejection: rejection.clone(),
         };
-        let mut handle = match client::connect_stream(config, QuickAckStream::new(tcp), handler).await {
-            Ok(h) => h,
-            Err(e) => {
-                if let Some(rejected) = rejection.lock().expect("rejection lock").take() {
-                    return Err(rejected);
+        let mut handle =
+            match client::connect_stream(config, QuickAckStream::new(tcp), handler).await {
+                Ok(h) => h,
+                Err(e) => {
+                    if let Some(rejected) = rejection.lock().expect("rejection lock").take() {
+                        return Err(rejected);
+                    }
+                    return Err(SshError::Handshake {
+                        destination: destination.to_string(),
+                        message: e.to_string(),
+                    });
                 }
-                return Err(SshError::Handshake { destination: destination.to_string(), message: e.to_string() });
-            }
-        };
+            };
         let auth_method = authenticate(&mut handle, target, options, destination).await?;
-        Ok(Session { handle: Arc::new(handle), auth_method })
+        Ok(Session {
+            handle: Arc::new(handle),
+            auth_method,
+        })
     }
 
     /// Runs `command` on a new channel, feeding `stdin` (then EOF) and passing output chunks to
@@ -208,9 +258,14 @@ impl Session {
     ) -> Result<ExecOutcome, SshError> {
         let lost = || {
             if self.handle.is_closed() {
-                SshError::ConnectionLost { command: command.to_string() }
+                SshError::ConnectionLost {
+                    command: command.to_string(),
+                }
             } else {
-                SshError::Channel { command: command.to_string(), message: "the server closed the channel".into() }
+                SshError::Channel {
+                    command: command.to_string(),
+                    message: "the server closed the channel".into(),
+                }
             }
         };
         let mut channel = self.handle.channel_open_session().await.map_err(|e| match e {
@@ -232,9 +287,13 @@ impl Session {
             loop {
                 match channel.wait().await {
                     Some(ChannelMsg::Data { data }) => on_output(Stream::Stdout, &data),
-                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => on_output(Stream::Stderr, &data),
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                        on_output(Stream::Stderr, &data)
+                    }
                     Some(ChannelMsg::ExitStatus { exit_status }) => code = Some(exit_status),
-                    Some(ChannelMsg::ExitSignal { signal_name, .. }) => signal = Some(format!("{signal_name:?}")),
+                    Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                        signal = Some(format!("{signal_name:?}"))
+                    }
                     Some(ChannelMsg::Failure) => {
                         return Err(SshError::Channel {
                             command: command.to_string(),
@@ -246,15 +305,20 @@ impl Session {
                 }
             }
             if code.is_none() && signal.is_none() {
-                return Err(SshError::ConnectionLost { command: command.to_string() });
+                return Err(SshError::ConnectionLost {
+                    command: command.to_string(),
+                });
             }
             Ok(ExecOutcome { code, signal })
         };
         let timed = async {
             match timeout {
-                Some(limit) => tokio::time::timeout(limit, run)
-                    .await
-                    .unwrap_or(Err(SshError::CommandTimeout { command: command.to_string(), after: limit })),
+                Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or(Err(
+                    SshError::CommandTimeout {
+                        command: command.to_string(),
+                        after: limit,
+                    },
+                )),
                 None => run.await,
             }
         };
@@ -265,7 +329,10 @@ impl Session {
     }
 
     pub async fn close(&self) {
-        let _ = self.handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
     }
 }
 
@@ -286,21 +353,41 @@ async fn authenticate(
 ) -> Result<String, SshError> {
     let mut tried: Vec<String> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
-    let handshake = |e: russh::Error| SshError::Handshake { destination: destination.to_string(), message: e.to_string() };
+    let handshake = |e: russh::Error| SshError::Handshake {
+        destination: destination.to_string(),
+        message: e.to_string(),
+    };
 
-    let rsa_hash = handle.best_supported_rsa_hash().await.map_err(handshake)?.flatten();
+    let rsa_hash = handle
+        .best_supported_rsa_hash()
+        .await
+        .map_err(handshake)?
+        .flatten();
 
     if options.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
         match russh::keys::agent::client::AgentClient::connect_env().await {
             Ok(mut agent) => match agent.request_identities().await {
                 Ok(identities) => {
                     for identity in identities {
-                        let russh::keys::agent::AgentIdentity::PublicKey { key, comment } = identity else {
+                        let russh::keys::agent::AgentIdentity::PublicKey { key, comment } =
+                            identity
+                        else {
                             continue;
                         };
-                        let label = if comment.is_empty() { "agent key".to_string() } else { format!("agent key {comment}") };
-                        let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
-                        match handle.authenticate_publickey_with(target.user, key, hash, &mut agent).await {
+                        let label = if comment.is_empty() {
+                            "agent key".to_string()
+                        } else {
+                            format!("agent key {comment}")
+                        };
+                        let hash = if key.algorithm().is_rsa() {
+                            rsa_hash
+                        } else {
+                            None
+                        };
+                        match handle
+                            .authenticate_publickey_with(target.user, key, hash, &mut agent)
+                            .await
+                        {
                             Ok(AuthResult::Success) => return Ok(label),
                             Ok(AuthResult::Failure { .. }) => tried.push(label),
                             Err(e) => notes.push(format!("agent could not sign with {label}: {e}")),
@@ -331,12 +418,24 @@ async fn authenticate(
                 continue;
             }
         };
-        let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
+        let hash = if key.algorithm().is_rsa() {
+            rsa_hash
+        } else {
+            None
+        };
         let with_hash = PrivateKeyWithHashAlg::new(key, hash);
-        match handle.authenticate_publickey(target.user, with_hash).await.map_err(handshake)? {
+        match handle
+            .authenticate_publickey(target.user, with_hash)
+            .await
+            .map_err(handshake)?
+        {
             AuthResult::Success => return Ok(format!("key {}", path.display())),
             AuthResult::Failure { .. } => tried.push(path.display().to_string()),
         }
     }
-    Err(SshError::Auth { destination: destination.to_string(), tried, notes })
+    Err(SshError::Auth {
+        destination: destination.to_string(),
+        tried,
+        notes,
+    })
 }
