@@ -242,6 +242,7 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("rigs")
+        .thread_stack_size(8 * 1024 * 1024)
         .max_blocking_threads(config.pool_size.unwrap_or(512).clamp(1, 4096))
         .build()
         .map_err(|e| Error::io("<tokio runtime>", e))?;

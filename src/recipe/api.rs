@@ -61,7 +61,9 @@ fn task_scope(ctx: &NativeCallContext) -> Fallible<TaskScope> {
 pub fn build_engine(dir: &Path, cancel: Cancel) -> Engine {
     let mut engine = Engine::new();
     engine.set_module_resolver(FileModuleResolver::new_with_path_and_extension(dir, "rhai"));
-    engine.set_max_call_levels(256);
+    // Rhai lowers these limits in debug builds; recipes must parse the same in every build.
+    engine.set_max_expr_depths(128, 128);
+    engine.set_max_call_levels(128);
     engine.on_progress(move |ops| {
         if cancel.is_cancelled() {
             Some(Dynamic::from(INTERRUPTED))

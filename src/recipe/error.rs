@@ -11,12 +11,20 @@ use rhai::{EvalAltResult, ParseError, Position};
 use crate::diagnostic::{display_path, Diagnostic};
 
 /// The text of every source file errors may point into, keyed by the source name Rhai reports.
-#[derive(Default)]
 pub struct Sources {
     texts: Mutex<HashMap<String, (String, Option<String>)>>,
+    /// Imported modules report their import path (`lib/util`), relative to this folder.
+    dir: std::path::PathBuf,
 }
 
 impl Sources {
+    pub fn new(dir: &std::path::Path) -> Self {
+        Sources {
+            texts: Mutex::default(),
+            dir: dir.to_path_buf(),
+        }
+    }
+
     pub fn add(&self, source: &str, shown: String, text: String) {
         self.texts
             .lock()
@@ -30,8 +38,13 @@ impl Sources {
         texts
             .entry(source.to_string())
             .or_insert_with(|| {
-                let path = std::path::Path::new(source);
-                (display_path(path), std::fs::read_to_string(path).ok())
+                let module = self.dir.join(format!("{source}.rhai"));
+                let path = if module.is_file() {
+                    module
+                } else {
+                    std::path::PathBuf::from(source)
+                };
+                (display_path(&path), std::fs::read_to_string(&path).ok())
             })
             .clone()
     }

@@ -93,7 +93,7 @@ impl Recipes {
             engine,
             files: Vec::new(),
             tasks: BTreeMap::new(),
-            sources: error::Sources::default(),
+            sources: error::Sources::new(&dir),
             origin: display_path(&path),
         };
         for file in files {
@@ -294,7 +294,16 @@ impl Recipes {
         );
         api::set_current(None);
         result.map(|_| ()).map_err(|e| {
-            let diagnostic = error::runtime_error(&e, &file.source, &self.sources);
+            let mut diagnostic = error::runtime_error(&e, &file.source, &self.sources);
+            if diagnostic.line == 0 && task.line > 0 {
+                // Errors without a position (a runaway script stopped by the engine) point at the task.
+                let at = rhai::Position::new(task.line.min(u16::MAX as usize) as u16, 1);
+                let notes = std::mem::take(&mut diagnostic.notes);
+                diagnostic = self
+                    .sources
+                    .diagnostic(diagnostic.message, &file.source, at);
+                diagnostic.notes = notes;
+            }
             let detail = diagnostic.to_string();
             let detail = detail
                 .strip_prefix("error: ")

@@ -1,0 +1,79 @@
+//! Ctrl-C: no new hosts start, running channels close, the summary prints, exit code 130.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use crate::harness::{Project, SshLab};
+
+#[test]
+fn sigint_stops_the_run_and_exits_130() {
+    let lab = SshLab::start(3);
+    let p = Project::new()
+        .recipe("t.rhai", "fn slow() { run(\"echo started; sleep 30\"); }")
+        .inventory("lab.toml", &lab.inventory_toml());
+    lab.write_known_hosts(&p.path().join("known_hosts"));
+    // Pool of 2: the third host waits for a slot and must never start.
+    let p = p.args([
+        "--known-hosts",
+        "known_hosts",
+        "--pool-size",
+        "2",
+        "env:lab",
+        "slow",
+    ]);
+    let mut child = p.spawn();
+    let mut stdout = child.stdout.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    while seen.matches("started").count() < 2 {
+        assert!(Instant::now() < deadline, "hosts never started: {seen}");
+        let n = stdout.read(&mut buf).unwrap();
+        if n == 0 {
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            panic!("rigs exited early: {seen}\n{stderr}");
+        }
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let interrupted_at = Instant::now();
+    unsafe_kill(child.id(), "INT");
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            interrupted_at.elapsed() < Duration::from_secs(10),
+            "rigs did not stop after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        stderr.contains("skipped"),
+        "the third host never started: {stderr}"
+    );
+    assert!(stderr.contains("3 hosts: 0 ok"), "{stderr}");
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

@@ -1,0 +1,13 @@
+//! Integration tests: one binary, one module per feature. Everything runs the real `rigs`
+//! binary against real OpenSSH servers on loopback (see `support`).
+
+#[path = "support/mod.rs"]
+mod harness;
+
+mod cli;
+mod host_keys;
+mod interrupt;
+mod inventory_errors;
+mod output;
+mod recipes;
+mod ssh_exec;

@@ -1,0 +1,113 @@
+//! Output modes: plain lines never mix hosts, JSON lines parse and carry the events CI needs.
+
+use serde_json::Value;
+
+use crate::harness::{Project, SshLab};
+
+const CHAIN: &str = r#"
+/// First task.
+fn first() { run("echo one; echo two >&2"); }
+/// Second task: a long line and many lines.
+fn second() { run("for i in $(seq 1 200); do echo line-$i-abcdefghijklmnopqrstuvwxyz; done"); }
+"#;
+
+fn project(lab: &SshLab) -> Project {
+    let p = Project::new()
+        .recipe("chain.rhai", CHAIN)
+        .inventory("lab.toml", &lab.inventory_toml());
+    lab.write_known_hosts(&p.path().join("known_hosts"));
+    p.args(["--known-hosts", "known_hosts"])
+}
+
+#[test]
+fn plain_lines_are_whole_and_prefixed() {
+    let lab = SshLab::start(3);
+    let out = project(&lab)
+        .args(["--output", "plain", "env:lab", "first", "second"])
+        .run();
+    out.assert_code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3 * 201, "{}", out.stdout);
+    for l in &lines {
+        let ok = ["[h1] ", "[h2] ", "[h3] "].iter().any(|p| {
+            l.strip_prefix(p).is_some_and(|rest| {
+                rest == "one"
+                    || (rest.starts_with("line-") && rest.ends_with("-abcdefghijklmnopqrstuvwxyz"))
+            })
+        });
+        assert!(ok, "mixed or broken line: {l:?}");
+    }
+    for h in ["h1", "h2", "h3"] {
+        assert!(out.stderr.contains(&format!("[{h}] two")), "{}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("[{h}] ok second")),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(
+        out.stderr.contains("HOST") && out.stderr.contains("STATUS"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn json_lines_parse_and_cover_the_run() {
+    let lab = SshLab::start(3);
+    let out = project(&lab)
+        .args(["--output", "json", "env:lab", "first", "second"])
+        .run();
+    out.assert_code(0);
+    let events: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(events.iter().all(|e| e["event"].is_string()));
+    let count = |name: &str| events.iter().filter(|e| e["event"] == name).count();
+    assert_eq!(count("task_start"), 6);
+    assert_eq!(count("task_end"), 6);
+    assert_eq!(count("output"), 3 * 202);
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "output" && e["stream"] == "stderr" && e["line"] == "two"));
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "summary");
+    let hosts = last["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 3);
+    assert!(hosts.iter().all(|h| h["status"] == "ok"));
+    assert!(
+        out.stderr.is_empty(),
+        "json mode keeps stderr quiet: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn json_reports_failures_with_errors() {
+    let lab = SshLab::start(2);
+    let p = project(&lab).recipe(
+        "bad.rhai",
+        r#"fn bad() { if host.name == "h2" { run("exit 9"); } }"#,
+    );
+    let out = p.args(["--output", "json", "env:lab", "bad"]).run();
+    out.assert_code(1);
+    let events: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let end = events
+        .iter()
+        .find(|e| e["event"] == "task_end" && e["host"] == "h2")
+        .unwrap();
+    assert_eq!(end["status"], "failed");
+    assert!(end["error"]
+        .as_str()
+        .unwrap()
+        .contains("exited with code 9"));
+    let summary = events.last().unwrap();
+    assert_eq!(summary["failed"], 1);
+    assert_eq!(summary["ok"], 1);
+}

@@ -1,0 +1,277 @@
+//! Tasks over real SSH: parallel hosts, prefixes, connection reuse, failures that stay on their host.
+
+use crate::harness::{Project, SshLab};
+
+const TASKS: &str = r#"
+/// Two commands.
+fn hello() {
+    run("echo hello from $(whoami)");
+    run("echo to-stderr >&2");
+}
+
+/// Ten commands on one connection.
+fn ten() {
+    for i in 0..10 {
+        let r = run(`echo run-${i}`, #{ quiet: true });
+        if r.stdout != `run-${i}` { fail(`unexpected ${r.stdout}`); }
+    }
+}
+
+/// Sleeps.
+fn nap(secs) { run(`sleep ${secs}`); }
+"#;
+
+fn lab_project(lab: &SshLab) -> Project {
+    let p = Project::new()
+        .recipe("tasks.rhai", TASKS)
+        .inventory("lab.toml", &lab.inventory_toml());
+    lab.write_known_hosts(&p.path().join("known_hosts"));
+    p.args(["--known-hosts", "known_hosts"])
+}
+
+#[test]
+fn task_runs_on_three_hosts_with_prefixes() {
+    let lab = SshLab::start(3);
+    let out = lab_project(&lab)
+        .args(["--output", "plain", "env:lab", "hello"])
+        .run();
+    out.assert_code(0);
+    for h in ["h1", "h2", "h3"] {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l == format!("[{h}] hello from {}", lab.user())),
+            "{h}: {}",
+            out.stdout
+        );
+        assert!(
+            out.stderr.lines().any(|l| l == format!("[{h}] to-stderr")),
+            "{h}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr
+                .contains(&format!("[{h}] $ echo hello from $(whoami)")),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(
+        out.stdout.lines().all(|l| l.starts_with("[h")),
+        "every line prefixed: {}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("3 hosts: 3 ok"), "{}", out.stderr);
+}
+
+#[test]
+fn one_connection_per_host_across_commands_and_tasks() {
+    let lab = SshLab::start(2);
+    let out = lab_project(&lab)
+        .args(["env:lab", "ten", "hello", "ten"])
+        .run();
+    out.assert_code(0);
+    for i in 0..2 {
+        assert_eq!(
+            lab.host(i).accepted_connections(),
+            1,
+            "{}",
+            lab.host(i).log()
+        );
+    }
+}
+
+#[test]
+fn hosts_run_in_parallel() {
+    let lab = SshLab::start(3);
+    let started = std::time::Instant::now();
+    let out = lab_project(&lab).args(["env:lab", "nap:2"]).run();
+    out.assert_code(0);
+    // Three 2-second sleeps in parallel finish well before they could one after another (6 s).
+    assert!(
+        started.elapsed().as_secs_f64() < 5.0,
+        "took {:?}",
+        started.elapsed()
+    );
+
+    let started = std::time::Instant::now();
+    let out = lab_project(&lab)
+        .args(["--serial", "env:lab", "nap:1"])
+        .run();
+    out.assert_code(0);
+    assert!(
+        started.elapsed().as_secs_f64() >= 3.0,
+        "serial took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn unreachable_host_fails_alone() {
+    let lab = SshLab::start(2);
+    let port = crate::harness::unused_port();
+    let p = lab_project(&lab).inventory(
+        "down.toml",
+        &format!(
+            "[hosts.down]\naddress = \"127.0.0.1\"\nport = {port}\nidentity = \"{}\"\n",
+            lab.client_key_path().display()
+        ),
+    );
+    let out = p.args(["env:lab", "-H", "down", "hello"]).run();
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains("[down] failed hello: cannot connect to"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("Connection refused"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("3 hosts: 2 ok, 1 failed"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_failed_host_gets_no_later_tasks() {
+    let lab = SshLab::start(2);
+    let p = lab_project(&lab).recipe(
+        "fail.rhai",
+        r#"fn breaks() { if host.name == "h1" { run("exit 4"); } }"#,
+    );
+    let out = p.args(["env:lab", "breaks", "hello"]).run();
+    out.assert_code(1);
+    assert!(!out.stdout.contains("[h1] hello from"), "{}", out.stdout);
+    assert!(out.stdout.contains("[h2] hello from"), "{}", out.stdout);
+}
+
+#[test]
+fn ad_hoc_command_on_explicit_hosts() {
+    let lab = SshLab::start(2);
+    let out = lab_project(&lab)
+        .args(["-H", "h1,h2", "--", "echo", "adhoc", "$((40+2))"])
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("[h1] adhoc 42") && out.stdout.contains("[h2] adhoc 42"),
+        "{}",
+        out.stdout
+    );
+
+    let out = lab_project(&lab).args(["-H", "h1", "--", "exit 3"]).run();
+    out.assert_code(1);
+    assert!(out.stderr.contains("exited with code 3"), "{}", out.stderr);
+}
+
+#[test]
+fn dry_run_connects_to_nothing() {
+    let lab = SshLab::start(2);
+    let out = lab_project(&lab)
+        .args(["env:lab", "--dry-run", "hello"])
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains("[h1] would run: echo hello from $(whoami)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("hello from"), "{}", out.stdout);
+    for i in 0..2 {
+        assert_eq!(
+            lab.host(i).accepted_connections(),
+            0,
+            "{}",
+            lab.host(i).log()
+        );
+    }
+}
+
+#[test]
+fn command_timeout_fails_the_host() {
+    let lab = SshLab::start(1);
+    let out = lab_project(&lab)
+        .args(["--command-timeout", "0.5", "env:lab", "nap:5"])
+        .run();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("did not finish within 0.5s"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn authentication_failure_is_clear() {
+    let lab = SshLab::start(1);
+    let p = lab_project(&lab);
+    let wrong = p.path().join("wrong_key");
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&wrong)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let inventory = format!(
+        "[env.only]\nhosts = [\"x\"]\n[hosts.x]\naddress = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\nidentity = \"{}\"\n",
+        lab.host(0).port,
+        lab.user(),
+        wrong.display()
+    );
+    let out = p
+        .inventory("wrong.toml", &inventory)
+        .args(["env:only", "hello"])
+        .run();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("authentication failed for"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("wrong_key"), "{}", out.stderr);
+}
+
+#[test]
+fn agent_identities_are_used() {
+    let lab = SshLab::start(1);
+    let p = Project::new().recipe("tasks.rhai", TASKS);
+    lab.write_known_hosts(&p.path().join("known_hosts"));
+    let sock = p.path().join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .args(["-D", "-a"])
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent");
+    for _ in 0..100 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let added = std::process::Command::new("ssh-add")
+        .arg(lab.client_key_path())
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let inventory = format!(
+        "[env.lab]\nhosts = [\"a\"]\n[hosts.a]\naddress = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\n",
+        lab.host(0).port,
+        lab.user()
+    );
+    let out = p
+        .inventory("lab.toml", &inventory)
+        .env("SSH_AUTH_SOCK", sock.to_str().unwrap())
+        .args(["--known-hosts", "known_hosts", "-v", "env:lab", "hello"])
+        .run();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    out.assert_code(0);
+    assert!(out.stderr.contains("agent key"), "{}", out.stderr);
+}

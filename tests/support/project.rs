@@ -1,0 +1,174 @@
+//! Runs the real `rigs` binary against files written into a temporary folder.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Clone)]
+pub struct Project {
+    dir: PathBuf,
+    /// Keeps the folder alive while any clone of the builder lives.
+    _temp: std::rc::Rc<tempfile::TempDir>,
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+    stdin: Option<String>,
+    timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct RunOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl RunOutput {
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) {
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout, self.stderr
+        );
+    }
+}
+
+impl Project {
+    pub fn new() -> Project {
+        let temp = tempfile::Builder::new()
+            .prefix("rigs-test-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = temp.path().to_path_buf();
+        for sub in ["recipes", "inventory", "home"] {
+            std::fs::create_dir_all(dir.join(sub)).expect("project folders");
+        }
+        Project {
+            dir,
+            _temp: std::rc::Rc::new(temp),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            stdin: None,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn file(self, rel: &str, text: &str) -> Project {
+        let path = self.dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        self
+    }
+
+    pub fn recipe(self, name: &str, text: &str) -> Project {
+        self.file(&format!("recipes/{name}"), text)
+    }
+
+    pub fn inventory(self, name: &str, text: &str) -> Project {
+        self.file(&format!("inventory/{name}"), text)
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Project {
+        self.env.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Project
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    pub fn stdin(mut self, text: &str) -> Project {
+        self.stdin = Some(text.to_string());
+        self
+    }
+
+    pub fn timeout(mut self, secs: u64) -> Project {
+        self.timeout = Duration::from_secs(secs);
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rigs"));
+        cmd.args(&self.args)
+            .current_dir(&self.dir)
+            .env("HOME", self.dir.join("home"))
+            .env("NO_COLOR", "1")
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("RIGS_RECIPES")
+            .env_remove("RIGS_INVENTORY")
+            .env_remove("RIGS_OUTPUT")
+            .env_remove("RIGS_SECRETS")
+            .env_remove("RIGS_KNOWN_HOSTS")
+            .envs(&self.env)
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Starts rigs and returns at once, for tests that signal it. The project must outlive the
+    /// child, since dropping it removes the folder.
+    pub fn spawn(&self) -> Child {
+        self.command().spawn().expect("start rigs")
+    }
+
+    pub fn run(self) -> RunOutput {
+        let mut child = self.command().spawn().expect("start rigs");
+        if let Some(text) = &self.stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        let stdout = drain(child.stdout.take().unwrap());
+        let stderr = drain(child.stderr.take().unwrap());
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for rigs") {
+                break status;
+            }
+            if started.elapsed() > self.timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "rigs {:?} ran longer than {:?}\n--- stderr ---\n{}",
+                    self.args,
+                    self.timeout,
+                    stderr.join().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        RunOutput {
+            code: status.code().unwrap_or(-1),
+            stdout: stdout.join().unwrap(),
+            stderr: stderr.join().unwrap(),
+        }
+    }
+}
+
+fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
