@@ -10,4 +10,4 @@ mod project;
 mod sshd;
 
 pub use project::{Project, RunOutput};
-pub use sshd::{unused_port, LabHost, SshLab};
+pub use sshd::{unused_port, SshLab};
