@@ -143,7 +143,7 @@ pub struct Cli {
     )]
     pub output: Option<OutputMode>,
 
-    /// Show connection details (key exchange, authentication)
+    /// Show each connection: destination, time to connect, how it authenticated
     #[arg(short = 'v', long = "verbose", help_heading = "Output")]
     pub verbose: bool,
 
@@ -160,7 +160,7 @@ pub struct Cli {
     )]
     pub identity: Vec<PathBuf>,
 
-    /// SSH port for hosts that do not set one
+    /// SSH port for every host (overrides the inventory; a `host:port` string still wins)
     #[arg(long = "port", value_name = "PORT", help_heading = "SSH")]
     pub port: Option<u16>,
 

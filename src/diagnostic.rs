@@ -92,7 +92,11 @@ pub fn display_path(path: &std::path::Path) -> String {
             return rel.display().to_string();
         }
     }
-    path.display().to_string()
+    let shown = path.display().to_string();
+    match shown.strip_prefix("./") {
+        Some(rest) if !rest.is_empty() => rest.to_string(),
+        _ => shown,
+    }
 }
 
 #[cfg(test)]

@@ -62,7 +62,10 @@ fn execute(config: Config) -> Result<i32> {
     match &config.action {
         Action::Completions(shell) => {
             let mut cmd = cli::command();
-            clap_complete::generate(*shell, &mut cmd, "rigs", &mut std::io::stdout());
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "rigs", &mut out);
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = std::io::stdout().write_all(&out);
             Ok(EXIT_OK)
         }
         Action::Man => {
@@ -159,8 +162,13 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
         }
         Ok(hosts)
     };
+    let mut unused_env: Option<&task_call::TaskCall> = None;
     for call in calls {
         if call.name == "env" {
+            if let Some(previous) = unused_env {
+                return Err(no_task_after(previous));
+            }
+            unused_env = Some(call);
             let name = call.single_value().ok_or_else(|| {
                 Error::usage_hint(
                     format!("`{call}`: env takes one environment name"),
@@ -171,6 +179,7 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
             env = Some(name.to_string());
             continue;
         }
+        unused_env = None;
         let task = recipes.task(&call.name)?.clone();
         let args = recipes.bind(&task, call)?;
         let hosts = hosts_for(&env, &format!("task `{}`", call.name))?;
@@ -181,6 +190,11 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
             env: env.clone(),
             env_vars: env_vars(&env),
         });
+    }
+    if let (Some(previous), None) = (unused_env, command) {
+        if !steps.is_empty() {
+            return Err(no_task_after(previous));
+        }
     }
     if let Some(command) = command {
         let hosts = hosts_for(&env, "the command")?;
@@ -285,4 +299,11 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
     } else {
         EXIT_OK
     })
+}
+
+fn no_task_after(env: &task_call::TaskCall) -> Error {
+    Error::usage_hint(
+        format!("`{env}` is followed by no task"),
+        "env:NAME selects the hosts for the tasks after it; put those tasks after it",
+    )
 }

@@ -65,7 +65,7 @@ impl fmt::Display for TaskCall {
         for (i, arg) in self.args.iter().enumerate() {
             f.write_str(if i == 0 { ":" } else { "," })?;
             match arg {
-                Arg::Positional(v) => f.write_str(&escape(v))?,
+                Arg::Positional(v) => f.write_str(&escape(v).replace('=', "\\="))?,
                 Arg::Named(k, v) => write!(f, "{k}={}", escape(v))?,
             }
         }
@@ -237,7 +237,13 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for w in ["deploy:1.2.3", r"say:a\,b,k=v", "status"] {
+        for w in [
+            "deploy:1.2.3",
+            r"say:a\,b,k=v",
+            "status",
+            r"say:a\=b",
+            "say:k=a=b",
+        ] {
             assert_eq!(TaskCall::parse(w).unwrap().to_string(), w);
         }
     }

@@ -213,3 +213,25 @@ fn set_overrides_inventory_variables() {
     out.assert_code(0);
     assert!(out.stderr.contains("image=from-cli"), "{}", out.stderr);
 }
+
+#[test]
+fn an_env_with_no_task_after_it_is_an_error() {
+    let p = project().inventory("more.toml", "[env.other]\nhosts = [\"one\"]\n");
+    let out = p
+        .clone()
+        .args(["env:local", "undocumented", "env:other"])
+        .run();
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("`env:other` is followed by no task"),
+        "{}",
+        out.stderr
+    );
+    let out = p.args(["env:other", "env:local", "undocumented"]).run();
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("`env:other` is followed by no task"),
+        "{}",
+        out.stderr
+    );
+}

@@ -9,7 +9,10 @@ use crate::harness::{Project, SshLab};
 fn sigint_stops_the_run_and_exits_130() {
     let lab = SshLab::start(3);
     let p = Project::new()
-        .recipe("t.rhai", "fn slow() { run(\"echo started; sleep 30\"); }")
+        .recipe(
+            "t.rhai",
+            "fn slow() { run(\"echo started; sleep 31.77\"); }",
+        )
         .inventory("lab.toml", &lab.inventory_toml());
     lab.write_known_hosts(&p.path().join("known_hosts"));
     // Pool of 2: the third host waits for a slot and must never start.
@@ -67,6 +70,10 @@ fn sigint_stops_the_run_and_exits_130() {
         "the third host never started: {stderr}"
     );
     assert!(stderr.contains("3 hosts: 0 ok"), "{stderr}");
+    assert!(
+        !crate::harness::process_running("sleep 31.77"),
+        "remote commands were left running"
+    );
 }
 
 fn unsafe_kill(pid: u32, signal: &str) {

@@ -128,3 +128,24 @@ fn list_hosts_shows_envs_and_roles() {
     assert!(out.stdout.contains("env:prod"), "{}", out.stdout);
     assert!(out.stdout.contains("a  [web]"), "{}", out.stdout);
 }
+
+#[test]
+fn duplicate_host_names_the_other_file() {
+    let out = Project::new()
+        .recipe("t.rhai", "fn t() {}")
+        .inventory("a.toml", "[hosts.web]\naddress = \"10.0.0.1\"\n")
+        .inventory(
+            "b.toml",
+            "[env.x]\nhosts = [\"web\"]\n[hosts.web]\naddress = \"10.0.0.2\"\n",
+        )
+        .args(["env:x", "t"])
+        .run();
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("host `web` is defined twice (also in inventory/a.toml)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("inventory/b.toml:3:"), "{}", out.stderr);
+}

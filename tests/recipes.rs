@@ -250,3 +250,17 @@ fn missing_secret_fails_with_instructions() {
         out.stderr
     );
 }
+
+#[test]
+fn syntax_error_in_a_library_stops_before_anything_runs() {
+    let p = local("import \"lib/util\" as util;\nfn t() { run(\"echo ran\"); util::x(); }\n")
+        .file("recipes/lib/util.rhai", "fn x() {\n    let = 1;\n}\n");
+    let out = p.args(["env:local", "t"]).run();
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("recipes/lib/util.rhai:2:"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("ran"), "{}", out.stdout);
+}

@@ -192,13 +192,17 @@ fn dry_run_connects_to_nothing() {
 fn command_timeout_fails_the_host() {
     let lab = SshLab::start(1);
     let out = lab_project(&lab)
-        .args(["--command-timeout", "0.5", "env:lab", "nap:5"])
+        .args(["--command-timeout", "0.5", "env:lab", "nap:47.31"])
         .run();
     out.assert_code(1);
     assert!(
         out.stderr.contains("did not finish within 0.5s"),
         "{}",
         out.stderr
+    );
+    assert!(
+        !crate::harness::process_running("sleep 47.31"),
+        "the timed-out command still runs on the host"
     );
 }
 
@@ -237,29 +241,8 @@ fn agent_identities_are_used() {
     let lab = SshLab::start(1);
     let p = Project::new().recipe("tasks.rhai", TASKS);
     lab.write_known_hosts(&p.path().join("known_hosts"));
-    let sock = p.path().join("agent.sock");
-    let mut agent = std::process::Command::new("ssh-agent")
-        .args(["-D", "-a"])
-        .arg(&sock)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("ssh-agent");
-    for _ in 0..100 {
-        if sock.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let added = std::process::Command::new("ssh-add")
-        .arg(lab.client_key_path())
-        .env("SSH_AUTH_SOCK", &sock)
-        .output()
-        .unwrap();
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    let agent =
+        crate::harness::SshAgent::start(&p.path().join("agent.sock"), lab.client_key_path());
     let inventory = format!(
         "[env.lab]\nhosts = [\"a\"]\n[hosts.a]\naddress = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\n",
         lab.host(0).port,
@@ -267,11 +250,10 @@ fn agent_identities_are_used() {
     );
     let out = p
         .inventory("lab.toml", &inventory)
-        .env("SSH_AUTH_SOCK", sock.to_str().unwrap())
+        .env("SSH_AUTH_SOCK", agent.socket().to_str().unwrap())
         .args(["--known-hosts", "known_hosts", "-v", "env:lab", "hello"])
         .run();
-    let _ = agent.kill();
-    let _ = agent.wait();
+    drop(agent);
     out.assert_code(0);
     assert!(out.stderr.contains("agent key"), "{}", out.stderr);
 }

@@ -229,8 +229,11 @@ pub(crate) fn merge_file(inventory: &mut Inventory, file: &Path, text: &str) -> 
     for (name, host) in raw.hosts {
         let span = name.span();
         let name = name.into_inner();
-        if inventory.hosts.contains_key(&name) {
-            return Err(ctx.error(format!("host `{name}` is defined twice"), span));
+        if let Some(previous) = inventory.hosts.get(&name) {
+            return Err(ctx.error(
+                format!("host `{name}` is defined twice (also in {})", previous.file),
+                span,
+            ));
         }
         HostSpec::parse(&name)
             .map_err(|m| ctx.error(format!("hosts.{name}: {m}"), span.clone()))?;
@@ -264,6 +267,7 @@ pub(crate) fn merge_file(inventory: &mut Inventory, file: &Path, text: &str) -> 
             name.clone(),
             HostEntry {
                 name,
+                file: ctx.shown.clone(),
                 address,
                 settings,
                 vars: host.vars,

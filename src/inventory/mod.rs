@@ -56,6 +56,8 @@ pub struct Environment {
 #[derive(Debug, Clone)]
 pub struct HostEntry {
     pub name: String,
+    /// Where it was defined, for messages.
+    pub file: String,
     pub address: Option<String>,
     pub settings: Settings,
     pub vars: toml::Table,

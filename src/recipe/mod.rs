@@ -96,8 +96,11 @@ impl Recipes {
             sources: error::Sources::new(&dir),
             origin: display_path(&path),
         };
-        for file in files {
-            recipes.add_file(&file)?;
+        for file in &files {
+            recipes.add_file(file)?;
+        }
+        if path.is_dir() {
+            recipes.check_libraries(&dir, &files)?;
         }
         Ok(recipes)
     }
@@ -158,6 +161,33 @@ impl Recipes {
             );
         }
         self.files.push(RecipeFile { source, shown, ast });
+        Ok(())
+    }
+
+    /// Compiles the `.rhai` files in subfolders (the libraries that recipes `import`), so a
+    /// syntax error there stops the run before anything starts instead of failing every host.
+    fn check_libraries(&self, dir: &Path, loaded: &[PathBuf]) -> Result<()> {
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(folder) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&folder) else {
+                continue;
+            };
+            let mut entries: Vec<PathBuf> =
+                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            entries.sort();
+            for path in entries {
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path.extension().is_some_and(|e| e == "rhai") && !loaded.contains(&path) {
+                    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+                    if let Err(e) = self.engine.compile(&text) {
+                        let source = path.to_string_lossy().to_string();
+                        self.sources.add(&source, display_path(&path), text);
+                        return Err(error::parse_error(&e, &source, &self.sources).into());
+                    }
+                }
+            }
+        }
         Ok(())
     }
 

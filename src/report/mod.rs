@@ -162,6 +162,9 @@ impl Reporter {
             OutputMode::Json => self.json(json!({
                 "event": "output", "host": host, "stream": stream.name(), "line": self.masker.mask(line),
             })),
+            OutputMode::Pretty if stream == StreamKind::Stderr => {
+                self.line(stream, &format!("{} {line}", self.paint("33", &format!("[{host}]"))))
+            }
             _ => self.line(stream, &format!("[{host}] {line}")),
         }
     }
@@ -174,13 +177,18 @@ impl Reporter {
             })),
             _ => {
                 let prefix = host.map(|h| format!("[{h}] ")).unwrap_or_default();
-                for l in text.lines() {
-                    let l = if warn {
-                        format!("{prefix}{} {l}", self.paint("33", "warning:"))
-                    } else {
-                        format!("{prefix}{l}")
-                    };
-                    self.line(StreamKind::Stderr, &l);
+                let block: Vec<String> = text
+                    .lines()
+                    .map(|l| {
+                        if warn {
+                            format!("{prefix}{} {l}", self.paint("33", "warning:"))
+                        } else {
+                            format!("{prefix}{l}")
+                        }
+                    })
+                    .collect();
+                if !block.is_empty() {
+                    self.line(StreamKind::Stderr, &block.join("\n"));
                 }
             }
         }
@@ -228,13 +236,12 @@ impl Reporter {
                     let mut lines = text.lines();
                     let first = lines.next().unwrap_or("");
                     let label = self.paint("31", status.as_str());
-                    self.line(
-                        StreamKind::Stderr,
-                        &format!("[{host}] {label} {task}: {first}"),
-                    );
+                    // One write, so another host's lines cannot land inside this block.
+                    let mut block = format!("[{host}] {label} {task}: {first}");
                     for l in lines {
-                        self.line(StreamKind::Stderr, &format!("[{host}]   {l}"));
+                        block.push_str(&format!("\n[{host}]   {l}"));
                     }
+                    self.line(StreamKind::Stderr, &block);
                 }
             },
         }
@@ -248,8 +255,8 @@ impl Reporter {
             OutputMode::Json => self.json(summary::json(hosts, interrupted)),
             _ => {
                 let text = summary::table(hosts, interrupted, |code, s| self.paint(code, s));
-                for l in text.lines() {
-                    self.line(StreamKind::Stderr, l);
+                if let Some(text) = text.strip_suffix('\n') {
+                    self.line(StreamKind::Stderr, text);
                 }
             }
         }

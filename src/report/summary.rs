@@ -8,7 +8,7 @@ use serde_json::json;
 pub enum HostStatus {
     Ok,
     Failed,
-    /// Never started (Ctrl-C, or an earlier task failed on it).
+    /// Never started (Ctrl-C before its turn).
     Skipped,
     Interrupted,
 }

@@ -95,8 +95,10 @@ impl fmt::Display for SshError {
             }
             SshError::Auth { destination, tried, notes } => {
                 write!(f, "authentication failed for {destination}")?;
-                if tried.is_empty() {
+                if tried.is_empty() && notes.is_empty() {
                     write!(f, ": no identity to offer (no agent, no key files found); pass -i KEYFILE or set `identity` in the inventory")?;
+                } else if tried.is_empty() {
+                    write!(f, ": no usable identity")?;
                 } else {
                     write!(f, " (tried {})", tried.join(", "))?;
                 }

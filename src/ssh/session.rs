@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -247,7 +248,8 @@ impl Session {
     }
 
     /// Runs `command` on a new channel, feeding `stdin` (then EOF) and passing output chunks to
-    /// `on_output` as they arrive.
+    /// `on_output` as they arrive. A command that times out or is interrupted is killed on the
+    /// host, with its children, before this returns.
     pub async fn exec(
         &self,
         command: &str,
@@ -275,20 +277,29 @@ impl Session {
             },
             _ => lost(),
         })?;
-        channel.exec(true, command).await.map_err(|_| lost())?;
+        // The remote shell reports its PID first (on stderr, stripped again below). sshd starts
+        // each session in a new process group led by that shell, so the PID is all it takes to
+        // stop the command and everything it started.
+        let wrapped = format!("printf '\\036rigs-pid %s\\n' \"$$\" >&2; {command}");
+        channel.exec(true, wrapped).await.map_err(|_| lost())?;
         if let Some(data) = stdin {
             channel.data(data).await.map_err(|_| lost())?;
         }
         channel.eof().await.map_err(|_| lost())?;
 
+        let pid = AtomicU32::new(0);
         let run = async {
+            let mut marker = PidMarker::default();
             let mut code = None;
             let mut signal = None;
             loop {
                 match channel.wait().await {
                     Some(ChannelMsg::Data { data }) => on_output(Stream::Stdout, &data),
                     Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
-                        on_output(Stream::Stderr, &data)
+                        marker.feed(&data, |bytes| on_output(Stream::Stderr, bytes));
+                        if let Some(p) = marker.pid {
+                            pid.store(p, Ordering::Relaxed);
+                        }
                     }
                     Some(ChannelMsg::ExitStatus { exit_status }) => code = Some(exit_status),
                     Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
@@ -304,6 +315,7 @@ impl Session {
                     None => break,
                 }
             }
+            marker.flush(|bytes| on_output(Stream::Stderr, bytes));
             if code.is_none() && signal.is_none() {
                 return Err(SshError::ConnectionLost {
                     command: command.to_string(),
@@ -322,10 +334,35 @@ impl Session {
                 None => run.await,
             }
         };
-        tokio::select! {
+        let result = tokio::select! {
             result = timed => result,
             _ = cancel.cancelled() => Err(SshError::Interrupted),
+        };
+        if matches!(
+            result,
+            Err(SshError::CommandTimeout { .. } | SshError::Interrupted)
+        ) {
+            self.kill(pid.load(Ordering::Relaxed)).await;
+            let _ = channel.close().await;
         }
+        result
+    }
+
+    /// Stops a remote command's process group (best effort, bounded in time).
+    async fn kill(&self, pid: u32) {
+        if pid <= 1 {
+            return;
+        }
+        let stop = async {
+            let channel = self.handle.channel_open_session().await.ok()?;
+            let line =
+                format!("kill -TERM -- -{pid} 2>/dev/null || kill -TERM {pid} 2>/dev/null; exit 0");
+            channel.exec(true, line).await.ok()?;
+            let mut channel = channel;
+            while channel.wait().await.is_some() {}
+            Some(())
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(3), stop).await;
     }
 
     pub async fn close(&self) {
@@ -438,4 +475,89 @@ async fn authenticate(
         tried,
         notes,
     })
+}
+
+/// Finds and strips the `\x1erigs-pid N` line the wrapped command writes to stderr first.
+/// Anything the login shell prints before it (a noisy `.bashrc`) passes through unchanged.
+#[derive(Default)]
+struct PidMarker {
+    pending: Vec<u8>,
+    done: bool,
+    pid: Option<u32>,
+}
+
+impl PidMarker {
+    const PREFIX: &'static [u8] = b"\x1erigs-pid ";
+    /// Past this much stderr without the marker, stop looking.
+    const LIMIT: usize = 64 * 1024;
+
+    fn feed(&mut self, chunk: &[u8], mut emit: impl FnMut(&[u8])) {
+        if self.done {
+            emit(chunk);
+            return;
+        }
+        self.pending.extend_from_slice(chunk);
+        if let Some(start) = find(&self.pending, Self::PREFIX) {
+            let after = start + Self::PREFIX.len();
+            if let Some(len) = self.pending[after..].iter().position(|b| *b == b'\n') {
+                let digits = String::from_utf8_lossy(&self.pending[after..after + len]).to_string();
+                self.pid = digits.trim().parse().ok();
+                self.done = true;
+                let rest = self.pending.split_off(after + len + 1);
+                self.pending.truncate(start);
+                if !self.pending.is_empty() {
+                    emit(&self.pending);
+                }
+                if !rest.is_empty() {
+                    emit(&rest);
+                }
+                self.pending = Vec::new();
+            }
+        } else if self.pending.len() > Self::LIMIT {
+            self.flush(emit);
+        }
+    }
+
+    fn flush(&mut self, mut emit: impl FnMut(&[u8])) {
+        self.done = true;
+        if !self.pending.is_empty() {
+            emit(&std::mem::take(&mut self.pending));
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(chunks: &[&[u8]]) -> (Vec<u8>, Option<u32>) {
+        let mut m = PidMarker::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            m.feed(c, |b| out.extend_from_slice(b));
+        }
+        m.flush(|b| out.extend_from_slice(b));
+        (out, m.pid)
+    }
+
+    #[test]
+    fn marker_is_stripped_even_when_split() {
+        assert_eq!(
+            run(&[b"\x1erigs-pid 42\nerr\n"]),
+            (b"err\n".to_vec(), Some(42))
+        );
+        assert_eq!(
+            run(&[b"\x1erigs-p", b"id 7", b"\nx"]),
+            (b"x".to_vec(), Some(7))
+        );
+        assert_eq!(
+            run(&[b"bashrc noise\n\x1erigs-pid 9\n"]),
+            (b"bashrc noise\n".to_vec(), Some(9))
+        );
+        assert_eq!(run(&[b"no marker"]), (b"no marker".to_vec(), None));
+    }
 }

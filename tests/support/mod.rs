@@ -6,8 +6,27 @@
 //! is never read.
 #![allow(dead_code)]
 
+mod agent;
 mod project;
 mod sshd;
 
+pub use agent::SshAgent;
 pub use project::{Project, RunOutput};
 pub use sshd::{unused_port, SshLab};
+
+/// Whether a process whose command line contains `pattern` runs on this machine (where every
+/// lab host lives), after giving a just-signalled process a moment to exit.
+pub fn process_running(pattern: &str) -> bool {
+    for _ in 0..20 {
+        let out = std::process::Command::new("pgrep")
+            .arg("-f")
+            .arg(pattern)
+            .output()
+            .expect("pgrep");
+        if !out.status.success() {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    true
+}
