@@ -76,12 +76,7 @@ fn changed_key_is_refused_even_under_accept_new() {
     let lab = SshLab::start(1);
     let p = project(&lab);
     let other = p.path().join("other");
-    assert!(std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&other)
-        .status()
-        .unwrap()
-        .success());
+    crate::harness::keygen(&other);
     let pubkey = std::fs::read_to_string(other.with_extension("pub")).unwrap();
     let key: Vec<&str> = pubkey.split_whitespace().take(2).collect();
     std::fs::write(

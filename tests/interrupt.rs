@@ -33,19 +33,12 @@ fn sigint_stops_the_run_and_exits_130() {
         assert!(Instant::now() < deadline, "hosts never started: {seen}");
         let n = stdout.read(&mut buf).unwrap();
         if n == 0 {
-            let mut stderr = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .unwrap();
-            panic!("rigs exited early: {seen}\n{stderr}");
+            panic!("rigs exited early: {seen}\n{}", read_stderr(&mut child));
         }
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     let interrupted_at = Instant::now();
-    unsafe_kill(child.id(), "INT");
+    send_signal(child.id(), "INT");
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -56,13 +49,7 @@ fn sigint_stops_the_run_and_exits_130() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = read_stderr(&mut child);
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert!(
@@ -76,7 +63,18 @@ fn sigint_stops_the_run_and_exits_130() {
     );
 }
 
-fn unsafe_kill(pid: u32, signal: &str) {
+fn read_stderr(child: &mut std::process::Child) -> String {
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    stderr
+}
+
+fn send_signal(pid: u32, signal: &str) {
     let status = std::process::Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(pid.to_string())

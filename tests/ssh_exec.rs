@@ -71,14 +71,7 @@ fn one_connection_per_host_across_commands_and_tasks() {
         .args(["env:lab", "ten", "hello", "ten"])
         .run();
     out.assert_code(0);
-    for i in 0..2 {
-        assert_eq!(
-            lab.host(i).accepted_connections(),
-            1,
-            "{}",
-            lab.host(i).log()
-        );
-    }
+    lab.assert_connections(1);
 }
 
 #[test]
@@ -178,14 +171,7 @@ fn dry_run_connects_to_nothing() {
         out.stderr
     );
     assert!(!out.stdout.contains("hello from"), "{}", out.stdout);
-    for i in 0..2 {
-        assert_eq!(
-            lab.host(i).accepted_connections(),
-            0,
-            "{}",
-            lab.host(i).log()
-        );
-    }
+    lab.assert_connections(0);
 }
 
 #[test]
@@ -211,12 +197,7 @@ fn authentication_failure_is_clear() {
     let lab = SshLab::start(1);
     let p = lab_project(&lab);
     let wrong = p.path().join("wrong_key");
-    let status = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&wrong)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::harness::keygen(&wrong);
     let inventory = format!(
         "[env.only]\nhosts = [\"x\"]\n[hosts.x]\naddress = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\nidentity = \"{}\"\n",
         lab.host(0).port,

@@ -12,7 +12,7 @@ mod sshd;
 
 pub use agent::SshAgent;
 pub use project::{Project, RunOutput};
-pub use sshd::{unused_port, SshLab};
+pub use sshd::{keygen, unused_port, SshLab};
 
 /// Whether a process whose command line contains `pattern` runs on this machine (where every
 /// lab host lives), after giving a just-signalled process a moment to exit.

@@ -138,6 +138,20 @@ impl SshLab {
         &self.client_key
     }
 
+    /// Asserts how many SSH logins every host has accepted.
+    #[track_caller]
+    pub fn assert_connections(&self, expected: usize) {
+        for h in &self.hosts {
+            assert_eq!(
+                h.accepted_connections(),
+                expected,
+                "{}: {}",
+                h.name,
+                h.log()
+            );
+        }
+    }
+
     pub fn user(&self) -> &str {
         &self.user
     }
@@ -208,7 +222,8 @@ pub fn unused_port() -> u16 {
         .port()
 }
 
-fn keygen(path: &Path) {
+/// A new ed25519 key pair without passphrase at `path` and `path.pub`.
+pub fn keygen(path: &Path) {
     let out = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "rigs-test", "-f"])
         .arg(path)
