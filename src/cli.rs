@@ -164,7 +164,21 @@ pub struct Cli {
     #[arg(long = "port", value_name = "PORT", help_heading = "SSH")]
     pub port: Option<u16>,
 
-    /// known_hosts file to verify host keys against (default ~/.ssh/known_hosts)
+    /// ssh_config file to read (default ~/.ssh/config when it exists)
+    #[arg(
+        short = 'F',
+        long = "ssh-config",
+        value_name = "FILE",
+        help_heading = "SSH"
+    )]
+    pub ssh_config: Option<PathBuf>,
+
+    /// Ask for the login password once, for hosts that take passwords (or set RIGS_PASSWORD)
+    #[arg(long = "ask-pass", help_heading = "SSH")]
+    pub ask_pass: bool,
+
+    /// known_hosts file for every host (default: ssh_config's UserKnownHostsFile, else
+    /// ~/.ssh/known_hosts)
     #[arg(
         long = "known-hosts",
         value_name = "FILE",
@@ -173,24 +187,19 @@ pub struct Cli {
     )]
     pub known_hosts: Option<PathBuf>,
 
-    /// What to do with a host key that is not in known_hosts (a changed key is always refused)
+    /// What to do with a host key that is not in known_hosts (default: ssh_config's
+    /// StrictHostKeyChecking, else strict; a changed key is always refused)
     #[arg(
         long = "host-key-policy",
         value_enum,
-        default_value = "strict",
         value_name = "POLICY",
         help_heading = "SSH"
     )]
-    pub host_key_policy: HostKeyPolicy,
+    pub host_key_policy: Option<HostKeyPolicy>,
 
-    /// Seconds to wait for a connection and login
-    #[arg(
-        long = "connect-timeout",
-        value_name = "SECS",
-        default_value = "10",
-        help_heading = "SSH"
-    )]
-    pub connect_timeout: f64,
+    /// Seconds to wait for a connection and login (default: ssh_config's ConnectTimeout, else 10)
+    #[arg(long = "connect-timeout", value_name = "SECS", help_heading = "SSH")]
+    pub connect_timeout: Option<f64>,
 
     /// Seconds a single command may run before its host fails (default: no limit)
     #[arg(long = "command-timeout", value_name = "SECS", help_heading = "SSH")]
@@ -249,8 +258,10 @@ pub struct Config {
     pub identities: Vec<PathBuf>,
     pub port: Option<u16>,
     pub known_hosts: Option<PathBuf>,
-    pub host_key_policy: HostKeyPolicy,
-    pub connect_timeout: Duration,
+    pub host_key_policy: Option<HostKeyPolicy>,
+    pub connect_timeout: Option<Duration>,
+    pub ssh_config: Option<PathBuf>,
+    pub ask_pass: bool,
     pub command_timeout: Option<Duration>,
 }
 
@@ -284,7 +295,10 @@ impl Config {
             (_, Some(0)) => return Err(Error::usage("--pool-size must be at least 1")),
             (_, n) => n,
         };
-        let connect_timeout = seconds("--connect-timeout", cli.connect_timeout)?;
+        let connect_timeout = cli
+            .connect_timeout
+            .map(|s| seconds("--connect-timeout", s))
+            .transpose()?;
         let command_timeout = cli
             .command_timeout
             .map(|s| seconds("--command-timeout", s))
@@ -350,6 +364,8 @@ impl Config {
             known_hosts: cli.known_hosts,
             host_key_policy: cli.host_key_policy,
             connect_timeout,
+            ssh_config: cli.ssh_config,
+            ask_pass: cli.ask_pass,
             command_timeout,
         })
     }

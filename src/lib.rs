@@ -10,6 +10,7 @@ pub mod cli;
 pub mod diagnostic;
 pub mod error;
 pub mod inventory;
+pub mod prompt;
 pub mod quote;
 pub mod recipe;
 pub mod report;
@@ -125,6 +126,7 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
     };
     let inventory = inventory::load(config.inventory.as_deref())?;
     let recipes = Recipes::load(config.recipes.as_deref(), cancel.clone())?;
+    let ssh_config = inventory::ssh_config::SshConfig::load(config.ssh_config.as_deref())?;
     let overrides = Overrides {
         hosts: config.hosts.clone(),
         roles: config.roles.clone(),
@@ -147,7 +149,7 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
             .unwrap_or_default()
     };
     let hosts_for = |env: &Option<String>, what: &str| -> Result<Vec<inventory::Host>> {
-        let hosts = selection::select(&inventory, env.as_deref(), &overrides)?;
+        let hosts = selection::select(&inventory, env.as_deref(), &overrides, &ssh_config)?;
         if hosts.is_empty() {
             let hint = if env.is_none() && overrides.hosts.is_empty() {
                 "put env:NAME before it (`rigs --list-hosts` shows them) or pass -H HOST"
@@ -175,7 +177,7 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
                     "write env:NAME, e.g. env:staging",
                 )
             })?;
-            selection::select(&inventory, Some(name), &Overrides::default())?;
+            selection::select(&inventory, Some(name), &Overrides::default(), &ssh_config)?;
             env = Some(name.to_string());
             continue;
         }
@@ -232,25 +234,27 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
     }
 
     let home = dirs::home_dir().unwrap_or_else(|| PathBuf::from("/"));
-    let known_hosts_path = config
-        .known_hosts
-        .clone()
-        .unwrap_or_else(|| home.join(".ssh/known_hosts"));
-    let known_hosts = Arc::new(ssh::KnownHosts::load(
-        known_hosts_path,
-        &[std::path::Path::new("/etc/ssh/ssh_known_hosts")],
-    ));
+    let password = login_password(&config, &masker)?;
+    let keys = Arc::new(ssh::KeyCache::default());
+    let default_identities: Vec<PathBuf> = ["id_ed25519", "id_ecdsa", "id_rsa"]
+        .iter()
+        .map(|k| home.join(".ssh").join(k))
+        .collect();
+    if !config.dry_run {
+        preload_keys(&keys, &steps, &default_identities);
+    }
     let connect = ssh::ConnectOptions {
-        known_hosts,
-        accept_new: config.host_key_policy == HostKeyPolicy::AcceptNew,
-        connect_timeout: config.connect_timeout,
-        keys: Arc::new(ssh::KeyCache::default()),
-        default_identities: ["id_ed25519", "id_ecdsa", "id_rsa"]
-            .iter()
-            .map(|k| home.join(".ssh").join(k))
-            .collect(),
+        keys,
+        default_identities,
         use_agent: true,
-        keepalive: Some(Duration::from_secs(15)),
+        password,
+    };
+    let ssh_overrides = run::SshOverrides {
+        known_hosts: config.known_hosts.clone(),
+        accept_new: config
+            .host_key_policy
+            .map(|p| p == HostKeyPolicy::AcceptNew),
+        connect_timeout: config.connect_timeout,
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -273,6 +277,8 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
         secrets,
         masker,
         runtime.handle().clone(),
+        ssh_overrides,
+        home.join(".ssh/known_hosts"),
     );
     let watcher = cancel.clone();
     let notify = reporter.clone();
@@ -306,4 +312,62 @@ fn no_task_after(env: &task_call::TaskCall) -> Error {
         format!("`{env}` is followed by no task"),
         "env:NAME selects the hosts for the tasks after it; put those tasks after it",
     )
+}
+
+/// The password for hosts that take one: `RIGS_PASSWORD`, or asked once with `--ask-pass`.
+fn login_password(config: &Config, masker: &Masker) -> Result<Option<secret::Secret>> {
+    let password = match std::env::var("RIGS_PASSWORD") {
+        Ok(p) => Some(secret::Secret::new(p)),
+        Err(_) if config.ask_pass => Some(prompt::hidden("SSH password: ").ok_or_else(|| {
+            Error::usage_hint(
+                "--ask-pass needs a terminal to ask on",
+                "set RIGS_PASSWORD instead when running without one",
+            )
+        })?),
+        Err(_) => None,
+    };
+    if let Some(p) = &password {
+        masker.add(p);
+    }
+    Ok(password)
+}
+
+/// Loads every identity file the run may use, asking for passphrases now rather than in the
+/// middle of parallel output.
+fn preload_keys(keys: &ssh::KeyCache, steps: &[run::Step], defaults: &[PathBuf]) {
+    let mut paths: Vec<&std::path::Path> = Vec::new();
+    for step in steps {
+        for host in &step.hosts {
+            if host.connection != inventory::Connection::Ssh {
+                continue;
+            }
+            for endpoint in host.jumps.iter().chain(std::iter::once(&host.endpoint)) {
+                let extra = if endpoint.identities_only {
+                    &[][..]
+                } else {
+                    defaults
+                };
+                for p in endpoint.identities.iter().chain(extra) {
+                    if !paths.contains(&p.as_path()) {
+                        paths.push(p);
+                    }
+                }
+            }
+        }
+    }
+    let interactive = prompt::available();
+    keys.preload(paths, |path, attempt| {
+        if !interactive {
+            return None;
+        }
+        let again = if attempt > 0 {
+            "Wrong passphrase. "
+        } else {
+            ""
+        };
+        prompt::hidden(&format!(
+            "{again}Enter passphrase for key {}: ",
+            path.display()
+        ))
+    });
 }

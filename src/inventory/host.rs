@@ -1,6 +1,7 @@
 //! A resolved target: everything needed to connect to one host and run a task there.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
@@ -23,14 +24,45 @@ impl Connection {
     }
 }
 
+/// One SSH server to log in to: a target host or a jump host on the way to one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    /// Identity files to offer, in order.
+    pub identities: Vec<PathBuf>,
+    /// ssh_config `IdentitiesOnly`: offer only `identities`, not agent keys or default key files.
+    pub identities_only: bool,
+    /// ssh_config `UserKnownHostsFile`.
+    pub known_hosts: Option<PathBuf>,
+    /// ssh_config `StrictHostKeyChecking` (`Some(true)` = accept-new).
+    pub accept_new: Option<bool>,
+    /// ssh_config `ConnectTimeout`.
+    pub connect_timeout: Option<Duration>,
+    /// ssh_config `ServerAliveInterval`.
+    pub keepalive: Option<Duration>,
+}
+
+impl Endpoint {
+    /// `user@address:port`, what a user would pass to ssh.
+    pub fn destination(&self) -> String {
+        let address = if self.address.contains(':') {
+            format!("[{}]", self.address)
+        } else {
+            self.address.clone()
+        };
+        format!("{}@{}:{}", self.user, address, self.port)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Host {
     /// The name the user knows it by: the inventory name or the host string as written.
     pub name: String,
-    pub address: String,
-    pub port: u16,
-    pub user: String,
-    pub identities: Vec<PathBuf>,
+    pub endpoint: Endpoint,
+    /// Jump hosts to pass through, first to last.
+    pub jumps: Vec<Endpoint>,
     pub connection: Connection,
     /// Merged variables: `--set` > host > environment > global.
     pub vars: toml::Table,
@@ -41,14 +73,12 @@ pub struct Host {
 }
 
 impl Host {
-    /// `user@address:port`, what a user would pass to ssh.
     pub fn destination(&self) -> String {
-        let address = if self.address.contains(':') {
-            format!("[{}]", self.address)
-        } else {
-            self.address.clone()
-        };
-        format!("{}@{}:{}", self.user, address, self.port)
+        let mut d = self.endpoint.destination();
+        for j in self.jumps.iter().rev() {
+            d.push_str(&format!(" via {}", j.destination()));
+        }
+        d
     }
 }
 

@@ -35,6 +35,7 @@ struct RawSettings {
     port: Option<Spanned<i64>>,
     identity: Option<Spanned<OneOrMany>>,
     connection: Option<Spanned<String>>,
+    jump: Option<Spanned<OneOrMany>>,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +58,7 @@ struct RawEnv {
     port: Option<Spanned<i64>>,
     identity: Option<Spanned<OneOrMany>>,
     connection: Option<Spanned<String>>,
+    jump: Option<Spanned<OneOrMany>>,
 }
 
 #[derive(Deserialize)]
@@ -69,6 +71,7 @@ struct RawHost {
     port: Option<Spanned<i64>>,
     identity: Option<Spanned<OneOrMany>>,
     connection: Option<Spanned<String>>,
+    jump: Option<Spanned<OneOrMany>>,
 }
 
 /// Loads `path` (a file, or a folder whose `*.toml` files are read in name order). `None` means the
@@ -140,8 +143,9 @@ pub(crate) fn merge_file(inventory: &mut Inventory, file: &Path, text: &str) -> 
         }
         if message.contains("unknown field") {
             d = d.note(
-                "[defaults] takes user, port, identity, connection; [env.NAME] takes hosts, roles, \
-                 vars and the same settings; [hosts.NAME] takes address, vars and the same settings",
+                "[defaults] takes user, port, identity, connection, jump; [env.NAME] takes hosts, \
+                 roles, vars and the same settings; [hosts.NAME] takes address, vars and the same \
+                 settings",
             );
         }
         Error::from(d)
@@ -211,6 +215,7 @@ pub(crate) fn merge_file(inventory: &mut Inventory, file: &Path, text: &str) -> 
                 port: env.port,
                 identity: env.identity,
                 connection: env.connection,
+                jump: env.jump,
             },
         )?;
         inventory.envs.insert(
@@ -261,6 +266,7 @@ pub(crate) fn merge_file(inventory: &mut Inventory, file: &Path, text: &str) -> 
                 port: host.port,
                 identity: host.identity,
                 connection: host.connection,
+                jump: host.jump,
             },
         )?;
         inventory.hosts.insert(
@@ -313,11 +319,26 @@ fn settings(ctx: &FileCtx, raw: RawSettings) -> Result<Settings> {
         Some(OneOrMany::One(p)) => vec![resolve_path(&ctx.dir, &p)],
         Some(OneOrMany::Many(ps)) => ps.iter().map(|p| resolve_path(&ctx.dir, p)).collect(),
     };
+    let jump = match raw.jump {
+        None => None,
+        Some(j) => {
+            let span = j.span();
+            let hops = match j.into_inner() {
+                OneOrMany::One(h) => vec![h],
+                OneOrMany::Many(hs) => hs,
+            };
+            for h in &hops {
+                HostSpec::parse(h).map_err(|m| ctx.error(format!("jump: {m}"), span.clone()))?;
+            }
+            Some(hops)
+        }
+    };
     Ok(Settings {
         user,
         port,
         identities,
         connection,
+        jump,
     })
 }
 

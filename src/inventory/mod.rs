@@ -9,11 +9,12 @@
 mod host;
 mod load;
 pub mod selection;
+pub mod ssh_config;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-pub use host::{Connection, Host, HostSpec};
+pub use host::{Connection, Endpoint, Host, HostSpec};
 pub use load::load;
 
 /// Connection settings that `[defaults]`, an environment and a host entry may each set.
@@ -23,6 +24,8 @@ pub struct Settings {
     pub port: Option<u16>,
     pub identities: Vec<PathBuf>,
     pub connection: Option<Connection>,
+    /// Jump hosts (`jump = "bastion"` or a list), as written.
+    pub jump: Option<Vec<String>>,
 }
 
 impl Settings {
@@ -37,6 +40,7 @@ impl Settings {
                 self.identities.clone()
             },
             connection: self.connection.or(fallback.connection),
+            jump: self.jump.clone().or_else(|| fallback.jump.clone()),
         }
     }
 }

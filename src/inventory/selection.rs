@@ -6,7 +6,8 @@
 
 use std::path::PathBuf;
 
-use super::{Connection, Host, HostSpec, Inventory, Settings};
+use super::ssh_config::SshConfig;
+use super::{Connection, Endpoint, Host, HostSpec, Inventory, Settings};
 use crate::error::{closest, Error, Result};
 
 /// The command line's say in host selection and connection settings.
@@ -27,6 +28,7 @@ pub fn select(
     inventory: &Inventory,
     env: Option<&str>,
     overrides: &Overrides,
+    ssh_config: &SshConfig,
 ) -> Result<Vec<Host>> {
     let environment = match env {
         Some(name) => Some(
@@ -86,7 +88,7 @@ pub fn select(
 
     chosen
         .iter()
-        .map(|h| resolve(inventory, environment, h, overrides))
+        .map(|h| resolve(inventory, environment, h, overrides, ssh_config))
         .collect()
 }
 
@@ -125,35 +127,21 @@ fn resolve(
     environment: Option<&super::Environment>,
     written: &str,
     overrides: &Overrides,
+    ssh_config: &SshConfig,
 ) -> Result<Host> {
-    let spec = HostSpec::parse(written).map_err(|m| Error::usage(format!("host {m}")))?;
-    let entry = inventory
-        .hosts
-        .get(written)
-        .or_else(|| inventory.hosts.get(&spec.host));
-
-    let cli = Settings {
-        user: overrides.user.clone().or(spec.user.clone()),
-        port: spec.port.or(overrides.port),
-        identities: Vec::new(),
-        connection: None,
-    };
-    let mut layered = cli;
-    if let Some(e) = entry {
-        layered = layered.or(&e.settings);
-    }
-    if let Some(env) = environment {
-        layered = layered.or(&env.settings);
-    }
-    layered = layered.or(&inventory.defaults);
-
-    let mut identities = overrides.identities.clone();
-    identities.extend(layered.identities);
-
-    let address = entry
-        .and_then(|e| e.address.clone())
-        .unwrap_or_else(|| spec.host.clone());
-    let connection = layered.connection.unwrap_or(Connection::Ssh);
+    let (endpoint, jump_specs, layered) =
+        endpoint(inventory, environment, written, overrides, ssh_config)?;
+    let mut jumps = Vec::new();
+    resolve_jumps(
+        inventory,
+        environment,
+        &jump_specs,
+        overrides,
+        ssh_config,
+        &mut jumps,
+        0,
+    )?;
+    let entry = entry_for(inventory, written);
 
     let mut vars = inventory.vars.clone();
     if let Some(env) = environment {
@@ -177,16 +165,122 @@ fn resolve(
 
     Ok(Host {
         name: written.to_string(),
-        address,
-        port: layered.port.unwrap_or(22),
-        user: layered.user.unwrap_or_else(current_user),
-        identities,
-        connection,
+        endpoint,
+        jumps,
+        connection: layered.connection.unwrap_or(Connection::Ssh),
         vars,
         host_vars,
         roles,
         env: environment.map(|e| e.name.clone()),
     })
+}
+
+fn entry_for<'a>(inventory: &'a Inventory, written: &str) -> Option<&'a super::HostEntry> {
+    inventory.hosts.get(written).or_else(|| {
+        HostSpec::parse(written)
+            .ok()
+            .and_then(|spec| inventory.hosts.get(&spec.host))
+    })
+}
+
+/// Connection settings for one name: command line > inventory (host > env > defaults) >
+/// ssh_config > built-in defaults. Returns the endpoint, its jump hosts as written, and the
+/// layered inventory settings.
+fn endpoint(
+    inventory: &Inventory,
+    environment: Option<&super::Environment>,
+    written: &str,
+    overrides: &Overrides,
+    ssh_config: &SshConfig,
+) -> Result<(Endpoint, Vec<String>, Settings)> {
+    let spec = HostSpec::parse(written).map_err(|m| Error::usage(format!("host {m}")))?;
+    let entry = entry_for(inventory, written);
+    let alias = entry.map_or(spec.host.as_str(), |e| e.name.as_str());
+    let config = ssh_config.query(alias);
+
+    let cli = Settings {
+        user: overrides.user.clone().or(spec.user.clone()),
+        port: spec.port.or(overrides.port),
+        ..Settings::default()
+    };
+    let mut layered = cli;
+    if let Some(e) = entry {
+        layered = layered.or(&e.settings);
+    }
+    if let Some(env) = environment {
+        layered = layered.or(&env.settings);
+    }
+    layered = layered.or(&inventory.defaults);
+
+    let mut identities = overrides.identities.clone();
+    identities.extend(layered.identities.iter().cloned());
+    identities.extend(config.identities.iter().cloned());
+
+    let address = entry
+        .and_then(|e| e.address.clone())
+        .or(config.host_name.clone())
+        .unwrap_or_else(|| spec.host.clone());
+    let jumps = layered
+        .jump
+        .clone()
+        .unwrap_or_else(|| config.proxy_jump.clone());
+    let endpoint = Endpoint {
+        address,
+        port: layered.port.or(config.port).unwrap_or(22),
+        user: layered
+            .user
+            .clone()
+            .or(config.user.clone())
+            .unwrap_or_else(current_user),
+        identities,
+        identities_only: config.identities_only.unwrap_or(false),
+        known_hosts: config.known_hosts.clone(),
+        accept_new: config.accept_new,
+        connect_timeout: config.connect_timeout,
+        keepalive: config.server_alive_interval,
+    };
+    Ok((endpoint, jumps, layered))
+}
+
+/// Expands jump host names into endpoints; a jump host's own jumps come first, as with
+/// OpenSSH's ProxyJump.
+fn resolve_jumps(
+    inventory: &Inventory,
+    environment: Option<&super::Environment>,
+    specs: &[String],
+    overrides: &Overrides,
+    ssh_config: &SshConfig,
+    out: &mut Vec<Endpoint>,
+    depth: usize,
+) -> Result<()> {
+    if depth > 8 {
+        return Err(Error::usage_hint(
+            format!("jump hosts nest more than 8 deep ({})", specs.join(", ")),
+            "check `jump` in the inventory and ProxyJump in ssh_config for a loop",
+        ));
+    }
+    let jump_overrides = Overrides {
+        user: None,
+        port: None,
+        ..overrides.clone()
+    };
+    for (i, hop) in specs.iter().enumerate() {
+        let (endpoint, own_jumps, _) =
+            endpoint(inventory, environment, hop, &jump_overrides, ssh_config)?;
+        if i == 0 && !own_jumps.is_empty() {
+            resolve_jumps(
+                inventory,
+                environment,
+                &own_jumps,
+                overrides,
+                ssh_config,
+                out,
+                depth + 1,
+            )?;
+        }
+        out.push(endpoint);
+    }
+    Ok(())
 }
 
 fn current_user() -> String {
@@ -254,11 +348,15 @@ vars = { c = "host" }
             set: vec![("a".into(), "set".into())],
             ..Default::default()
         };
-        let hosts = select(&inv, Some("prod"), &o).unwrap();
+        let hosts = select(&inv, Some("prod"), &o, &SshConfig::default()).unwrap();
         assert_eq!(names(&hosts), ["web-1", "web-2", "ops@db:2200"]);
         let w1 = &hosts[0];
         assert_eq!(
-            (w1.address.as_str(), w1.port, w1.user.as_str()),
+            (
+                w1.endpoint.address.as_str(),
+                w1.endpoint.port,
+                w1.endpoint.user.as_str()
+            ),
             ("10.0.0.1", 2222, "produser")
         );
         assert_eq!(w1.vars["a"].as_str(), Some("set"));
@@ -267,7 +365,11 @@ vars = { c = "host" }
         assert_eq!(w1.roles, ["web"]);
         let db = &hosts[2];
         assert_eq!(
-            (db.address.as_str(), db.port, db.user.as_str()),
+            (
+                db.endpoint.address.as_str(),
+                db.endpoint.port,
+                db.endpoint.user.as_str()
+            ),
             ("db", 2200, "ops")
         );
     }
@@ -281,15 +383,15 @@ vars = { c = "host" }
             user: Some("me".into()),
             ..Default::default()
         };
-        let hosts = select(&inv, Some("prod"), &o).unwrap();
+        let hosts = select(&inv, Some("prod"), &o, &SshConfig::default()).unwrap();
         assert_eq!(names(&hosts), ["web-1"]);
-        assert_eq!(hosts[0].user, "me");
+        assert_eq!(hosts[0].endpoint.user, "me");
         let o = Overrides {
             limit: Some("web-*".into()),
             ..Default::default()
         };
         assert_eq!(
-            names(&select(&inv, Some("prod"), &o).unwrap()),
+            names(&select(&inv, Some("prod"), &o, &SshConfig::default()).unwrap()),
             ["web-1", "web-2"]
         );
     }
@@ -297,9 +399,14 @@ vars = { c = "host" }
     #[test]
     fn unknown_env_and_role_suggest() {
         let inv = inventory();
-        let e = select(&inv, Some("prd"), &Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let e = select(
+            &inv,
+            Some("prd"),
+            &Overrides::default(),
+            &SshConfig::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("unknown environment `prd`") && e.contains("`prod`"),
             "{e}"
@@ -308,7 +415,9 @@ vars = { c = "host" }
             roles: vec!["wbe".into()],
             ..Default::default()
         };
-        let e = select(&inv, Some("prod"), &o).unwrap_err().to_string();
+        let e = select(&inv, Some("prod"), &o, &SshConfig::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown role") && e.contains("`web`"), "{e}");
     }
 
@@ -319,10 +428,13 @@ vars = { c = "host" }
             hosts: vec!["web-1".into(), "x@other:23".into()],
             ..Default::default()
         };
-        let hosts = select(&inv, None, &o).unwrap();
-        assert_eq!(hosts[0].address, "10.0.0.1");
-        assert_eq!(hosts[0].user, "deploy");
-        assert_eq!((hosts[1].user.as_str(), hosts[1].port), ("x", 23));
+        let hosts = select(&inv, None, &o, &SshConfig::default()).unwrap();
+        assert_eq!(hosts[0].endpoint.address, "10.0.0.1");
+        assert_eq!(hosts[0].endpoint.user, "deploy");
+        assert_eq!(
+            (hosts[1].endpoint.user.as_str(), hosts[1].endpoint.port),
+            ("x", 23)
+        );
     }
 
     #[test]

@@ -100,9 +100,9 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
 fn host_value(host: &Host) -> Dynamic {
     let mut m = Map::new();
     m.insert("name".into(), host.name.clone().into());
-    m.insert("address".into(), host.address.clone().into());
-    m.insert("port".into(), (host.port as rhai::INT).into());
-    m.insert("user".into(), host.user.clone().into());
+    m.insert("address".into(), host.endpoint.address.clone().into());
+    m.insert("port".into(), (host.endpoint.port as rhai::INT).into());
+    m.insert("user".into(), host.endpoint.user.clone().into());
     m.insert(
         "roles".into(),
         host.roles

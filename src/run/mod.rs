@@ -18,11 +18,12 @@ use rhai::{Dynamic, Map};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::cancel::Cancel;
+use crate::inventory::Endpoint;
 use crate::inventory::Host;
 use crate::recipe::{OnceStore, OpError, Recipes, Task};
 use crate::report::{HostStatus, HostSummary, Reporter};
 use crate::secret::{Masker, SecretStore};
-use crate::ssh::{ConnectOptions, Session, SshError, Target};
+use crate::ssh::{ConnectOptions, KnownHosts, Session, SshError, Target};
 
 /// What one step runs on each of its hosts.
 pub enum Work {
@@ -61,6 +62,9 @@ pub(crate) struct Shared {
     pub once: Arc<OnceStore>,
     pub runtime: tokio::runtime::Handle,
     connections: Mutex<HashMap<String, ConnectionSlot>>,
+    known_hosts: KnownHostsFiles,
+    ssh: SshOverrides,
+    handshakes: Semaphore,
 }
 
 pub struct Outcome {
@@ -89,6 +93,8 @@ impl Runner {
         secrets: SecretStore,
         masker: Masker,
         runtime: tokio::runtime::Handle,
+        ssh: SshOverrides,
+        default_known_hosts: std::path::PathBuf,
     ) -> Runner {
         Runner {
             shared: Arc::new(Shared {
@@ -102,6 +108,13 @@ impl Runner {
                 once: Arc::new(OnceStore::default()),
                 runtime,
                 connections: Mutex::new(HashMap::new()),
+                known_hosts: KnownHostsFiles {
+                    default: default_known_hosts,
+                    forced: ssh.known_hosts.clone(),
+                    files: Mutex::new(HashMap::new()),
+                },
+                ssh,
+                handshakes: Semaphore::new(MAX_HANDSHAKES),
             }),
         }
     }
@@ -221,42 +234,63 @@ impl Runner {
 }
 
 impl Shared {
-    /// The host's connection, opened on first use and shared by every later command.
+    /// The host's connection, opened on first use and shared by every later command. Jump hosts
+    /// are connected first, each once, and shared by every host behind them.
     pub(crate) fn connection(&self, host: &Host) -> Result<Session, OpError> {
-        let key = format!("{}|{:?}", host.destination(), host.identities);
-        let cell = self
-            .connections
-            .lock()
-            .expect("connections lock")
-            .entry(key)
-            .or_default()
-            .clone();
         let result = self.runtime.block_on(async {
-            cell.get_or_init(|| async {
-                let target = Target {
-                    address: &host.address,
-                    port: host.port,
-                    user: &host.user,
-                    identities: &host.identities,
-                };
-                let started = Instant::now();
-                tokio::select! {
-                    r = Session::connect(&target, &self.connect) => r.inspect(|s| {
-                        self.reporter.verbose(
-                            &host.name,
-                            &format!(
-                                "connected to {} in {} ({})",
-                                host.destination(),
-                                crate::report::seconds(started.elapsed()),
-                                s.auth_method
-                            ),
-                        );
-                    }).map_err(|e| e.to_string()),
-                    _ = self.cancel.cancelled() => Err(SshError::Interrupted.to_string()),
+            let mut via: Option<Session> = None;
+            let mut key = String::new();
+            let hops = host.jumps.len();
+            for (index, endpoint) in host
+                .jumps
+                .iter()
+                .chain(std::iter::once(&host.endpoint))
+                .enumerate()
+            {
+                key.push_str(&format!(
+                    ">{}|{:?}",
+                    endpoint.destination(),
+                    endpoint.identities
+                ));
+                let cell = self
+                    .connections
+                    .lock()
+                    .expect("connections lock")
+                    .entry(key.clone())
+                    .or_default()
+                    .clone();
+                let opened = cell
+                    .get_or_init(|| async {
+                        let started = Instant::now();
+                        let result = tokio::select! {
+                            r = self.open(endpoint, via.as_ref()) => r,
+                            _ = self.cancel.cancelled() => Err(SshError::Interrupted.to_string()),
+                        };
+                        if let Ok(session) = &result {
+                            self.reporter.verbose(
+                                &host.name,
+                                &format!(
+                                    "connected to {}{} in {} ({})",
+                                    endpoint.destination(),
+                                    if index < hops { " (jump host)" } else { "" },
+                                    crate::report::seconds(started.elapsed()),
+                                    session.auth_method
+                                ),
+                            );
+                        }
+                        result
+                    })
+                    .await
+                    .clone();
+                match opened {
+                    Ok(session) => via = Some(session),
+                    Err(message) if index < hops => {
+                        return Err(format!("jump host {}: {message}", endpoint.destination()))
+                    }
+                    Err(message) => return Err(message),
                 }
-            })
-            .await
-            .clone()
+            }
+            Ok(via.expect("at least the target endpoint"))
         });
         result.map_err(|message| {
             if self.cancel.is_cancelled() {
@@ -265,5 +299,93 @@ impl Shared {
                 OpError::Failed(message)
             }
         })
+    }
+
+    /// Opens one connection, retrying with backoff when the server drops it before login
+    /// (OpenSSH's `MaxStartups` does that under a burst of new connections).
+    async fn open(&self, endpoint: &Endpoint, via: Option<&Session>) -> Result<Session, String> {
+        let target = Target {
+            address: endpoint.address.clone(),
+            port: endpoint.port,
+            user: endpoint.user.clone(),
+            identities: endpoint.identities.clone(),
+            identities_only: endpoint.identities_only,
+            known_hosts: self.known_hosts.get(endpoint.known_hosts.as_deref()),
+            accept_new: self.ssh.accept_new.or(endpoint.accept_new).unwrap_or(false),
+            connect_timeout: self
+                .ssh
+                .connect_timeout
+                .or(endpoint.connect_timeout)
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            keepalive: Some(endpoint.keepalive.unwrap_or(DEFAULT_KEEPALIVE)),
+        };
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            let result = {
+                let _slot = self
+                    .handshakes
+                    .acquire()
+                    .await
+                    .expect("handshake semaphore open");
+                Session::connect(&target, &self.connect, via).await
+            };
+            match result {
+                Err(e) if attempt < CONNECT_ATTEMPTS && e.is_dropped_before_login() => {
+                    let jitter = Duration::from_millis(
+                        u64::from(std::process::id() % 50) + attempt as u64 * 17,
+                    );
+                    tokio::time::sleep(delay + jitter).await;
+                    delay *= 3;
+                    attempt += 1;
+                }
+                other => return other.map_err(|e| e.to_string()),
+            }
+        }
+    }
+}
+
+/// Connection attempts when a server drops connections before login.
+const CONNECT_ATTEMPTS: usize = 4;
+/// Handshakes in flight at once, however many hosts run in parallel.
+pub const MAX_HANDSHAKES: usize = 64;
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Keepalive interval: a dead peer is noticed after three unanswered ones.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// SSH options that the command line sets for every host, overriding ssh_config.
+#[derive(Default)]
+pub struct SshOverrides {
+    pub known_hosts: Option<std::path::PathBuf>,
+    pub accept_new: Option<bool>,
+    pub connect_timeout: Option<Duration>,
+}
+
+/// known_hosts files by path, each read once.
+pub(crate) struct KnownHostsFiles {
+    default: std::path::PathBuf,
+    forced: Option<std::path::PathBuf>,
+    files: Mutex<HashMap<std::path::PathBuf, Arc<KnownHosts>>>,
+}
+
+impl KnownHostsFiles {
+    fn get(&self, configured: Option<&std::path::Path>) -> Arc<KnownHosts> {
+        let path = self
+            .forced
+            .as_deref()
+            .or(configured)
+            .unwrap_or(&self.default)
+            .to_path_buf();
+        self.files
+            .lock()
+            .expect("known_hosts lock")
+            .entry(path.clone())
+            .or_insert_with(|| {
+                Arc::new(KnownHosts::load(
+                    path,
+                    &[std::path::Path::new("/etc/ssh/ssh_known_hosts")],
+                ))
+            })
+            .clone()
     }
 }

@@ -122,4 +122,24 @@ impl fmt::Display for SshError {
     }
 }
 
+impl SshError {
+    /// Whether the server hung up before login, which OpenSSH does to connections beyond its
+    /// `MaxStartups` limit; such attempts are worth repeating after a pause.
+    pub fn is_dropped_before_login(&self) -> bool {
+        match self {
+            SshError::Handshake { message, .. } => {
+                let m = message.to_ascii_lowercase();
+                m.contains("disconnect")
+                    || m.contains("reset")
+                    || m.contains("closed")
+                    || m.contains("eof")
+            }
+            SshError::Connect { source, .. } => {
+                source.kind() == std::io::ErrorKind::ConnectionReset
+            }
+            _ => false,
+        }
+    }
+}
+
 impl std::error::Error for SshError {}

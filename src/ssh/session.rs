@@ -6,15 +6,16 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use russh::client::{self, AuthResult};
+use russh::client::{self, AuthResult, KeyboardInteractiveAuthResponse};
 use russh::keys::ssh_key::{HashAlg, PublicKey};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
-use russh::{ChannelMsg, Preferred};
+use russh::{ChannelMsg, MethodKind, Preferred};
 
 use super::known_hosts::{KnownHosts, Verdict};
 use super::socket::QuickAckStream;
 use super::SshError;
 use crate::cancel::Cancel;
+use crate::secret::Secret;
 
 /// Which of a command's output streams a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,14 +34,12 @@ pub struct ExecOutcome {
 
 /// Settings shared by every connection of one invocation.
 pub struct ConnectOptions {
-    pub known_hosts: Arc<KnownHosts>,
-    pub accept_new: bool,
-    pub connect_timeout: Duration,
     pub keys: Arc<KeyCache>,
     /// Tried after the host's own identities: `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa` if present.
     pub default_identities: Vec<PathBuf>,
     pub use_agent: bool,
-    pub keepalive: Option<Duration>,
+    /// Offered when keys fail and the server accepts passwords (`--ask-pass`, `RIGS_PASSWORD`).
+    pub password: Option<Secret>,
 }
 
 type KeySlot = Arc<OnceLock<Result<Arc<PrivateKey>, String>>>;
@@ -53,28 +52,66 @@ pub struct KeyCache {
 
 impl KeyCache {
     fn get(&self, path: &Path) -> Result<Arc<PrivateKey>, String> {
-        let cell = {
-            let mut keys = self.keys.lock().expect("key cache lock");
-            keys.entry(path.to_path_buf()).or_default().clone()
-        };
-        cell.get_or_init(|| load_key(path)).clone()
+        let cell = self.slot(path);
+        cell.get_or_init(|| load_key(path, None)).clone()
+    }
+
+    fn slot(&self, path: &Path) -> KeySlot {
+        self.keys
+            .lock()
+            .expect("key cache lock")
+            .entry(path.to_path_buf())
+            .or_default()
+            .clone()
+    }
+
+    /// Loads keys before any connection starts, so that a passphrase is asked once per key,
+    /// on the terminal, before parallel output begins. `ask` returns the passphrase for a path
+    /// (`None` when nobody can be asked).
+    pub fn preload<'a>(
+        &self,
+        paths: impl IntoIterator<Item = &'a Path>,
+        ask: impl Fn(&Path, usize) -> Option<Secret>,
+    ) {
+        for path in paths {
+            if !path.is_file() {
+                continue;
+            }
+            let cell = self.slot(path);
+            cell.get_or_init(|| {
+                let mut result = load_key(path, None);
+                let mut attempt = 0;
+                while result
+                    .as_ref()
+                    .is_err_and(|e| e.contains("encrypted") || e.contains("decrypt"))
+                    && attempt < 3
+                {
+                    let Some(pass) = ask(path, attempt) else {
+                        break;
+                    };
+                    result = load_key(path, Some(&pass));
+                    attempt += 1;
+                }
+                result
+            });
+        }
     }
 }
 
-fn load_key(path: &Path) -> Result<Arc<PrivateKey>, String> {
+fn load_key(path: &Path, passphrase: Option<&Secret>) -> Result<Arc<PrivateKey>, String> {
+    if let Some(pass) = passphrase {
+        return russh::keys::load_secret_key(path, Some(pass.expose()))
+            .map(Arc::new)
+            .map_err(|e| format!("{}: cannot decrypt the key: {e}", path.display()));
+    }
     match russh::keys::load_secret_key(path, None) {
         Ok(k) => Ok(Arc::new(k)),
         Err(russh::keys::Error::KeyIsEncrypted) => match std::env::var("RIGS_KEY_PASSPHRASE") {
             Ok(pass) => russh::keys::load_secret_key(path, Some(&pass))
                 .map(Arc::new)
-                .map_err(|e| {
-                    format!(
-                        "{}: cannot decrypt with RIGS_KEY_PASSPHRASE: {e}",
-                        path.display()
-                    )
-                }),
+                .map_err(|e| format!("{}: cannot decrypt with RIGS_KEY_PASSPHRASE: {e}", path.display())),
             Err(_) => Err(format!(
-                "{} is encrypted: set RIGS_KEY_PASSPHRASE or load it into ssh-agent",
+                "{} is encrypted: set RIGS_KEY_PASSPHRASE, run on a terminal to be asked, or load it into ssh-agent",
                 path.display()
             )),
         },
@@ -82,12 +119,28 @@ fn load_key(path: &Path) -> Result<Arc<PrivateKey>, String> {
     }
 }
 
-/// Where to connect and as whom.
-pub struct Target<'a> {
-    pub address: &'a str,
+/// Where to connect, as whom, and how to trust the server.
+pub struct Target {
+    pub address: String,
     pub port: u16,
-    pub user: &'a str,
-    pub identities: &'a [PathBuf],
+    pub user: String,
+    pub identities: Vec<PathBuf>,
+    /// Offer only `identities`: no agent keys, no default key files.
+    pub identities_only: bool,
+    pub known_hosts: Arc<KnownHosts>,
+    pub accept_new: bool,
+    pub connect_timeout: Duration,
+    pub keepalive: Option<Duration>,
+}
+
+impl Target {
+    pub fn destination(&self) -> String {
+        format!(
+            "{}@{}",
+            self.user,
+            KnownHosts::lookup_name(&self.address, self.port)
+        )
+    }
 }
 
 struct Client {
@@ -151,21 +204,25 @@ pub struct Session {
     handle: Arc<client::Handle<Client>>,
     /// How authentication succeeded, for verbose output.
     pub auth_method: String,
+    /// The jump host's session this one tunnels through, kept alive with it.
+    _via: Option<Box<Session>>,
 }
 
 impl Session {
+    /// Connects to `target`, directly or through `via` (a jump host's session, which must stay
+    /// open as long as this one).
     pub async fn connect(
-        target: &Target<'_>,
+        target: &Target,
         options: &ConnectOptions,
+        via: Option<&Session>,
     ) -> Result<Session, SshError> {
-        let destination = format!(
-            "{}@{}",
-            target.user,
-            KnownHosts::lookup_name(target.address, target.port)
-        );
-        let deadline = options.connect_timeout;
-        match tokio::time::timeout(deadline, Self::connect_inner(target, options, &destination))
-            .await
+        let destination = target.destination();
+        let deadline = target.connect_timeout;
+        match tokio::time::timeout(
+            deadline,
+            Self::connect_inner(target, options, via, &destination),
+        )
+        .await
         {
             Ok(result) => result,
             Err(_) => Err(SshError::ConnectTimeout {
@@ -176,32 +233,15 @@ impl Session {
     }
 
     async fn connect_inner(
-        target: &Target<'_>,
+        target: &Target,
         options: &ConnectOptions,
+        via: Option<&Session>,
         destination: &str,
     ) -> Result<Session, SshError> {
-        let addr = format!("{}:{}", bracket(target.address), target.port);
-        let tcp = tokio::net::TcpStream::connect(&addr)
-            .await
-            .map_err(|source| {
-                if source.kind() == std::io::ErrorKind::Other
-                    && source.to_string().contains("lookup")
-                {
-                    SshError::Resolve {
-                        host: target.address.to_string(),
-                    }
-                } else {
-                    SshError::Connect {
-                        destination: destination.to_string(),
-                        source,
-                    }
-                }
-            })?;
-
         let mut preferred = Preferred::default();
-        let known_algs = options
+        let known_algs = target
             .known_hosts
-            .algorithms_for(target.address, target.port);
+            .algorithms_for(&target.address, target.port);
         if !known_algs.is_empty() {
             // Ask for a key type we can verify first, as OpenSSH does.
             let mut order = known_algs;
@@ -215,35 +255,75 @@ impl Session {
         let config = Arc::new(client::Config {
             nodelay: true,
             preferred,
-            keepalive_interval: options.keepalive,
+            keepalive_interval: target.keepalive,
             keepalive_max: 3,
             ..Default::default()
         });
         let rejection = Arc::new(Mutex::new(None));
         let handler = Client {
-            address: target.address.to_string(),
+            address: target.address.clone(),
             port: target.port,
-            known_hosts: options.known_hosts.clone(),
-            accept_new: options.accept_new,
+            known_hosts: target.known_hosts.clone(),
+            accept_new: target.accept_new,
             rejection: rejection.clone(),
         };
-        let mut handle =
-            match client::connect_stream(config, QuickAckStream::new(tcp), handler).await {
-                Ok(h) => h,
-                Err(e) => {
-                    if let Some(rejected) = rejection.lock().expect("rejection lock").take() {
-                        return Err(rejected);
-                    }
-                    return Err(SshError::Handshake {
+        let connected = match via {
+            None => {
+                let addr = format!("{}:{}", bracket(&target.address), target.port);
+                let tcp = tokio::net::TcpStream::connect(&addr)
+                    .await
+                    .map_err(|source| {
+                        if source.kind() == std::io::ErrorKind::Other
+                            && source.to_string().contains("lookup")
+                        {
+                            SshError::Resolve {
+                                host: target.address.clone(),
+                            }
+                        } else {
+                            SshError::Connect {
+                                destination: destination.to_string(),
+                                source,
+                            }
+                        }
+                    })?;
+                client::connect_stream(config, QuickAckStream::new(tcp), handler).await
+            }
+            Some(jump) => {
+                let channel = jump
+                    .handle
+                    .channel_open_direct_tcpip(
+                        target.address.clone(),
+                        target.port as u32,
+                        "127.0.0.1",
+                        0,
+                    )
+                    .await
+                    .map_err(|e| SshError::Connect {
                         destination: destination.to_string(),
-                        message: e.to_string(),
-                    });
+                        source: std::io::Error::other(format!(
+                            "the jump host could not open a tunnel: {e}"
+                        )),
+                    })?;
+                client::connect_stream(config, channel.into_stream(), handler).await
+            }
+        };
+        let mut handle = match connected {
+            Ok(h) => h,
+            Err(e) => {
+                if let Some(rejected) = rejection.lock().expect("rejection lock").take() {
+                    return Err(rejected);
                 }
-            };
+                return Err(SshError::Handshake {
+                    destination: destination.to_string(),
+                    message: e.to_string(),
+                });
+            }
+        };
         let auth_method = authenticate(&mut handle, target, options, destination).await?;
         Ok(Session {
             handle: Arc::new(handle),
             auth_method,
+            _via: via.map(|v| Box::new(v.clone())),
         })
     }
 
@@ -381,10 +461,10 @@ fn bracket(address: &str) -> String {
     }
 }
 
-/// Agent identities first, then identity files, as OpenSSH orders them.
+/// Agent identities first, then identity files, then a password, as OpenSSH orders them.
 async fn authenticate(
     handle: &mut client::Handle<Client>,
-    target: &Target<'_>,
+    target: &Target,
     options: &ConnectOptions,
     destination: &str,
 ) -> Result<String, SshError> {
@@ -394,6 +474,8 @@ async fn authenticate(
         destination: destination.to_string(),
         message: e.to_string(),
     };
+    let user = target.user.as_str();
+    let mut server_methods: Option<Vec<MethodKind>> = None;
 
     let rsa_hash = handle
         .best_supported_rsa_hash()
@@ -401,7 +483,7 @@ async fn authenticate(
         .map_err(handshake)?
         .flatten();
 
-    if options.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
+    if options.use_agent && !target.identities_only && std::env::var_os("SSH_AUTH_SOCK").is_some() {
         match russh::keys::agent::client::AgentClient::connect_env().await {
             Ok(mut agent) => match agent.request_identities().await {
                 Ok(identities) => {
@@ -422,11 +504,16 @@ async fn authenticate(
                             None
                         };
                         match handle
-                            .authenticate_publickey_with(target.user, key, hash, &mut agent)
+                            .authenticate_publickey_with(user, key, hash, &mut agent)
                             .await
                         {
                             Ok(AuthResult::Success) => return Ok(label),
-                            Ok(AuthResult::Failure { .. }) => tried.push(label),
+                            Ok(AuthResult::Failure {
+                                remaining_methods, ..
+                            }) => {
+                                server_methods = Some(remaining_methods.to_vec());
+                                tried.push(label);
+                            }
                             Err(e) => notes.push(format!("agent could not sign with {label}: {e}")),
                         }
                     }
@@ -439,7 +526,11 @@ async fn authenticate(
 
     let mut seen: Vec<&Path> = Vec::new();
     let explicit = target.identities.iter().map(|p| (p, true));
-    let defaults = options.default_identities.iter().map(|p| (p, false));
+    let defaults = options
+        .default_identities
+        .iter()
+        .filter(|_| !target.identities_only)
+        .map(|p| (p, false));
     for (path, required) in explicit.chain(defaults) {
         if seen.contains(&path.as_path()) {
             continue;
@@ -455,6 +546,12 @@ async fn authenticate(
                 continue;
             }
         };
+        if server_methods
+            .as_ref()
+            .is_some_and(|m| !m.contains(&MethodKind::PublicKey))
+        {
+            break;
+        }
         let hash = if key.algorithm().is_rsa() {
             rsa_hash
         } else {
@@ -462,19 +559,97 @@ async fn authenticate(
         };
         let with_hash = PrivateKeyWithHashAlg::new(key, hash);
         match handle
-            .authenticate_publickey(target.user, with_hash)
+            .authenticate_publickey(user, with_hash)
             .await
             .map_err(handshake)?
         {
             AuthResult::Success => return Ok(format!("key {}", path.display())),
-            AuthResult::Failure { .. } => tried.push(path.display().to_string()),
+            AuthResult::Failure {
+                remaining_methods, ..
+            } => {
+                server_methods = Some(remaining_methods.to_vec());
+                tried.push(path.display().to_string());
+            }
         }
+    }
+
+    if let Some(password) = &options.password {
+        if server_methods.is_none() {
+            // Nothing was tried yet: ask the server which methods it takes.
+            if let AuthResult::Failure {
+                remaining_methods, ..
+            } = handle.authenticate_none(user).await.map_err(handshake)?
+            {
+                server_methods = Some(remaining_methods.to_vec());
+            } else {
+                return Ok("no authentication".into());
+            }
+        }
+        let methods = server_methods.clone().unwrap_or_default();
+        if methods.contains(&MethodKind::Password) {
+            match handle
+                .authenticate_password(user, password.expose())
+                .await
+                .map_err(handshake)?
+            {
+                AuthResult::Success => return Ok("password".into()),
+                AuthResult::Failure { .. } => tried.push("password".into()),
+            }
+        } else if methods.contains(&MethodKind::KeyboardInteractive) {
+            if keyboard_interactive(handle, user, password)
+                .await
+                .map_err(handshake)?
+            {
+                return Ok("keyboard-interactive password".into());
+            }
+            tried.push("keyboard-interactive password".into());
+        } else {
+            notes.push("the server does not accept passwords".into());
+        }
+    } else if server_methods.as_ref().is_some_and(|m| {
+        m.contains(&MethodKind::Password) || m.contains(&MethodKind::KeyboardInteractive)
+    }) {
+        notes.push("the server accepts a password: pass --ask-pass or set RIGS_PASSWORD".into());
     }
     Err(SshError::Auth {
         destination: destination.to_string(),
         tried,
         notes,
     })
+}
+
+/// Answers every hidden prompt with the password; gives up after a few rounds so a server that
+/// keeps asking cannot hang the host.
+async fn keyboard_interactive(
+    handle: &mut client::Handle<Client>,
+    user: &str,
+    password: &Secret,
+) -> Result<bool, russh::Error> {
+    let mut reply = handle
+        .authenticate_keyboard_interactive_start(user, None)
+        .await?;
+    for _ in 0..4 {
+        match reply {
+            KeyboardInteractiveAuthResponse::Success => return Ok(true),
+            KeyboardInteractiveAuthResponse::Failure { .. } => return Ok(false),
+            KeyboardInteractiveAuthResponse::InfoRequest { prompts, .. } => {
+                let answers = prompts
+                    .iter()
+                    .map(|p| {
+                        if p.echo {
+                            String::new()
+                        } else {
+                            password.expose().to_string()
+                        }
+                    })
+                    .collect();
+                reply = handle
+                    .authenticate_keyboard_interactive_respond(answers)
+                    .await?;
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// Finds and strips the `\x1erigs-pid N` line the wrapped command writes to stderr first.
