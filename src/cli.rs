@@ -129,6 +129,10 @@ pub struct Cli {
     )]
     pub serial: bool,
 
+    /// Once N hosts (or P% of them) have failed, start no more hosts
+    #[arg(long = "max-fail", value_name = "N|P%", help_heading = "Execution")]
+    pub max_fail: Option<String>,
+
     /// Print what would run on which host; connect to nothing, change nothing
     #[arg(short = 'n', long = "dry-run", help_heading = "Execution")]
     pub dry_run: bool,
@@ -176,6 +180,14 @@ pub struct Cli {
     /// Ask for the login password once, for hosts that take passwords (or set RIGS_PASSWORD)
     #[arg(long = "ask-pass", help_heading = "SSH")]
     pub ask_pass: bool,
+
+    /// Run the ad-hoc command (after `--`) through sudo
+    #[arg(long = "sudo", help_heading = "SSH")]
+    pub sudo: bool,
+
+    /// Ask for the sudo password once (or set RIGS_SUDO_PASSWORD; default: the login password)
+    #[arg(long = "ask-sudo-pass", help_heading = "SSH")]
+    pub ask_sudo_pass: bool,
 
     /// known_hosts file for every host (default: ssh_config's UserKnownHostsFile, else
     /// ~/.ssh/known_hosts)
@@ -251,6 +263,7 @@ pub struct Config {
     pub set: Vec<(String, String)>,
     pub secrets: Option<PathBuf>,
     pub pool_size: Option<usize>,
+    pub max_fail: Option<crate::run::MaxFail>,
     pub dry_run: bool,
     pub output: Option<OutputMode>,
     pub verbose: bool,
@@ -262,6 +275,8 @@ pub struct Config {
     pub connect_timeout: Option<Duration>,
     pub ssh_config: Option<PathBuf>,
     pub ask_pass: bool,
+    pub sudo: bool,
+    pub ask_sudo_pass: bool,
     pub command_timeout: Option<Duration>,
 }
 
@@ -304,6 +319,18 @@ impl Config {
             .map(|s| seconds("--command-timeout", s))
             .transpose()?;
 
+        let max_fail = cli
+            .max_fail
+            .as_deref()
+            .map(|m| {
+                crate::run::MaxFail::parse(m).ok_or_else(|| {
+                    Error::usage_hint(
+                        format!("--max-fail expects N or P%, got `{m}`"),
+                        "for example --max-fail 2 or --max-fail 10%",
+                    )
+                })
+            })
+            .transpose()?;
         let informational = [cli.list, cli.describe.is_some(), cli.list_hosts];
         if informational.iter().filter(|b| **b).count() > 1 {
             return Err(Error::usage(
@@ -355,6 +382,7 @@ impl Config {
             set,
             secrets: cli.secrets,
             pool_size,
+            max_fail,
             dry_run: cli.dry_run,
             output: cli.output,
             verbose: cli.verbose,
@@ -366,6 +394,8 @@ impl Config {
             connect_timeout,
             ssh_config: cli.ssh_config,
             ask_pass: cli.ask_pass,
+            sudo: cli.sudo,
+            ask_sudo_pass: cli.ask_sudo_pass,
             command_timeout,
         })
     }

@@ -235,6 +235,7 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
 
     let home = dirs::home_dir().unwrap_or_else(|| PathBuf::from("/"));
     let password = login_password(&config, &masker)?;
+    let sudo_password = sudo_password(&config, &masker)?.or_else(|| password.clone());
     let keys = Arc::new(ssh::KeyCache::default());
     let default_identities: Vec<PathBuf> = ["id_ed25519", "id_ecdsa", "id_rsa"]
         .iter()
@@ -271,6 +272,9 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
         cancel.clone(),
         run::Settings {
             pool_size: config.pool_size,
+            max_fail: config.max_fail,
+            sudo_password,
+            sudo_adhoc: config.sudo,
             dry_run: config.dry_run,
             command_timeout: config.command_timeout,
         },
@@ -324,6 +328,26 @@ fn login_password(config: &Config, masker: &Masker) -> Result<Option<secret::Sec
                 "set RIGS_PASSWORD instead when running without one",
             )
         })?),
+        Err(_) => None,
+    };
+    if let Some(p) = &password {
+        masker.add(p);
+    }
+    Ok(password)
+}
+
+/// The sudo password: `RIGS_SUDO_PASSWORD`, or asked once with `--ask-sudo-pass`.
+fn sudo_password(config: &Config, masker: &Masker) -> Result<Option<secret::Secret>> {
+    let password = match std::env::var("RIGS_SUDO_PASSWORD") {
+        Ok(p) => Some(secret::Secret::new(p)),
+        Err(_) if config.ask_sudo_pass => {
+            Some(prompt::hidden("sudo password: ").ok_or_else(|| {
+                Error::usage_hint(
+                    "--ask-sudo-pass needs a terminal to ask on",
+                    "set RIGS_SUDO_PASSWORD instead when running without one",
+                )
+            })?)
+        }
         Err(_) => None,
     };
     if let Some(p) = &password {

@@ -11,3 +11,5 @@ mod inventory_errors;
 mod output;
 mod recipes;
 mod ssh_exec;
+mod ssh_setups;
+mod sudo_and_passwords;

@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it: installs what the integration tests need (as root, through
 # apt-get, without starting any system service), then checks formatting and lints, then runs every
 # unit and integration test. The tests start their own sshd (and later dockerd/registry) processes
-# on loopback and stop them by PID; nothing global on the machine is touched.
+# on loopback and stop them by PID; no system service is started. The sudo and password tests
+# create one unprivileged account, `rigs-test`, with a sudoers entry of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,7 @@ command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 [ -x /bin/busybox ] || missing+=(busybox-static)
+command -v sudo >/dev/null 2>&1 || missing+=(sudo)
 
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then

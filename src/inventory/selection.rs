@@ -132,15 +132,7 @@ fn resolve(
     let (endpoint, jump_specs, layered) =
         endpoint(inventory, environment, written, overrides, ssh_config)?;
     let mut jumps = Vec::new();
-    resolve_jumps(
-        inventory,
-        environment,
-        &jump_specs,
-        overrides,
-        ssh_config,
-        &mut jumps,
-        0,
-    )?;
+    resolve_jumps(inventory, &jump_specs, overrides, ssh_config, &mut jumps, 0)?;
     let entry = entry_for(inventory, written);
 
     let mut vars = inventory.vars.clone();
@@ -242,11 +234,19 @@ fn endpoint(
     Ok((endpoint, jumps, layered))
 }
 
+fn hop_alias(inventory: &Inventory, written: &str) -> String {
+    match entry_for(inventory, written) {
+        Some(e) => e.name.clone(),
+        None => HostSpec::parse(written)
+            .map(|s| s.host)
+            .unwrap_or_else(|_| written.to_string()),
+    }
+}
+
 /// Expands jump host names into endpoints; a jump host's own jumps come first, as with
 /// OpenSSH's ProxyJump.
 fn resolve_jumps(
     inventory: &Inventory,
-    environment: Option<&super::Environment>,
     specs: &[String],
     overrides: &Overrides,
     ssh_config: &SshConfig,
@@ -265,18 +265,14 @@ fn resolve_jumps(
         ..overrides.clone()
     };
     for (i, hop) in specs.iter().enumerate() {
-        let (endpoint, own_jumps, _) =
-            endpoint(inventory, environment, hop, &jump_overrides, ssh_config)?;
+        // A jump host is not a member of the environment: its settings come from its own
+        // [hosts.NAME] entry, [defaults] and ssh_config, and only its own jumps apply to it.
+        let (endpoint, _, _) = endpoint(inventory, None, hop, &jump_overrides, ssh_config)?;
+        let own_jumps = entry_for(inventory, hop)
+            .and_then(|e| e.settings.jump.clone())
+            .unwrap_or_else(|| ssh_config.query(&hop_alias(inventory, hop)).proxy_jump);
         if i == 0 && !own_jumps.is_empty() {
-            resolve_jumps(
-                inventory,
-                environment,
-                &own_jumps,
-                overrides,
-                ssh_config,
-                out,
-                depth + 1,
-            )?;
+            resolve_jumps(inventory, &own_jumps, overrides, ssh_config, out, depth + 1)?;
         }
         out.push(endpoint);
     }

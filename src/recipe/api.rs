@@ -103,6 +103,12 @@ pub fn build_engine(dir: &Path, cancel: Cancel) -> Engine {
     engine.register_fn("local", |ctx: NativeCallContext, cmd: &str, opts: Map| {
         command(&ctx, cmd, opts, true)
     });
+    engine.register_fn("sudo", |ctx: NativeCallContext, cmd: &str| {
+        sudo(&ctx, cmd, Map::new())
+    });
+    engine.register_fn("sudo", |ctx: NativeCallContext, cmd: &str, opts: Map| {
+        sudo(&ctx, cmd, opts)
+    });
     engine.register_fn("once", once);
     engine.register_fn("secret", secret);
     engine.register_fn("info", |ctx: NativeCallContext, msg: Dynamic| {
@@ -225,10 +231,41 @@ fn command_options(
     Ok((options, exports))
 }
 
+/// `sudo(cmd, opts)`: `run` through sudo, as root or as `opts.user`.
+fn sudo(ctx: &NativeCallContext, cmd: &str, mut opts: Map) -> Fallible<Map> {
+    let user =
+        match opts.remove("user") {
+            None => None,
+            Some(u) => Some(u.into_string().map_err(|_| {
+                runtime("sudo: option `user` must be a string", ctx.call_position())
+            })?),
+        };
+    let sudo = super::scope::SudoOptions { user };
+    run_command(ctx, "sudo", cmd, opts, false, Some(sudo))
+}
+
 fn command(ctx: &NativeCallContext, cmd: &str, opts: Map, local: bool) -> Fallible<Map> {
-    let func = if local { "local" } else { "run" };
+    run_command(
+        ctx,
+        if local { "local" } else { "run" },
+        cmd,
+        opts,
+        local,
+        None,
+    )
+}
+
+fn run_command(
+    ctx: &NativeCallContext,
+    func: &str,
+    cmd: &str,
+    opts: Map,
+    local: bool,
+    sudo: Option<super::scope::SudoOptions>,
+) -> Fallible<Map> {
     let scope = task_scope(ctx)?;
-    let (options, prefix) = command_options(ctx, func, &opts)?;
+    let (mut options, prefix) = command_options(ctx, func, &opts)?;
+    options.sudo = sudo;
     let full = if prefix.is_empty() {
         cmd.to_string()
     } else {
@@ -245,8 +282,13 @@ fn command(ctx: &NativeCallContext, cmd: &str, opts: Map, local: bool) -> Fallib
         }
     };
     if !result.ok() && !options.allow_fail {
+        let shown = if options.sudo.is_some() {
+            format!("sudo {full}")
+        } else {
+            full.clone()
+        };
         return Err(runtime(
-            failure_message(&full, &result, local),
+            failure_message(&shown, &result, local),
             ctx.call_position(),
         ));
     }

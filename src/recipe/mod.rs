@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use rhai::{CallFnOptions, Dynamic, Engine, Scope, AST};
 
-pub use scope::{CommandOptions, CommandResult, HostOps, Level, OnceStore, OpError, TaskScope};
+pub use scope::{
+    CommandOptions, CommandResult, HostOps, Level, OnceStore, OpError, SudoOptions, TaskScope,
+};
 pub use task::Task;
 
 use crate::cancel::Cancel;

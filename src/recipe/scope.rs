@@ -20,6 +20,14 @@ pub struct CommandOptions {
     pub timeout: Option<Duration>,
     /// Fed to the command's standard input, then EOF.
     pub stdin: Option<String>,
+    /// Run through sudo.
+    pub sudo: Option<SudoOptions>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SudoOptions {
+    /// Run as this user instead of root.
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]

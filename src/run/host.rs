@@ -9,10 +9,12 @@ use rhai::{Dynamic, Map};
 use super::lines::{trim_final_newline, LineSplitter};
 use super::{local, Shared, Step, Work};
 use crate::inventory::{Connection, Host};
-use crate::recipe::{value, CommandOptions, CommandResult, HostOps, Level, OpError, TaskScope};
+use crate::recipe::{
+    value, CommandOptions, CommandResult, HostOps, Level, OpError, SudoOptions, TaskScope,
+};
 use crate::report::{HostStatus, StreamKind};
 use crate::secret::Secret;
-use crate::ssh::{ExecOutcome, SshError, Stream};
+use crate::ssh::{markers, ExecInput, ExecOutcome, SshError, Stream};
 
 pub struct StepResult {
     pub status: HostStatus,
@@ -59,7 +61,14 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
                 .call(task, args.clone(), scope)
                 .map_err(|f| (f.message, Some(f.detail), f.interrupted))
         }
-        Work::Command(command) => match ops.command(command, &CommandOptions::default(), false) {
+        Work::Command(command) => match ops.command(
+            command,
+            &CommandOptions {
+                sudo: shared.settings.sudo_adhoc.then(SudoOptions::default),
+                ..CommandOptions::default()
+            },
+            false,
+        ) {
             Ok(r) if r.ok() => Ok(()),
             Ok(r) => Err((
                 format!("`{command}` exited with code {}", r.code),
@@ -140,9 +149,21 @@ impl HostOps for HostRunner {
     ) -> Result<CommandResult, OpError> {
         let shared = &self.shared;
         let name = &self.host.name;
+        let on_controller = local || self.host.connection == Connection::Local;
+        let sudo = options
+            .sudo
+            .as_ref()
+            .map(|s| sudo_line(command, s.user.as_deref(), on_controller));
+        let shown = match (&options.sudo, &sudo) {
+            (Some(s), Some(_)) => match &s.user {
+                Some(u) => format!("sudo -u {} {command}", crate::quote::quote(u)),
+                None => format!("sudo {command}"),
+            },
+            _ => command.to_string(),
+        };
         shared
             .reporter
-            .command(name, &self.label, command, local, shared.settings.dry_run);
+            .command(name, &self.label, &shown, local, shared.settings.dry_run);
         if shared.settings.dry_run {
             return Ok(CommandResult::default());
         }
@@ -165,12 +186,11 @@ impl HostOps for HostRunner {
             });
         };
 
-        let on_controller = local || self.host.connection == Connection::Local;
         let outcome: Result<ExecOutcome, OpError> = if on_controller {
             shared
                 .runtime
                 .block_on(local::exec(
-                    command,
+                    sudo.as_deref().unwrap_or(command),
                     stdin,
                     timeout,
                     &shared.cancel,
@@ -193,7 +213,24 @@ impl HostOps for HostRunner {
             let session = shared.connection(&self.host)?;
             shared
                 .runtime
-                .block_on(session.exec(command, stdin, timeout, &shared.cancel, on_output))
+                .block_on(
+                    session.exec(
+                        &shown,
+                        ExecInput {
+                            wrapped: sudo.as_deref(),
+                            stdin,
+                            sudo: sudo.is_some(),
+                            sudo_password: shared
+                                .settings
+                                .sudo_password
+                                .as_ref()
+                                .map(|p| p.expose().as_bytes()),
+                        },
+                        timeout,
+                        &shared.cancel,
+                        on_output,
+                    ),
+                )
                 .map_err(|e| match e {
                     SshError::Interrupted => OpError::Interrupted,
                     other => OpError::Failed(other.to_string()),
@@ -230,4 +267,30 @@ impl HostOps for HostRunner {
         self.shared.masker.add(&secret);
         Some(secret)
     }
+}
+
+/// The shell line that runs `command` through sudo. Remotely, sudo shows rigs' own prompt
+/// (answered with the password on stdin, never on a command line) and the command announces
+/// that it got through, which is when its own stdin starts to flow. On the controller there is
+/// nobody to answer a prompt, so sudo must not ask (`-n`).
+fn sudo_line(command: &str, user: Option<&str>, on_controller: bool) -> String {
+    let mut line = String::from("sudo ");
+    if on_controller {
+        line.push_str("-n ");
+    } else {
+        line.push_str(&format!(
+            "-S -p {} ",
+            crate::quote::quote(markers::SUDO_PROMPT)
+        ));
+    }
+    if let Some(u) = user {
+        line.push_str(&format!("-u {} ", crate::quote::quote(u)));
+    }
+    let inner = if on_controller {
+        command.to_string()
+    } else {
+        format!("printf '\\036rigs-sudo-ok\\n' >&2; {command}")
+    };
+    line.push_str(&format!("-- sh -c {}", crate::quote::quote(&inner)));
+    line
 }

@@ -43,8 +43,55 @@ pub struct Step {
 
 pub struct Settings {
     pub pool_size: Option<usize>,
+    pub max_fail: Option<MaxFail>,
+    /// Answers sudo's prompt (`--ask-sudo-pass`, `RIGS_SUDO_PASSWORD`, else the login password).
+    pub sudo_password: Option<crate::secret::Secret>,
+    /// `--sudo`: ad-hoc commands run through sudo.
+    pub sudo_adhoc: bool,
     pub dry_run: bool,
     pub command_timeout: Option<Duration>,
+}
+
+/// A host's step result, with the pool slot it held.
+type Finished = (
+    String,
+    Instant,
+    host::StepResult,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
+/// `--max-fail N|P%`: how many failed hosts stop new hosts from starting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxFail {
+    Count(usize),
+    Percent(f64),
+}
+
+impl MaxFail {
+    pub fn parse(text: &str) -> Option<MaxFail> {
+        match text.strip_suffix('%') {
+            Some(p) => p
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|p| *p > 0.0 && *p <= 100.0)
+                .map(MaxFail::Percent),
+            None => text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(MaxFail::Count),
+        }
+    }
+
+    /// The failed-host count that stops the run, out of `total` hosts (at least 1).
+    pub fn threshold(self, total: usize) -> usize {
+        match self {
+            MaxFail::Count(n) => n,
+            MaxFail::Percent(p) => ((total as f64 * p / 100.0).ceil() as usize).max(1),
+        }
+    }
 }
 
 /// A host's connection, opened by the first command that needs it.
@@ -136,10 +183,13 @@ impl Runner {
                 }
             }
         }
-        let mut failed: HashMap<String, ()> = HashMap::new();
+        let mut failed: Vec<String> = Vec::new();
+        let total = summaries.len();
+        let max_fail = shared.settings.max_fail.map(|m| m.threshold(total));
+        let over_limit = |failed: &Vec<String>| max_fail.is_some_and(|m| failed.len() >= m);
 
-        for step in steps {
-            if shared.cancel.is_cancelled() {
+        'steps: for step in steps {
+            if shared.cancel.is_cancelled() || over_limit(&failed) {
                 break;
             }
             let step = Arc::new(step);
@@ -150,38 +200,13 @@ impl Runner {
                 .min(step.hosts.len().max(1));
             let semaphore = Arc::new(Semaphore::new(pool));
             let mut running = tokio::task::JoinSet::new();
-            for (index, host) in step.hosts.iter().enumerate() {
-                if failed.contains_key(&host.name) {
-                    continue;
-                }
-                let permit = tokio::select! {
-                    p = semaphore.clone().acquire_owned() => p.expect("semaphore open"),
-                    _ = shared.cancel.cancelled() => break,
-                };
-                let begun = *started
-                    .entry(host.name.clone())
-                    .or_insert_with(Instant::now);
-                let shared = shared.clone();
-                let step = step.clone();
-                running.spawn(async move {
-                    let host_name = step.hosts[index].name.clone();
-                    let result = tokio::task::spawn_blocking(move || {
-                        let _permit = permit;
-                        host::run_step(&shared, &step, index)
-                    })
-                    .await
-                    .unwrap_or_else(|e| {
-                        host::StepResult::failed(format!("internal error: task panicked: {e}"))
-                    });
-                    (host_name, begun, result)
-                });
-            }
-            while let Some(joined) = running.join_next().await {
-                let Ok((name, begun, result)) = joined else {
-                    continue;
+            let mut record = |joined: Result<Finished, tokio::task::JoinError>,
+                              failed: &mut Vec<String>| {
+                let Ok((name, begun, result, _permit)) = joined else {
+                    return;
                 };
                 let Some(summary) = summaries.iter_mut().find(|s| s.host == name) else {
-                    continue;
+                    return;
                 };
                 summary.duration = begun.elapsed();
                 summary.status = result.status;
@@ -189,12 +214,69 @@ impl Runner {
                     HostStatus::Ok => summary.tasks.push(step.label.clone()),
                     _ => {
                         summary.error = result.error;
-                        failed.insert(name, ());
+                        failed.push(name);
                     }
                 }
+            };
+            for (index, host) in step.hosts.iter().enumerate() {
+                if failed.contains(&host.name) {
+                    continue;
+                }
+                // Wait for a free slot, recording hosts that finish meanwhile, so `--max-fail`
+                // sees failures before the next host starts.
+                let permit = loop {
+                    if over_limit(&failed) {
+                        break None;
+                    }
+                    tokio::select! {
+                        p = semaphore.clone().acquire_owned() => break Some(p.expect("semaphore open")),
+                        Some(done) = running.join_next(), if !running.is_empty() => record(done, &mut failed),
+                        _ = shared.cancel.cancelled() => break None,
+                    }
+                };
+                let Some(permit) = permit else {
+                    while let Some(done) = running.join_next().await {
+                        record(done, &mut failed);
+                    }
+                    break 'steps;
+                };
+                if over_limit(&failed) {
+                    drop(permit);
+                    continue;
+                }
+                let begun = *started
+                    .entry(host.name.clone())
+                    .or_insert_with(Instant::now);
+                let shared = shared.clone();
+                let step = step.clone();
+                // The permit travels back with the result and is released only once the result
+                // is recorded, so the next host cannot start before `--max-fail` has seen it.
+                running.spawn(async move {
+                    let host_name = step.hosts[index].name.clone();
+                    let result =
+                        tokio::task::spawn_blocking(move || host::run_step(&shared, &step, index))
+                            .await
+                            .unwrap_or_else(|e| {
+                                host::StepResult::failed(format!(
+                                    "internal error: task panicked: {e}"
+                                ))
+                            });
+                    (host_name, begun, result, permit)
+                });
+            }
+            while let Some(done) = running.join_next().await {
+                record(done, &mut failed);
             }
         }
 
+        if let Some(limit) = max_fail.filter(|_| over_limit(&failed)) {
+            for s in summaries
+                .iter_mut()
+                .filter(|s| s.status == HostStatus::Skipped)
+            {
+                s.error = Some(format!("not started: {limit} host(s) failed (--max-fail)"));
+            }
+        }
         let interrupted = shared.cancel.is_cancelled();
         if interrupted {
             for s in summaries

@@ -57,6 +57,14 @@ pub enum SshError {
         command: String,
         message: String,
     },
+    /// sudo asked again after the password was sent.
+    SudoPassword {
+        command: String,
+    },
+    /// sudo asked for a password and none was given.
+    SudoNeedsPassword {
+        command: String,
+    },
     Interrupted,
 }
 
@@ -117,6 +125,13 @@ impl fmt::Display for SshError {
                 after.as_secs_f64()
             ),
             SshError::Channel { command, message } => write!(f, "cannot run `{command}`: {message}"),
+            SshError::SudoPassword { command } => {
+                write!(f, "sudo: incorrect password (running `{command}`); check --ask-sudo-pass or RIGS_SUDO_PASSWORD")
+            }
+            SshError::SudoNeedsPassword { command } => write!(
+                f,
+                "sudo needs a password to run `{command}`: pass --ask-sudo-pass or set RIGS_SUDO_PASSWORD"
+            ),
             SshError::Interrupted => write!(f, "interrupted"),
         }
     }

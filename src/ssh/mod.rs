@@ -7,9 +7,10 @@
 
 mod error;
 mod known_hosts;
+pub mod markers;
 mod session;
 mod socket;
 
 pub use error::SshError;
 pub use known_hosts::{KnownHosts, Verdict};
-pub use session::{ConnectOptions, ExecOutcome, KeyCache, Session, Stream, Target};
+pub use session::{ConnectOptions, ExecInput, ExecOutcome, KeyCache, Session, Stream, Target};

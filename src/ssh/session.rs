@@ -12,6 +12,7 @@ use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::{ChannelMsg, MethodKind, Preferred};
 
 use super::known_hosts::{KnownHosts, Verdict};
+use super::markers;
 use super::socket::QuickAckStream;
 use super::SshError;
 use crate::cancel::Cancel;
@@ -22,6 +23,18 @@ use crate::secret::Secret;
 pub enum Stream {
     Stdout,
     Stderr,
+}
+
+/// What a remote command gets besides its command line.
+#[derive(Default, Clone, Copy)]
+pub struct ExecInput<'a> {
+    /// The line actually sent, when it differs from the command shown to the user (sudo).
+    pub wrapped: Option<&'a str>,
+    pub stdin: Option<&'a [u8]>,
+    /// The command runs under sudo with rigs' prompt: stdin waits until sudo lets it through.
+    pub sudo: bool,
+    /// Answer to sudo's prompt (once; a second prompt means the password was wrong).
+    pub sudo_password: Option<&'a [u8]>,
 }
 
 /// How a remote command ended.
@@ -327,13 +340,13 @@ impl Session {
         })
     }
 
-    /// Runs `command` on a new channel, feeding `stdin` (then EOF) and passing output chunks to
-    /// `on_output` as they arrive. A command that times out or is interrupted is killed on the
-    /// host, with its children, before this returns.
+    /// Runs `command` on a new channel, passing output chunks to `on_output` as they arrive.
+    /// A command that times out or is interrupted is killed on the host, with its children,
+    /// before this returns.
     pub async fn exec(
         &self,
         command: &str,
-        stdin: Option<&[u8]>,
+        input: ExecInput<'_>,
         timeout: Option<Duration>,
         cancel: &Cancel,
         mut on_output: impl FnMut(Stream, &[u8]),
@@ -357,29 +370,38 @@ impl Session {
             },
             _ => lost(),
         })?;
-        // The remote shell reports its PID first (on stderr, stripped again below). sshd starts
-        // each session in a new process group led by that shell, so the PID is all it takes to
-        // stop the command and everything it started.
-        let wrapped = format!("printf '\\036rigs-pid %s\\n' \"$$\" >&2; {command}");
+        // The remote shell reports its PID first. sshd starts each session in a new process
+        // group led by that shell, so the PID is all it takes to stop the command and its children.
+        let wrapped = format!(
+            "printf '\\036rigs-pid %s\\n' \"$$\" >&2; {}",
+            input.wrapped.unwrap_or(command)
+        );
         channel.exec(true, wrapped).await.map_err(|_| lost())?;
-        if let Some(data) = stdin {
-            channel.data(data).await.map_err(|_| lost())?;
+        let mut stdin_sent = false;
+        if !input.sudo {
+            if let Some(data) = input.stdin {
+                channel.data(data).await.map_err(|_| lost())?;
+            }
+            channel.eof().await.map_err(|_| lost())?;
+            stdin_sent = true;
         }
-        channel.eof().await.map_err(|_| lost())?;
 
         let pid = AtomicU32::new(0);
         let run = async {
-            let mut marker = PidMarker::default();
+            let mut filter = markers::StderrFilter::default();
+            let mut signals = Vec::new();
+            let mut prompts = 0;
             let mut code = None;
             let mut signal = None;
             loop {
                 match channel.wait().await {
                     Some(ChannelMsg::Data { data }) => on_output(Stream::Stdout, &data),
                     Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
-                        marker.feed(&data, |bytes| on_output(Stream::Stderr, bytes));
-                        if let Some(p) = marker.pid {
-                            pid.store(p, Ordering::Relaxed);
-                        }
+                        filter.feed(
+                            &data,
+                            |bytes| on_output(Stream::Stderr, bytes),
+                            |s| signals.push(s),
+                        );
                     }
                     Some(ChannelMsg::ExitStatus { exit_status }) => code = Some(exit_status),
                     Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
@@ -394,8 +416,41 @@ impl Session {
                     Some(_) => {}
                     None => break,
                 }
+                for s in signals.drain(..) {
+                    match s {
+                        markers::Signal::Pid(p) => pid.store(p, Ordering::Relaxed),
+                        markers::Signal::SudoPrompt => {
+                            prompts += 1;
+                            match input.sudo_password {
+                                Some(password) if prompts == 1 => {
+                                    let mut line = password.to_vec();
+                                    line.push(b'\n');
+                                    channel.data(&line[..]).await.map_err(|_| lost())?;
+                                }
+                                Some(_) => {
+                                    return Err(SshError::SudoPassword {
+                                        command: command.to_string(),
+                                    })
+                                }
+                                None => {
+                                    return Err(SshError::SudoNeedsPassword {
+                                        command: command.to_string(),
+                                    })
+                                }
+                            }
+                        }
+                        markers::Signal::SudoOk if !stdin_sent => {
+                            if let Some(data) = input.stdin {
+                                channel.data(data).await.map_err(|_| lost())?;
+                            }
+                            channel.eof().await.map_err(|_| lost())?;
+                            stdin_sent = true;
+                        }
+                        markers::Signal::SudoOk => {}
+                    }
+                }
             }
-            marker.flush(|bytes| on_output(Stream::Stderr, bytes));
+            filter.flush(|bytes| on_output(Stream::Stderr, bytes));
             if code.is_none() && signal.is_none() {
                 return Err(SshError::ConnectionLost {
                     command: command.to_string(),
@@ -420,7 +475,10 @@ impl Session {
         };
         if matches!(
             result,
-            Err(SshError::CommandTimeout { .. } | SshError::Interrupted)
+            Err(SshError::CommandTimeout { .. }
+                | SshError::Interrupted
+                | SshError::SudoPassword { .. }
+                | SshError::SudoNeedsPassword { .. })
         ) {
             self.kill(pid.load(Ordering::Relaxed)).await;
             let _ = channel.close().await;
@@ -650,89 +708,4 @@ async fn keyboard_interactive(
         }
     }
     Ok(false)
-}
-
-/// Finds and strips the `\x1erigs-pid N` line the wrapped command writes to stderr first.
-/// Anything the login shell prints before it (a noisy `.bashrc`) passes through unchanged.
-#[derive(Default)]
-struct PidMarker {
-    pending: Vec<u8>,
-    done: bool,
-    pid: Option<u32>,
-}
-
-impl PidMarker {
-    const PREFIX: &'static [u8] = b"\x1erigs-pid ";
-    /// Past this much stderr without the marker, stop looking.
-    const LIMIT: usize = 64 * 1024;
-
-    fn feed(&mut self, chunk: &[u8], mut emit: impl FnMut(&[u8])) {
-        if self.done {
-            emit(chunk);
-            return;
-        }
-        self.pending.extend_from_slice(chunk);
-        if let Some(start) = find(&self.pending, Self::PREFIX) {
-            let after = start + Self::PREFIX.len();
-            if let Some(len) = self.pending[after..].iter().position(|b| *b == b'\n') {
-                let digits = String::from_utf8_lossy(&self.pending[after..after + len]).to_string();
-                self.pid = digits.trim().parse().ok();
-                self.done = true;
-                let rest = self.pending.split_off(after + len + 1);
-                self.pending.truncate(start);
-                if !self.pending.is_empty() {
-                    emit(&self.pending);
-                }
-                if !rest.is_empty() {
-                    emit(&rest);
-                }
-                self.pending = Vec::new();
-            }
-        } else if self.pending.len() > Self::LIMIT {
-            self.flush(emit);
-        }
-    }
-
-    fn flush(&mut self, mut emit: impl FnMut(&[u8])) {
-        self.done = true;
-        if !self.pending.is_empty() {
-            emit(&std::mem::take(&mut self.pending));
-        }
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(chunks: &[&[u8]]) -> (Vec<u8>, Option<u32>) {
-        let mut m = PidMarker::default();
-        let mut out = Vec::new();
-        for c in chunks {
-            m.feed(c, |b| out.extend_from_slice(b));
-        }
-        m.flush(|b| out.extend_from_slice(b));
-        (out, m.pid)
-    }
-
-    #[test]
-    fn marker_is_stripped_even_when_split() {
-        assert_eq!(
-            run(&[b"\x1erigs-pid 42\nerr\n"]),
-            (b"err\n".to_vec(), Some(42))
-        );
-        assert_eq!(
-            run(&[b"\x1erigs-p", b"id 7", b"\nx"]),
-            (b"x".to_vec(), Some(7))
-        );
-        assert_eq!(
-            run(&[b"bashrc noise\n\x1erigs-pid 9\n"]),
-            (b"bashrc noise\n".to_vec(), Some(9))
-        );
-        assert_eq!(run(&[b"no marker"]), (b"no marker".to_vec(), None));
-    }
 }

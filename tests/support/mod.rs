@@ -7,12 +7,16 @@
 #![allow(dead_code)]
 
 mod agent;
+mod netns;
 mod project;
 mod sshd;
+mod user;
 
 pub use agent::SshAgent;
+pub use netns::BastionLab;
 pub use project::{Project, RunOutput};
 pub use sshd::{keygen, unused_port, SshLab};
+pub use user::{ensure_test_user, TEST_PASSWORD, TEST_USER};
 
 /// Whether a process whose command line contains `pattern` runs on this machine (where every
 /// lab host lives), after giving a just-signalled process a moment to exit.

@@ -15,6 +15,7 @@ const SSHD: &str = "/usr/sbin/sshd";
 
 pub struct LabHost {
     pub name: String,
+    address: String,
     pub port: u16,
     pub log_path: PathBuf,
     host_key: PathBuf,
@@ -23,8 +24,34 @@ pub struct LabHost {
 }
 
 impl LabHost {
-    pub fn addr(&self) -> &'static str {
-        "127.0.0.1"
+    /// A host with its own folder and host key under `dir`; not started yet.
+    pub(crate) fn new(name: &str, dir: &Path) -> LabHost {
+        let host_dir = dir.join(name);
+        std::fs::create_dir_all(&host_dir).unwrap();
+        let host_key = host_dir.join("host_ed25519");
+        keygen(&host_key);
+        LabHost {
+            name: name.to_string(),
+            address: "127.0.0.1".to_string(),
+            port: 0,
+            log_path: host_dir.join("sshd.log"),
+            host_key,
+            config: host_dir.join("sshd_config"),
+            child: None,
+        }
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.address
+    }
+
+    /// Starts sshd for this host, inside network namespace `netns` listening on `address` when
+    /// given, else on 127.0.0.1.
+    pub(crate) fn launch(&mut self, authorized: &Path, extra: &str, netns: Option<(&str, &str)>) {
+        if let Some((_, address)) = netns {
+            self.address = address.to_string();
+        }
+        launch(self, authorized, extra, netns);
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -75,6 +102,12 @@ pub struct SshLab {
 impl SshLab {
     /// Starts `n` hosts named `h1`..`hN`.
     pub fn start(n: usize) -> SshLab {
+        SshLab::start_with(n, "")
+    }
+
+    /// Like [`SshLab::start`], with `extra` sshd_config lines taking precedence over the lab's
+    /// defaults (sshd keeps the first value it reads for a keyword).
+    pub fn start_with(n: usize, extra: &str) -> SshLab {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing: run the README's test command (tests/run.sh), which installs openssh-server"
@@ -91,24 +124,11 @@ impl SshLab {
         std::fs::copy(client_key.with_extension("pub"), &authorized).expect("authorized_keys");
         let user = current_user();
 
-        let mut hosts = Vec::with_capacity(n);
-        for i in 1..=n {
-            let name = format!("h{i}");
-            let host_dir = dir.path().join(&name);
-            std::fs::create_dir_all(&host_dir).unwrap();
-            let host_key = host_dir.join("host_ed25519");
-            keygen(&host_key);
-            hosts.push(LabHost {
-                name,
-                port: 0,
-                log_path: host_dir.join("sshd.log"),
-                host_key,
-                config: host_dir.join("sshd_config"),
-                child: None,
-            });
-        }
+        let mut hosts: Vec<LabHost> = (1..=n)
+            .map(|i| LabHost::new(&format!("h{i}"), dir.path()))
+            .collect();
         for host in &mut hosts {
-            launch(host, &authorized);
+            launch(host, &authorized, extra, None);
         }
         SshLab {
             dir,
@@ -150,6 +170,26 @@ impl SshLab {
                 h.log()
             );
         }
+    }
+
+    /// Lets `public_key` log in too (every host shares one authorized_keys file).
+    pub fn authorize(&self, public_key: &Path) {
+        let mut keys = std::fs::read_to_string(self.dir.path().join("authorized_keys")).unwrap();
+        keys.push_str(&std::fs::read_to_string(public_key).unwrap());
+        std::fs::write(self.dir.path().join("authorized_keys"), keys).unwrap();
+    }
+
+    /// Kills every process of host `i`: its sshd and all sessions, as a crashed machine would.
+    pub fn crash(&mut self, i: usize) {
+        let host = &mut self.hosts[i];
+        if let Some(pid) = host.pid() {
+            for child in descendants(pid) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &child.to_string()])
+                    .status();
+            }
+        }
+        host.stop();
     }
 
     pub fn user(&self) -> &str {
@@ -213,6 +253,40 @@ impl SshLab {
     }
 }
 
+/// Every process below `pid` in the process tree, read from /proc.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // The command name is in parentheses and may contain spaces; the parent follows it.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        if let Some(ppid) = after.split_whitespace().nth(1).and_then(|v| v.parse().ok()) {
+            parents.push((p, ppid));
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
 /// A loopback port where nothing listens.
 pub fn unused_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -236,18 +310,24 @@ pub fn keygen(path: &Path) {
     );
 }
 
-fn current_user() -> String {
+pub(crate) fn current_user() -> String {
     let out = Command::new("id").arg("-un").output().expect("id -un");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Starts sshd on a free port; a port taken between probing and binding is retried.
-fn launch(host: &mut LabHost, authorized: &Path) {
+fn launch(host: &mut LabHost, authorized: &Path, extra: &str, netns: Option<(&str, &str)>) {
     for _ in 0..5 {
-        let port = unused_port();
+        // In a network namespace the port cannot be probed from here; a random high one is used.
+        let port = match netns {
+            None => unused_port(),
+            Some(_) => 20000 + (std::process::id() as u16 % 20000) + (rand_u16() % 5000),
+        };
+        let listen = netns.map_or("127.0.0.1", |(_, addr)| addr);
         let dir = host.config.parent().unwrap();
         let config = format!(
-            "ListenAddress 127.0.0.1:{port}\n\
+            "{extra}\n\
+             ListenAddress {listen}:{port}\n\
              HostKey {key}\n\
              PidFile {dir}/sshd.pid\n\
              AuthorizedKeysFile {authorized}\n\
@@ -267,7 +347,15 @@ fn launch(host: &mut LabHost, authorized: &Path) {
         );
         std::fs::write(&host.config, config).unwrap();
         let _ = std::fs::remove_file(&host.log_path);
-        let child = Command::new(SSHD)
+        let mut command = match netns {
+            None => Command::new(SSHD),
+            Some((ns, _)) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, SSHD]);
+                c
+            }
+        };
+        let child = command
             .arg("-D")
             .arg("-f")
             .arg(&host.config)
@@ -280,7 +368,7 @@ fn launch(host: &mut LabHost, authorized: &Path) {
             .expect("start sshd");
         host.child = Some(child);
         host.port = port;
-        if wait_for_banner(host, port) {
+        if wait_for_banner(host, listen, port, netns.map(|(ns, _)| ns)) {
             return;
         }
         host.stop();
@@ -288,7 +376,15 @@ fn launch(host: &mut LabHost, authorized: &Path) {
     panic!("sshd for {} did not start:\n{}", host.name, host.log());
 }
 
-fn wait_for_banner(host: &mut LabHost, port: u16) -> bool {
+fn rand_u16() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    (nanos ^ (nanos >> 16)) as u16
+}
+
+fn wait_for_banner(host: &mut LabHost, addr: &str, port: u16, netns: Option<&str>) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Some(child) = host.child.as_mut() {
@@ -296,7 +392,12 @@ fn wait_for_banner(host: &mut LabHost, port: u16) -> bool {
                 return false;
             }
         }
-        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+        if netns.is_some() {
+            // Only the log can tell from outside the namespace that sshd is listening.
+            if host.log().contains("Server listening") {
+                return true;
+            }
+        } else if let Ok(mut stream) = TcpStream::connect((addr, port)) {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
             let mut buf = [0u8; 8];
             if stream.read_exact(&mut buf).is_ok() && &buf == b"SSH-2.0-" {

@@ -1,0 +1,310 @@
+//! SSH as users have it: ssh_config aliases with Include, jump hosts, encrypted and RSA keys,
+//! password-only hosts, and connection faults.
+
+use std::path::Path;
+
+use crate::harness::{BastionLab, Project, SshLab};
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+const HELLO: &str =
+    "/// Say hello.\nfn hello() { run(\"echo hello from $(hostname) as $(whoami)\"); }\n";
+
+#[test]
+fn ssh_config_aliases_with_include_just_work() {
+    let lab = SshLab::start(2);
+    let p = Project::new()
+        .recipe("t.rhai", HELLO)
+        .inventory("i.toml", "[env.prod]\nhosts = [\"web-a\", \"web-b\"]\n");
+    let ssh = p.path().join("home/.ssh");
+    lab.write_known_hosts(&ssh.join("lab_known_hosts"));
+    write(
+        &ssh.join("config"),
+        "Include conf.d/*.conf\n\nHost *\n    ConnectTimeout 5\n",
+    );
+    let mut conf = String::new();
+    for (alias, i) in [("web-a", 0), ("web-b", 1)] {
+        conf.push_str(&format!(
+            "Host {alias}\n    HostName 127.0.0.1\n    Port {}\n    User {}\n    IdentityFile {}\n    \
+             IdentitiesOnly yes\n    UserKnownHostsFile ~/.ssh/lab_known_hosts\n",
+            lab.host(i).port,
+            lab.user(),
+            lab.client_key_path().display()
+        ));
+    }
+    write(&ssh.join("conf.d/lab.conf"), &conf);
+    let out = p.args(["env:prod", "hello"]).run();
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("[web-a] hello from") && out.stdout.contains("[web-b] hello from"),
+        "{}",
+        out.stdout
+    );
+    lab.assert_connections(1);
+}
+
+fn bastion_config(lab: &BastionLab, p: &Project, target_jump: &str) {
+    let ssh = p.path().join("home/.ssh");
+    lab.write_known_hosts(&ssh.join("known_hosts"));
+    let key = lab.client_key_path().display();
+    write(
+        &ssh.join("config"),
+        &format!(
+            "Host bastion\n    HostName {}\n    Port {}\n    User {user}\n    IdentityFile {key}\n\n\
+             Host app-1 app-2\n    HostName 127.0.0.1\n    Port {}\n    User {user}\n    IdentityFile {key}\n{target_jump}",
+            lab.bastion.addr(),
+            lab.bastion.port,
+            lab.target.port,
+            user = lab.user(),
+        ),
+    );
+}
+
+#[test]
+fn proxy_jump_reaches_a_target_only_the_bastion_can_see() {
+    let lab = BastionLab::start();
+    let p = Project::new()
+        .recipe("t.rhai", HELLO)
+        .inventory("i.toml", "[env.prod]\nhosts = [\"app-1\", \"app-2\"]\n");
+    bastion_config(&lab, &p, "    ProxyJump bastion\n");
+
+    // Without the jump the target is unreachable: it listens inside the namespace only.
+    let direct = p
+        .clone()
+        .args([
+            "-H",
+            &format!("{}@127.0.0.1:{}", lab.user(), lab.target.port),
+            "--",
+            "true",
+        ])
+        .run();
+    direct.assert_code(1);
+
+    let out = p.args(["-v", "env:prod", "hello"]).run();
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("[app-1] hello from") && out.stdout.contains("[app-2] hello from"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("(jump host)"), "{}", out.stderr);
+    // One bastion connection shared by both hosts behind it; both names are one server, so they
+    // share one connection to it as well.
+    assert_eq!(
+        lab.bastion.accepted_connections(),
+        1,
+        "{}",
+        lab.bastion.log()
+    );
+    assert_eq!(lab.target.accepted_connections(), 1, "{}", lab.target.log());
+}
+
+#[test]
+fn jump_chains_and_inventory_jump_setting() {
+    let lab = BastionLab::start();
+    // Two hops: through the bastion, then through the bastion again (as seen from inside it).
+    let inventory = "[env.prod]\nhosts = [\"app-1\"]\njump = [\"bastion\", \"bastion\"]\n";
+    let p = Project::new()
+        .recipe("t.rhai", HELLO)
+        .inventory("i.toml", inventory);
+    bastion_config(&lab, &p, "");
+    let out = p.args(["env:prod", "hello"]).run();
+    out.assert_code(0);
+    assert!(out.stdout.contains("[app-1] hello from"), "{}", out.stdout);
+    assert_eq!(
+        lab.bastion.accepted_connections(),
+        2,
+        "{}",
+        lab.bastion.log()
+    );
+}
+
+#[test]
+fn unknown_bastion_key_is_refused_and_named() {
+    let lab = BastionLab::start();
+    let p = Project::new()
+        .recipe("t.rhai", HELLO)
+        .inventory("i.toml", "[env.prod]\nhosts = [\"app-1\"]\n");
+    bastion_config(&lab, &p, "    ProxyJump bastion\n");
+    std::fs::write(p.path().join("home/.ssh/known_hosts"), "").unwrap();
+    let out = p.args(["env:prod", "hello"]).run();
+    out.assert_code(1);
+    assert!(out.stderr.contains("jump host"), "{}", out.stderr);
+    assert!(out.stderr.contains("is not known"), "{}", out.stderr);
+}
+
+fn key_project(lab: &SshLab, key: &Path) -> Project {
+    let p = Project::new().recipe("t.rhai", HELLO).inventory(
+        "i.toml",
+        &format!(
+            "[env.one]\nhosts = [\"k\"]\n[hosts.k]\naddress = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\nidentity = \"{}\"\n",
+            lab.host(0).port,
+            lab.user(),
+            key.display()
+        ),
+    );
+    lab.write_known_hosts(&p.path().join("home/.ssh/known_hosts"));
+    p
+}
+
+#[test]
+fn encrypted_key_with_passphrase_from_environment() {
+    let lab = SshLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("locked_ed25519");
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "open sesame", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    lab.authorize(&key.with_extension("pub"));
+
+    let out = key_project(&lab, &key)
+        .env("RIGS_KEY_PASSPHRASE", "open sesame")
+        .args(["env:one", "hello"])
+        .run();
+    out.assert_code(0);
+
+    let out = key_project(&lab, &key).args(["env:one", "hello"]).run();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("is encrypted: set RIGS_KEY_PASSPHRASE"),
+        "{}",
+        out.stderr
+    );
+
+    let out = key_project(&lab, &key)
+        .env("RIGS_KEY_PASSPHRASE", "wrong")
+        .args(["env:one", "hello"])
+        .run();
+    out.assert_code(1);
+    assert!(out.stderr.contains("cannot decrypt"), "{}", out.stderr);
+}
+
+#[test]
+fn rsa_keys_sign_with_sha2() {
+    let lab = SshLab::start_with(
+        1,
+        "PubkeyAcceptedAlgorithms rsa-sha2-512,rsa-sha2-256,ssh-ed25519",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("id_rsa");
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    lab.authorize(&key.with_extension("pub"));
+    let out = key_project(&lab, &key).args(["env:one", "hello"]).run();
+    out.assert_code(0);
+    assert!(
+        lab.host(0).log().contains("RSA SHA256:"),
+        "{}",
+        lab.host(0).log()
+    );
+}
+
+#[test]
+fn connect_timeout_on_a_server_that_never_answers() {
+    // A socket that is listening but never accepted: TCP completes, no SSH banner ever comes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let out = Project::new()
+        .args([
+            "--connect-timeout",
+            "1",
+            "-H",
+            &format!("127.0.0.1:{port}"),
+            "--",
+            "true",
+        ])
+        .run();
+    out.assert_code(1);
+    assert!(out.stderr.contains("no answer within 1s"), "{}", out.stderr);
+    assert!(started.elapsed().as_secs() < 10);
+    drop(silent);
+}
+
+#[test]
+fn a_host_that_dies_mid_command_fails_alone() {
+    let mut lab = SshLab::start(2);
+    let p = Project::new()
+        .recipe("t.rhai", "fn slow() { run(\"echo started; sleep 20\"); }")
+        .inventory("lab.toml", &lab.inventory_toml());
+    lab.write_known_hosts(&p.path().join("known_hosts"));
+    let p = p.args([
+        "--known-hosts",
+        "known_hosts",
+        "--output",
+        "plain",
+        "env:lab",
+        "slow",
+        "--",
+        "echo after",
+    ]);
+    let mut child = p.spawn();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    while seen.matches("started").count() < 2 {
+        use std::io::Read;
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "rigs ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    lab.crash(0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("[h1] failed slow: connection lost during `echo started; sleep 20`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("[h2] ok slow"), "{stderr}");
+}
+
+#[test]
+fn max_fail_stops_starting_hosts() {
+    let mut inventory = String::from("[env.many]\nhosts = [\"a\", \"b\", \"c\", \"d\", \"e\"]\n");
+    for h in ["a", "b", "c", "d", "e"] {
+        inventory.push_str(&format!("[hosts.{h}]\nconnection = \"local\"\n"));
+    }
+    let p = Project::new()
+        .recipe(
+            "t.rhai",
+            "fn t() { if host.name == \"a\" || host.name == \"b\" { fail(\"broken\"); } }",
+        )
+        .inventory("i.toml", &inventory);
+    let out = p
+        .clone()
+        .args(["--serial", "--max-fail", "2", "env:many", "t"])
+        .run();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("5 hosts: 0 ok, 2 failed, 3 skipped"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("not started: 2 host(s) failed (--max-fail)"),
+        "{}",
+        out.stderr
+    );
+
+    let out = p
+        .clone()
+        .args(["--serial", "--max-fail", "50%", "env:many", "t"])
+        .run();
+    out.assert_code(1);
+    assert!(out.stderr.contains("2 failed"), "{}", out.stderr);
+
+    let out = p.args(["--max-fail", "zero", "env:many", "t"]).run();
+    out.assert_code(2);
+}
