@@ -38,16 +38,16 @@ fn with_current(level: Level, text: &str) {
     });
 }
 
-type Fallible<T> = Result<T, Box<EvalAltResult>>;
+pub(super) type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
-fn runtime(message: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
+pub(super) fn runtime(message: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(
         Dynamic::from(message.into()),
         pos,
     ))
 }
 
-fn task_scope(ctx: &NativeCallContext) -> Fallible<TaskScope> {
+pub(super) fn task_scope(ctx: &NativeCallContext) -> Fallible<TaskScope> {
     ctx.tag()
         .and_then(|t| t.read_lock::<TaskScope>().map(|s| s.clone()))
         .ok_or_else(|| {
@@ -109,6 +109,27 @@ pub fn build_engine(dir: &Path, cancel: Cancel) -> Engine {
     engine.register_fn("sudo", |ctx: NativeCallContext, cmd: &str, opts: Map| {
         sudo(&ctx, cmd, opts)
     });
+    engine.register_fn(
+        "put",
+        |ctx: NativeCallContext, local: &str, remote: &str| {
+            super::transfer::put(ctx, local, remote, Map::new())
+        },
+    );
+    engine.register_fn("put", super::transfer::put);
+    engine.register_fn(
+        "get",
+        |ctx: NativeCallContext, remote: &str, local: &str| {
+            super::transfer::get(ctx, remote, local, Map::new())
+        },
+    );
+    engine.register_fn("get", super::transfer::get);
+    engine.register_fn(
+        "template",
+        |ctx: NativeCallContext, local: &str, remote: &str| {
+            super::transfer::template(ctx, local, remote, Map::new())
+        },
+    );
+    engine.register_fn("template", super::transfer::template);
     engine.register_fn("once", once);
     engine.register_fn("secret", secret);
     engine.register_fn("info", |ctx: NativeCallContext, msg: Dynamic| {

@@ -9,6 +9,7 @@ mod api;
 pub mod error;
 mod scope;
 mod task;
+mod transfer;
 pub mod value;
 
 use std::collections::BTreeMap;

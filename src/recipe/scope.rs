@@ -20,6 +20,10 @@ pub struct CommandOptions {
     pub timeout: Option<Duration>,
     /// Fed to the command's standard input, then EOF.
     pub stdin: Option<String>,
+    /// A file streamed to the command's standard input instead (file transfers).
+    pub stdin_file: Option<std::path::PathBuf>,
+    /// Write the command's standard output to this file instead of showing it (file transfers).
+    pub stdout_file: Option<std::path::PathBuf>,
     /// Run through sudo.
     pub sudo: Option<SudoOptions>,
 }
@@ -36,6 +40,10 @@ pub struct CommandResult {
     pub stderr: String,
     /// Exit code; -1 when the command was killed by a signal.
     pub code: i64,
+    /// Bytes and SHA-256 of what was written to its stdin (file transfers).
+    pub sent: Option<(u64, String)>,
+    /// Bytes and SHA-256 of what it wrote to `stdout_file`.
+    pub received: Option<(u64, String)>,
 }
 
 impl CommandResult {

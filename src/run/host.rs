@@ -14,7 +14,7 @@ use crate::recipe::{
 };
 use crate::report::{HostStatus, StreamKind};
 use crate::secret::Secret;
-use crate::ssh::{markers, ExecInput, ExecOutcome, SshError, Stream};
+use crate::ssh::{markers, ExecInput, ExecOutcome, SshError, Stdin, Stream};
 
 pub struct StepResult {
     pub status: HostStatus,
@@ -168,12 +168,27 @@ impl HostOps for HostRunner {
             return Ok(CommandResult::default());
         }
         let timeout = options.timeout.or(shared.settings.command_timeout);
-        let stdin = options.stdin.as_deref().map(str::as_bytes);
+        let stdin = match (&options.stdin_file, &options.stdin) {
+            (Some(path), _) => Stdin::File(path),
+            (None, Some(text)) => Stdin::Bytes(text.as_bytes()),
+            (None, None) => Stdin::Empty,
+        };
 
         let splitters = Mutex::new((LineSplitter::default(), LineSplitter::default()));
         let reporter = shared.reporter.clone();
         let quiet = options.quiet;
+        let mut sink =
+            match &options.stdout_file {
+                Some(path) => Some(FileSink::create(path).map_err(|e| {
+                    OpError::Failed(format!("cannot write {}: {e}", path.display()))
+                })?),
+                None => None,
+            };
         let mut on_output = |stream: Stream, chunk: &[u8]| {
+            if let (Stream::Stdout, Some(sink)) = (stream, sink.as_mut()) {
+                sink.write(chunk);
+                return;
+            }
             let mut s = splitters.lock().expect("splitter lock");
             let (splitter, kind) = match stream {
                 Stream::Stdout => (&mut s.0, StreamKind::Stdout),
@@ -249,10 +264,19 @@ impl HostOps for HostRunner {
         let (stdout, _) = out.finish(emit(StreamKind::Stdout));
         let (stderr, _) = err.finish(emit(StreamKind::Stderr));
         let outcome = outcome?;
+        let received = match sink {
+            Some(sink) => Some(
+                sink.finish()
+                    .map_err(|e| OpError::Failed(format!("cannot write the received file: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(CommandResult {
             stdout: trim_final_newline(stdout),
             stderr: trim_final_newline(stderr),
             code: outcome.code.map_or(-1, i64::from),
+            sent: outcome.sent,
+            received,
         })
     }
 
@@ -293,4 +317,51 @@ fn sudo_line(command: &str, user: Option<&str>, on_controller: bool) -> String {
     };
     line.push_str(&format!("-- sh -c {}", crate::quote::quote(&inner)));
     line
+}
+
+/// A local file that receives a command's stdout, hashed on the way.
+struct FileSink {
+    file: std::io::BufWriter<std::fs::File>,
+    hasher: sha2::Sha256,
+    bytes: u64,
+    error: Option<std::io::Error>,
+}
+
+impl FileSink {
+    fn create(path: &std::path::Path) -> std::io::Result<FileSink> {
+        use sha2::Digest;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = std::fs::File::create(path)?;
+        Ok(FileSink {
+            file: std::io::BufWriter::with_capacity(256 * 1024, file),
+            hasher: sha2::Sha256::new(),
+            bytes: 0,
+            error: None,
+        })
+    }
+
+    fn write(&mut self, chunk: &[u8]) {
+        use sha2::Digest;
+        use std::io::Write;
+        self.hasher.update(chunk);
+        self.bytes += chunk.len() as u64;
+        if self.error.is_none() {
+            if let Err(e) = self.file.write_all(chunk) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn finish(mut self) -> std::io::Result<(u64, String)> {
+        use sha2::Digest;
+        use std::io::Write;
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.file.flush()?;
+        self.file.get_ref().sync_all()?;
+        Ok((self.bytes, crate::ssh::hex(&self.hasher.finalize())))
+    }
 }

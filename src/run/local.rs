@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cancel::Cancel;
-use crate::ssh::{ExecOutcome, Stream};
+use crate::ssh::{ExecOutcome, Stdin, Stream};
 
 pub enum LocalError {
     Spawn(std::io::Error),
@@ -18,7 +18,7 @@ pub enum LocalError {
 /// streaming output to `on_output`.
 pub async fn exec(
     command: &str,
-    stdin: Option<&[u8]>,
+    stdin: Stdin<'_>,
     timeout: Option<Duration>,
     cancel: &Cancel,
     on_output: &mut (dyn FnMut(Stream, &[u8]) + Send),
@@ -26,10 +26,10 @@ pub async fn exec(
     let mut child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(command)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
+        .stdin(if matches!(stdin, Stdin::Empty) {
             Stdio::null()
+        } else {
+            Stdio::piped()
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -39,12 +39,14 @@ pub async fn exec(
         .map_err(LocalError::Spawn)?;
     let pid = child.id();
 
-    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        let data = data.to_vec();
-        tokio::spawn(async move {
-            let _ = pipe.write_all(&data).await;
-        });
-    }
+    let feeder = child.stdin.take().map(|pipe| {
+        let source = match stdin {
+            Stdin::Empty => Source::Empty,
+            Stdin::Bytes(b) => Source::Bytes(b.to_vec()),
+            Stdin::File(p) => Source::File(p.to_path_buf()),
+        };
+        tokio::spawn(feed(pipe, source))
+    });
     let mut out = child.stdout.take().expect("piped stdout");
     let mut err = child.stderr.take().expect("piped stderr");
 
@@ -90,9 +92,53 @@ pub async fn exec(
             return Err(e);
         }
     };
+    let sent = match feeder {
+        Some(task) => task.await.ok().flatten(),
+        None => None,
+    };
     use std::os::unix::process::ExitStatusExt;
     Ok(ExecOutcome {
         code: status.code().map(|c| c as u32),
         signal: status.signal().map(|s| format!("signal {s}")),
+        sent,
     })
+}
+
+enum Source {
+    Empty,
+    Bytes(Vec<u8>),
+    File(std::path::PathBuf),
+}
+
+/// Writes the command's stdin, hashing it; a command that exits without reading it all is
+/// not an error here.
+async fn feed(mut pipe: tokio::process::ChildStdin, source: Source) -> Option<(u64, String)> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut total = 0u64;
+    match source {
+        Source::Empty => return None,
+        Source::Bytes(b) => {
+            hasher.update(&b);
+            total = b.len() as u64;
+            let _ = pipe.write_all(&b).await;
+        }
+        Source::File(path) => {
+            let mut file = tokio::fs::File::open(&path).await.ok()?;
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = file.read(&mut buf).await.ok()?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                total += n as u64;
+                if pipe.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(pipe);
+    Some((total, crate::ssh::hex(&hasher.finalize())))
 }

@@ -13,4 +13,6 @@ mod socket;
 
 pub use error::SshError;
 pub use known_hosts::{KnownHosts, Verdict};
-pub use session::{ConnectOptions, ExecInput, ExecOutcome, KeyCache, Session, Stream, Target};
+pub use session::{
+    hex, ConnectOptions, ExecInput, ExecOutcome, KeyCache, Session, Stdin, Stream, Target,
+};

@@ -30,7 +30,7 @@ pub enum Stream {
 pub struct ExecInput<'a> {
     /// The line actually sent, when it differs from the command shown to the user (sudo).
     pub wrapped: Option<&'a str>,
-    pub stdin: Option<&'a [u8]>,
+    pub stdin: Stdin<'a>,
     /// The command runs under sudo with rigs' prompt: stdin waits until sudo lets it through.
     pub sudo: bool,
     /// Answer to sudo's prompt (once; a second prompt means the password was wrong).
@@ -43,6 +43,60 @@ pub struct ExecOutcome {
     /// The exit code; `None` when the command was killed by a signal.
     pub code: Option<u32>,
     pub signal: Option<String>,
+    /// What was written to its stdin: byte count and SHA-256 (hex).
+    pub sent: Option<(u64, String)>,
+}
+
+/// Where a command's standard input comes from.
+#[derive(Clone, Copy, Default)]
+pub enum Stdin<'a> {
+    #[default]
+    Empty,
+    Bytes(&'a [u8]),
+    /// Streamed from a file in chunks: memory stays constant whatever its size.
+    File(&'a Path),
+}
+
+/// Writes `stdin` to the channel, hashing what it sends.
+async fn write_stdin<S>(
+    write: &russh::ChannelWriteHalf<S>,
+    stdin: Stdin<'_>,
+) -> std::io::Result<Option<(u64, String)>>
+where
+    S: From<(russh::ChannelId, ChannelMsg)> + Send + Sync + 'static,
+{
+    use sha2::Digest;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut hasher = sha2::Sha256::new();
+    let mut total = 0u64;
+    match stdin {
+        Stdin::Empty => return Ok(None),
+        Stdin::Bytes(bytes) => {
+            hasher.update(bytes);
+            total = bytes.len() as u64;
+            write.data(bytes).await.map_err(std::io::Error::other)?;
+        }
+        Stdin::File(path) => {
+            let mut file = tokio::fs::File::open(path).await?;
+            let mut sink = write.make_writer();
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = file.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                total += n as u64;
+                sink.write_all(&buf[..n]).await?;
+            }
+            sink.flush().await?;
+        }
+    }
+    Ok(Some((total, hex(&hasher.finalize()))))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Settings shared by every connection of one invocation.
@@ -341,8 +395,9 @@ impl Session {
     }
 
     /// Runs `command` on a new channel, passing output chunks to `on_output` as they arrive.
-    /// A command that times out or is interrupted is killed on the host, with its children,
-    /// before this returns.
+    /// Standard input is written concurrently with reading output, so neither side can stall
+    /// the other. A command that times out or is interrupted is killed on the host, with its
+    /// children, before this returns.
     pub async fn exec(
         &self,
         command: &str,
@@ -363,7 +418,7 @@ impl Session {
                 }
             }
         };
-        let mut channel = self.handle.channel_open_session().await.map_err(|e| match e {
+        let channel = self.handle.channel_open_session().await.map_err(|e| match e {
             russh::Error::ChannelOpenFailure(reason) => SshError::Channel {
                 command: command.to_string(),
                 message: format!("the server refused a new session channel ({reason:?}); is MaxSessions too low?"),
@@ -377,24 +432,38 @@ impl Session {
             input.wrapped.unwrap_or(command)
         );
         channel.exec(true, wrapped).await.map_err(|_| lost())?;
-        let mut stdin_sent = false;
-        if !input.sudo {
-            if let Some(data) = input.stdin {
-                channel.data(data).await.map_err(|_| lost())?;
-            }
-            channel.eof().await.map_err(|_| lost())?;
-            stdin_sent = true;
-        }
+        let (mut read, write) = channel.split();
 
         let pid = AtomicU32::new(0);
+        let go = tokio::sync::Notify::new();
+        if !input.sudo {
+            go.notify_one();
+        }
+        let writer = async {
+            go.notified().await;
+            let sent = write_stdin(&write, input.stdin).await.map_err(|_| lost())?;
+            write.eof().await.map_err(|_| lost())?;
+            Ok::<_, SshError>(sent)
+        };
         let run = async {
+            tokio::pin!(writer);
+            let mut writer_done = false;
+            let mut sent = None;
             let mut filter = markers::StderrFilter::default();
             let mut signals = Vec::new();
             let mut prompts = 0;
             let mut code = None;
             let mut signal = None;
             loop {
-                match channel.wait().await {
+                let message = tokio::select! {
+                    result = &mut writer, if !writer_done => {
+                        writer_done = true;
+                        sent = result?;
+                        continue;
+                    }
+                    message = read.wait() => message,
+                };
+                match message {
                     Some(ChannelMsg::Data { data }) => on_output(Stream::Stdout, &data),
                     Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
                         filter.feed(
@@ -425,7 +494,7 @@ impl Session {
                                 Some(password) if prompts == 1 => {
                                     let mut line = password.to_vec();
                                     line.push(b'\n');
-                                    channel.data(&line[..]).await.map_err(|_| lost())?;
+                                    write.data(&line[..]).await.map_err(|_| lost())?;
                                 }
                                 Some(_) => {
                                     return Err(SshError::SudoPassword {
@@ -439,14 +508,7 @@ impl Session {
                                 }
                             }
                         }
-                        markers::Signal::SudoOk if !stdin_sent => {
-                            if let Some(data) = input.stdin {
-                                channel.data(data).await.map_err(|_| lost())?;
-                            }
-                            channel.eof().await.map_err(|_| lost())?;
-                            stdin_sent = true;
-                        }
-                        markers::Signal::SudoOk => {}
+                        markers::Signal::SudoOk => go.notify_one(),
                     }
                 }
             }
@@ -456,7 +518,7 @@ impl Session {
                     command: command.to_string(),
                 });
             }
-            Ok(ExecOutcome { code, signal })
+            Ok(ExecOutcome { code, signal, sent })
         };
         let timed = async {
             match timeout {
@@ -481,7 +543,7 @@ impl Session {
                 | SshError::SudoNeedsPassword { .. })
         ) {
             self.kill(pid.load(Ordering::Relaxed)).await;
-            let _ = channel.close().await;
+            let _ = write.close().await;
         }
         result
     }

@@ -1,0 +1,394 @@
+//! `put`, `get` and `template`: files between the controller and hosts, verified and atomic.
+//!
+//! Transfers are ordinary commands on the host's connection (`cat > tmp`, `cat file`), so they
+//! share its connection, sudo handling, dry-run and reporting. Data is streamed in chunks in
+//! both directions, so memory stays flat for any file size. Every transfer is checked with
+//! SHA-256 on both ends, and a file only appears under its final name once it is complete and
+//! verified: uploads are renamed into place on the host, downloads on the controller.
+
+use std::path::{Path, PathBuf};
+
+use rhai::{Dynamic, Map, NativeCallContext};
+
+use super::api::{runtime, task_scope, Fallible};
+use super::scope::{CommandOptions, OpError, SudoOptions, TaskScope};
+use crate::quote::quote;
+
+struct TransferOptions {
+    mode: Option<String>,
+    owner: Option<String>,
+    sudo: bool,
+    vars: Map,
+}
+
+fn options(
+    ctx: &NativeCallContext,
+    func: &str,
+    opts: &Map,
+    allowed: &[&str],
+) -> Fallible<TransferOptions> {
+    let mut out = TransferOptions {
+        mode: None,
+        owner: None,
+        sudo: false,
+        vars: Map::new(),
+    };
+    let bad = |key: &str, expected: &str| {
+        runtime(
+            format!("{func}: option `{key}` must be {expected}"),
+            ctx.call_position(),
+        )
+    };
+    for (key, value) in opts {
+        let key = key.as_str();
+        if !allowed.contains(&key) {
+            return Err(runtime(
+                format!(
+                    "{func}: unknown option `{key}` (expected one of {})",
+                    allowed.join(", ")
+                ),
+                ctx.call_position(),
+            ));
+        }
+        match key {
+            "mode" => {
+                let mode = value.to_string();
+                if !(3..=4).contains(&mode.len()) || !mode.chars().all(|c| ('0'..='7').contains(&c))
+                {
+                    return Err(bad(key, "an octal string like \"0640\""));
+                }
+                out.mode = Some(mode);
+            }
+            "owner" => {
+                let owner = value
+                    .clone()
+                    .into_string()
+                    .map_err(|_| bad(key, "a string like \"app\" or \"app:app\""))?;
+                if owner.is_empty() || owner.contains(char::is_whitespace) {
+                    return Err(bad(key, "a string like \"app\" or \"app:app\""));
+                }
+                out.owner = Some(owner);
+            }
+            "sudo" => out.sudo = value.as_bool().map_err(|_| bad(key, "true or false"))?,
+            "vars" => {
+                out.vars = value
+                    .read_lock::<Map>()
+                    .ok_or_else(|| bad(key, "a map"))?
+                    .clone()
+            }
+            _ => unreachable!("checked against `allowed`"),
+        }
+    }
+    Ok(out)
+}
+
+fn failed(ctx: &NativeCallContext, e: OpError) -> Box<rhai::EvalAltResult> {
+    match e {
+        OpError::Failed(m) => runtime(m, ctx.call_position()),
+        OpError::Interrupted => Box::new(rhai::EvalAltResult::ErrorTerminated(
+            Dynamic::from(super::api::INTERRUPTED),
+            ctx.call_position(),
+        )),
+    }
+}
+
+fn summary(bytes: u64, sha256: &str, path: &str) -> Map {
+    let mut m = Map::new();
+    m.insert("bytes".into(), (bytes as rhai::INT).into());
+    m.insert("sha256".into(), sha256.into());
+    m.insert("path".into(), path.into());
+    m
+}
+
+fn temp_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}{:x}", std::process::id(), nanos & 0xffff_ffff)
+}
+
+/// Source of an upload.
+enum Upload<'a> {
+    File(&'a Path),
+    Text(String),
+}
+
+fn upload(
+    ctx: &NativeCallContext,
+    func: &str,
+    source: Upload,
+    remote: &str,
+    opts: &TransferOptions,
+) -> Fallible<Map> {
+    if remote.is_empty() || remote.ends_with('/') {
+        return Err(runtime(
+            format!("{func}: `{remote}` is not a file path on the host"),
+            ctx.call_position(),
+        ));
+    }
+    let scope = task_scope(ctx)?;
+    let tmp = format!("{remote}.rigs-{}", temp_suffix());
+    let sudo = opts.sudo.then(SudoOptions::default);
+    let mut write = CommandOptions {
+        quiet: true,
+        sudo: sudo.clone(),
+        ..CommandOptions::default()
+    };
+    let expected_size = match &source {
+        Upload::File(path) => {
+            let meta = std::fs::metadata(path).map_err(|e| {
+                runtime(
+                    format!("{func}: cannot read {}: {e}", path.display()),
+                    ctx.call_position(),
+                )
+            })?;
+            if !meta.is_file() {
+                return Err(runtime(
+                    format!("{func}: {} is not a file", path.display()),
+                    ctx.call_position(),
+                ));
+            }
+            write.stdin_file = Some(path.to_path_buf());
+            meta.len()
+        }
+        Upload::Text(text) => {
+            write.stdin = Some(text.clone());
+            text.len() as u64
+        }
+    };
+    let sent = scope
+        .ops
+        .command(&format!("umask 077; cat > {}", quote(&tmp)), &write, false)
+        .map_err(|e| failed(ctx, e))?;
+    let Some((bytes, sha256)) = sent.sent.clone() else {
+        // A dry run: nothing was sent.
+        return Ok(summary(expected_size, "", remote));
+    };
+    let cleanup = CommandOptions {
+        quiet: true,
+        allow_fail: true,
+        sudo: sudo.clone(),
+        ..CommandOptions::default()
+    };
+    if !sent.ok() {
+        let _ = scope
+            .ops
+            .command(&format!("rm -f {}", quote(&tmp)), &cleanup, false);
+        return Err(runtime(
+            format!(
+                "{func}: cannot write {tmp} on the host: {}",
+                sent.stderr.lines().last().unwrap_or("").trim()
+            ),
+            ctx.call_position(),
+        ));
+    }
+    if bytes != expected_size {
+        let _ = scope
+            .ops
+            .command(&format!("rm -f {}", quote(&tmp)), &cleanup, false);
+        return Err(runtime(
+            format!("{func}: the local file changed while it was sent ({expected_size} bytes expected, {bytes} sent)"),
+            ctx.call_position(),
+        ));
+    }
+    let (t, r) = (quote(&tmp), quote(remote));
+    let mode = match &opts.mode {
+        Some(m) => format!("chmod {m} {t}"),
+        // A replaced file keeps its mode; a new one gets the usual 0644.
+        None => {
+            format!("if [ -e {r} ]; then chmod \"$(stat -c %a {r})\" {t}; else chmod 644 {t}; fi")
+        }
+    };
+    let owner = opts
+        .owner
+        .as_ref()
+        .map(|o| format!(" && chown {} {t}", quote(o)))
+        .unwrap_or_default();
+    let finish = format!(
+        "h=$(sha256sum {t}) && h=${{h%% *}} && if [ \"$h\" != {sha256} ]; then rm -f {t}; \
+         echo \"checksum mismatch: sent {sha256}, the host has $h\" >&2; exit 3; fi && {mode}{owner} && mv -f {t} {r} \
+         || {{ s=$?; rm -f {t}; exit $s; }}"
+    );
+    let done = scope
+        .ops
+        .command(
+            &finish,
+            &CommandOptions {
+                quiet: true,
+                allow_fail: true,
+                sudo,
+                ..CommandOptions::default()
+            },
+            false,
+        )
+        .map_err(|e| failed(ctx, e))?;
+    if !done.ok() {
+        return Err(runtime(
+            format!(
+                "{func}: {} on the host: {}",
+                remote,
+                done.stderr.lines().last().unwrap_or("failed").trim()
+            ),
+            ctx.call_position(),
+        ));
+    }
+    Ok(summary(bytes, &sha256, remote))
+}
+
+pub fn put(ctx: NativeCallContext, local: &str, remote: &str, opts: Map) -> Fallible<Map> {
+    let o = options(&ctx, "put", &opts, &["mode", "owner", "sudo"])?;
+    upload(&ctx, "put", Upload::File(Path::new(local)), remote, &o)
+}
+
+pub fn get(ctx: NativeCallContext, remote: &str, local: &str, opts: Map) -> Fallible<Map> {
+    let o = options(&ctx, "get", &opts, &["sudo"])?;
+    let scope = task_scope(&ctx)?;
+    let host = host_name(&scope);
+    let local = PathBuf::from(local.replace("{host}", &host));
+    if local.as_os_str().is_empty() || local.to_string_lossy().ends_with('/') {
+        return Err(runtime(
+            format!("get: `{}` is not a local file path", local.display()),
+            ctx.call_position(),
+        ));
+    }
+    let part = PathBuf::from(format!("{}.rigs-part-{}", local.display(), temp_suffix()));
+    let sudo = o.sudo.then(SudoOptions::default);
+    let read = CommandOptions {
+        quiet: true,
+        sudo: sudo.clone(),
+        stdout_file: Some(part.clone()),
+        ..CommandOptions::default()
+    };
+    let result = scope
+        .ops
+        .command(&format!("cat {}", quote(remote)), &read, false)
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&part);
+            failed(&ctx, e)
+        })?;
+    let Some((bytes, sha256)) = result.received.clone() else {
+        return Ok(summary(0, "", &local.display().to_string()));
+    };
+    let fail = |message: String| {
+        let _ = std::fs::remove_file(&part);
+        runtime(message, ctx.call_position())
+    };
+    if !result.ok() {
+        return Err(fail(format!(
+            "get: cannot read {remote} on the host: {}",
+            result.stderr.lines().last().unwrap_or("").trim()
+        )));
+    }
+    let check = scope
+        .ops
+        .command(
+            &format!("sha256sum {}", quote(remote)),
+            &CommandOptions {
+                quiet: true,
+                allow_fail: true,
+                sudo,
+                ..CommandOptions::default()
+            },
+            false,
+        )
+        .map_err(|e| failed(&ctx, e))?;
+    let remote_sha = check.stdout.split_whitespace().next().unwrap_or("");
+    if remote_sha != sha256 {
+        return Err(fail(format!(
+            "get: checksum mismatch for {remote}: received {sha256}, the host has {remote_sha} (changed during the transfer?)"
+        )));
+    }
+    std::fs::rename(&part, &local)
+        .map_err(|e| fail(format!("get: cannot create {}: {e}", local.display())))?;
+    Ok(summary(bytes, &sha256, &local.display().to_string()))
+}
+
+pub fn template(ctx: NativeCallContext, local: &str, remote: &str, opts: Map) -> Fallible<Map> {
+    let o = options(&ctx, "template", &opts, &["mode", "owner", "sudo", "vars"])?;
+    let text = std::fs::read_to_string(local).map_err(|e| {
+        runtime(
+            format!("template: cannot read {local}: {e}"),
+            ctx.call_position(),
+        )
+    })?;
+    let scope = task_scope(&ctx)?;
+    let mut root = Map::new();
+    root.insert("host".into(), scope.host.clone());
+    root.insert("env".into(), scope.env.clone());
+    root.insert("vars".into(), scope.vars.clone());
+    for (k, v) in &o.vars {
+        root.insert(k.clone(), v.clone());
+    }
+    let rendered = render(&text, &root)
+        .map_err(|m| runtime(format!("template {local}: {m}"), ctx.call_position()))?;
+    upload(&ctx, "template", Upload::Text(rendered), remote, &o)
+}
+
+fn host_name(scope: &TaskScope) -> String {
+    scope
+        .host
+        .read_lock::<Map>()
+        .and_then(|m| m.get("name").map(|n| n.to_string()))
+        .unwrap_or_default()
+}
+
+/// Replaces each `{{ path.to.value }}` with the value found under `root`.
+pub fn render(text: &str, root: &Map) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let line = text[..text.len() - rest.len() + start]
+            .matches('\n')
+            .count()
+            + 1;
+        let end = after
+            .find("}}")
+            .ok_or_else(|| format!("line {line}: `{{{{` without a closing `}}}}`"))?;
+        let path = after[..end].trim();
+        out.push_str(
+            &lookup(root, path)
+                .ok_or_else(|| format!("line {line}: `{{{{ {path} }}}}` is not defined"))?,
+        );
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn lookup(root: &Map, path: &str) -> Option<String> {
+    let mut parts = path.split('.');
+    let mut current: Dynamic = root.get(parts.next()?.trim())?.clone();
+    for part in parts {
+        let next = current.read_lock::<Map>()?.get(part.trim())?.clone();
+        current = next;
+    }
+    if current.is_unit() {
+        return None;
+    }
+    Some(current.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_nested_values_and_reports_missing_ones() {
+        let mut vars = Map::new();
+        vars.insert("image".into(), "app:1.2".into());
+        let mut root = Map::new();
+        root.insert("vars".into(), vars.into());
+        assert_eq!(
+            render("image={{ vars.image }}\n", &root).unwrap(),
+            "image=app:1.2\n"
+        );
+        assert_eq!(render("no placeholders", &root).unwrap(), "no placeholders");
+        assert!(render("a\n{{ vars.nope }}", &root)
+            .unwrap_err()
+            .contains("line 2"));
+        assert!(render("{{ vars.image", &root).is_err());
+    }
+}
