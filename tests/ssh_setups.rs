@@ -308,3 +308,30 @@ fn max_fail_stops_starting_hosts() {
     let out = p.args(["--max-fail", "zero", "env:many", "t"]).run();
     out.assert_code(2);
 }
+
+#[test]
+fn keepalives_detect_a_host_that_stops_answering() {
+    let mut lab = SshLab::start(2);
+    let p = Project::new()
+        .recipe("t.rhai", "fn slow() { let t = if host.name == \"h1\" { 60 } else { 2 }; run(`echo started; sleep ${t}`); }")
+        .inventory("lab.toml", &lab.inventory_toml());
+    lab.write_known_hosts(&p.path().join("known_hosts"));
+    write(&p.path().join("home/.ssh/config"), "Host *\n    ServerAliveInterval 1\n");
+    let p = p.args(["--known-hosts", "known_hosts", "--output", "plain", "env:lab", "slow"]);
+    let mut child = p.spawn();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    while seen.matches("started").count() < 2 {
+        use std::io::Read;
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "rigs ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    lab.freeze(0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("[h1] failed slow: connection lost during"), "{stderr}");
+    assert!(stderr.contains("[h2] ok slow"), "{stderr}");
+}

@@ -88,6 +88,11 @@ impl LabHost {
 
 impl Drop for LabHost {
     fn drop(&mut self) {
+        if let Some(pid) = self.pid() {
+            for p in descendants(pid) {
+                let _ = Command::new("kill").args(["-KILL", &p.to_string()]).status();
+            }
+        }
         self.stop();
     }
 }
@@ -190,6 +195,18 @@ impl SshLab {
             }
         }
         host.stop();
+    }
+
+    /// Freezes every process of host `i` (SIGSTOP): the machine stops answering without closing
+    /// anything, as a hung host or a dropped network does. Dropping the lab kills them.
+    pub fn freeze(&mut self, i: usize) {
+        if let Some(pid) = self.hosts[i].pid() {
+            let mut all = descendants(pid);
+            all.push(pid);
+            for p in all {
+                let _ = Command::new("kill").args(["-STOP", &p.to_string()]).status();
+            }
+        }
     }
 
     pub fn user(&self) -> &str {
