@@ -169,7 +169,10 @@ fn encrypted_key_with_passphrase_from_environment() {
         .run();
     out.assert_code(0);
 
-    let out = key_project(&lab, &key).args(["env:one", "hello"]).run();
+    let out = key_project(&lab, &key)
+        .args(["env:one", "hello"])
+        .without_terminal()
+        .run();
     out.assert_code(1);
     assert!(
         out.stderr.contains("is encrypted: set RIGS_KEY_PASSPHRASE"),
@@ -180,9 +183,27 @@ fn encrypted_key_with_passphrase_from_environment() {
     let out = key_project(&lab, &key)
         .env("RIGS_KEY_PASSPHRASE", "wrong")
         .args(["env:one", "hello"])
+        .without_terminal()
         .run();
     out.assert_code(1);
     assert!(out.stderr.contains("cannot decrypt"), "{}", out.stderr);
+
+    // On a terminal the passphrase is asked once, before any host starts.
+    let out = key_project(&lab, &key)
+        .args(["--output", "plain", "env:one", "hello"])
+        .run_in_terminal("open sesame\n");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.stdout.matches("Enter passphrase for key").count(),
+        1,
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("open sesame"),
+        "echoed: {}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -316,8 +337,18 @@ fn keepalives_detect_a_host_that_stops_answering() {
         .recipe("t.rhai", "fn slow() { let t = if host.name == \"h1\" { 60 } else { 2 }; run(`echo started; sleep ${t}`); }")
         .inventory("lab.toml", &lab.inventory_toml());
     lab.write_known_hosts(&p.path().join("known_hosts"));
-    write(&p.path().join("home/.ssh/config"), "Host *\n    ServerAliveInterval 1\n");
-    let p = p.args(["--known-hosts", "known_hosts", "--output", "plain", "env:lab", "slow"]);
+    write(
+        &p.path().join("home/.ssh/config"),
+        "Host *\n    ServerAliveInterval 1\n",
+    );
+    let p = p.args([
+        "--known-hosts",
+        "known_hosts",
+        "--output",
+        "plain",
+        "env:lab",
+        "slow",
+    ]);
     let mut child = p.spawn();
     let mut stdout = child.stdout.take().unwrap();
     let mut seen = String::new();
@@ -332,6 +363,9 @@ fn keepalives_detect_a_host_that_stops_answering() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("[h1] failed slow: connection lost during"), "{stderr}");
+    assert!(
+        stderr.contains("[h1] failed slow: connection lost during"),
+        "{stderr}"
+    );
     assert!(stderr.contains("[h2] ok slow"), "{stderr}");
 }

@@ -142,3 +142,40 @@ fn ad_hoc_sudo() {
     out.assert_code(0);
     assert!(out.stdout.contains("[h1] root"), "{}", out.stdout);
 }
+
+#[test]
+fn ask_pass_prompts_on_the_terminal_without_echo() {
+    ensure_test_user();
+    let lab = SshLab::start_with(2, "PasswordAuthentication yes\nPubkeyAuthentication no");
+    let out = project(&lab, "fn who() { run(\"whoami\"); }")
+        .args(["--ask-pass", "--output", "plain", "env:lab", "who"])
+        .run_in_terminal(&format!("{TEST_PASSWORD}\n"));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.stdout.matches("SSH password:").count(),
+        1,
+        "asked once: {}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("[h1] {TEST_USER}")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains(TEST_PASSWORD),
+        "echoed: {}",
+        out.stdout
+    );
+
+    let out = project(&lab, "fn who() { run(\"whoami\"); }")
+        .args(["--ask-pass", "env:lab", "who"])
+        .without_terminal()
+        .run();
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("--ask-pass needs a terminal"),
+        "{}",
+        out.stderr
+    );
+}

@@ -15,6 +15,8 @@ pub struct Project {
     env: BTreeMap<String, String>,
     stdin: Option<String>,
     timeout: Duration,
+    /// Run in a new session, without a controlling terminal (see `without_terminal`).
+    detached: bool,
 }
 
 #[derive(Debug)]
@@ -52,6 +54,7 @@ impl Project {
             env: BTreeMap::new(),
             stdin: None,
             timeout: Duration::from_secs(60),
+            detached: false,
         }
     }
 
@@ -99,8 +102,21 @@ impl Project {
         self
     }
 
+    /// Runs rigs with no controlling terminal even when the tests run in one, so a prompt can
+    /// only fail, never wait for a person.
+    pub fn without_terminal(mut self) -> Project {
+        self.detached = true;
+        self
+    }
+
     fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rigs"));
+        let mut cmd = if self.detached {
+            let mut c = Command::new("setsid");
+            c.arg("-w").arg(env!("CARGO_BIN_EXE_rigs"));
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_rigs"))
+        };
         cmd.args(&self.args)
             .current_dir(&self.dir)
             .env("HOME", self.dir.join("home"))
@@ -120,6 +136,50 @@ impl Project {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         cmd
+    }
+
+    /// Runs rigs on a pseudo-terminal (through `script`), typing `typed` into it: for prompts
+    /// that read the terminal, not stdin. Output from the terminal lands in `stdout`.
+    pub fn run_in_terminal(self, typed: &str) -> RunOutput {
+        let quote = |a: &str| format!("'{}'", a.replace('\'', "'\\''"));
+        let mut line = quote(env!("CARGO_BIN_EXE_rigs"));
+        for a in &self.args {
+            line.push(' ');
+            line.push_str(&quote(a));
+        }
+        let mut wrapped = self.clone();
+        wrapped.args = Vec::new();
+        wrapped.stdin = Some(typed.to_string());
+        let mut cmd = wrapped.command();
+        let mut script = Command::new("script");
+        script
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(&self.dir);
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => script.env(k, v),
+                None => script.env_remove(k),
+            };
+        }
+        script
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = script.spawn().expect("start script (util-linux)");
+        let mut stdin = child.stdin.take().unwrap();
+        let typed = typed.to_string();
+        // Type only after the prompt had time to appear, as a person would.
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(700));
+            let _ = stdin.write_all(typed.as_bytes());
+            std::thread::sleep(Duration::from_secs(30));
+        });
+        let out = child.wait_with_output().expect("wait for script");
+        RunOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 
     /// Starts rigs and returns at once, for tests that signal it. The project must outlive the

@@ -90,7 +90,9 @@ impl Drop for LabHost {
     fn drop(&mut self) {
         if let Some(pid) = self.pid() {
             for p in descendants(pid) {
-                let _ = Command::new("kill").args(["-KILL", &p.to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-KILL", &p.to_string()])
+                    .status();
             }
         }
         self.stop();
@@ -204,7 +206,9 @@ impl SshLab {
             let mut all = descendants(pid);
             all.push(pid);
             for p in all {
-                let _ = Command::new("kill").args(["-STOP", &p.to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-STOP", &p.to_string()])
+                    .status();
             }
         }
     }
