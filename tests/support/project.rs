@@ -150,7 +150,7 @@ impl Project {
         let mut wrapped = self.clone();
         wrapped.args = Vec::new();
         wrapped.stdin = Some(typed.to_string());
-        let mut cmd = wrapped.command();
+        let cmd = wrapped.command();
         let mut script = Command::new("script");
         script
             .args(["-qec", &line, "/dev/null"])
