@@ -369,3 +369,38 @@ fn keepalives_detect_a_host_that_stops_answering() {
     );
     assert!(stderr.contains("[h2] ok slow"), "{stderr}");
 }
+
+#[test]
+fn a_burst_of_connections_to_one_strict_server_all_get_through() {
+    // A server configured to drop unauthenticated connections beyond the first one
+    // (MaxStartups); rigs caps handshakes per server and retries dropped ones.
+    let lab = SshLab::start_with(1, "MaxStartups 1:100:1");
+    let keys = tempfile::tempdir().unwrap();
+    let mut inventory = String::from("[env.burst]\nhosts = [");
+    let names: Vec<String> = (0..12).map(|i| format!("\"n{i}\"")).collect();
+    inventory.push_str(&names.join(", "));
+    inventory.push_str("]\n");
+    for i in 0..12 {
+        // Separate key paths make separate connections to the one server.
+        let link = keys.path().join(format!("key{i}"));
+        std::os::unix::fs::symlink(lab.client_key_path(), &link).unwrap();
+        inventory.push_str(&format!(
+            "[hosts.n{i}]\naddress = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\nidentity = \"{}\"\n",
+            lab.host(0).port,
+            lab.user(),
+            link.display()
+        ));
+    }
+    let p = Project::new()
+        .recipe("t.rhai", HELLO)
+        .inventory("i.toml", &inventory);
+    lab.write_known_hosts(&p.path().join("home/.ssh/known_hosts"));
+    let out = p.args(["env:burst", "hello"]).run();
+    out.assert_code(0);
+    assert_eq!(
+        lab.host(0).accepted_connections(),
+        12,
+        "{}",
+        lab.host(0).log()
+    );
+}

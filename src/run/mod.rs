@@ -112,6 +112,7 @@ pub(crate) struct Shared {
     known_hosts: KnownHostsFiles,
     ssh: SshOverrides,
     handshakes: Semaphore,
+    servers: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 pub struct Outcome {
@@ -162,6 +163,7 @@ impl Runner {
                 },
                 ssh,
                 handshakes: Semaphore::new(MAX_HANDSHAKES),
+                servers: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -401,10 +403,19 @@ impl Shared {
                 .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             keepalive: Some(endpoint.keepalive.unwrap_or(DEFAULT_KEEPALIVE)),
         };
+        let server = format!("{}:{}", endpoint.address, endpoint.port);
+        let per_server = self
+            .servers
+            .lock()
+            .expect("servers lock")
+            .entry(server.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(HANDSHAKES_PER_SERVER)))
+            .clone();
         let mut delay = Duration::from_millis(100);
         let mut attempt = 1;
         loop {
             let result = {
+                let _server_slot = per_server.acquire().await.expect("server semaphore open");
                 let _slot = self
                     .handshakes
                     .acquire()
@@ -414,11 +425,9 @@ impl Shared {
             };
             match result {
                 Err(e) if attempt < CONNECT_ATTEMPTS && e.is_dropped_before_login() => {
-                    let jitter = Duration::from_millis(
-                        u64::from(std::process::id() % 50) + attempt as u64 * 17,
-                    );
-                    tokio::time::sleep(delay + jitter).await;
-                    delay *= 3;
+                    // Full jitter, so hosts that were dropped together do not come back together.
+                    tokio::time::sleep(delay.mul_f64(0.5 + jitter(&server, attempt))).await;
+                    delay *= 2;
                     attempt += 1;
                 }
                 other => return other.map_err(|e| e.to_string()),
@@ -427,8 +436,19 @@ impl Shared {
     }
 }
 
+/// A number in [0, 1) that differs between servers, attempts and runs.
+fn jitter(server: &str, attempt: usize) -> f64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    (server, attempt, Instant::now()).hash(&mut h);
+    (h.finish() % 10_000) as f64 / 10_000.0
+}
+
 /// Connection attempts when a server drops connections before login.
-const CONNECT_ATTEMPTS: usize = 4;
+const CONNECT_ATTEMPTS: usize = 6;
+/// Handshakes in flight to one server: below OpenSSH's default `MaxStartups` of 10, so a burst
+/// of hosts behind one address is not dropped in the first place.
+const HANDSHAKES_PER_SERVER: usize = 8;
 /// Handshakes in flight at once, however many hosts run in parallel.
 pub const MAX_HANDSHAKES: usize = 64;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
