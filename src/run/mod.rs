@@ -438,10 +438,10 @@ impl Shared {
 
 /// A number in [0, 1) that differs between servers, attempts and runs.
 fn jitter(server: &str, attempt: usize) -> f64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    (server, attempt, Instant::now()).hash(&mut h);
-    (h.finish() % 10_000) as f64 / 10_000.0
+    use std::hash::BuildHasher;
+    let hash =
+        std::collections::hash_map::RandomState::new().hash_one((server, attempt, Instant::now()));
+    (hash % 10_000) as f64 / 10_000.0
 }
 
 /// Connection attempts when a server drops connections before login.
