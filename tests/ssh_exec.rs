@@ -75,28 +75,35 @@ fn one_connection_per_host_across_commands_and_tasks() {
 }
 
 #[test]
-fn hosts_run_in_parallel() {
+fn hosts_run_in_parallel_or_serially_as_asked() {
     let lab = SshLab::start(3);
-    let started = std::time::Instant::now();
-    let out = lab_project(&lab).args(["env:lab", "nap:2"]).run();
-    out.assert_code(0);
-    // Three 2-second sleeps in parallel finish well before they could one after another (6 s).
-    assert!(
-        started.elapsed().as_secs_f64() < 5.0,
-        "took {:?}",
-        started.elapsed()
+    let meeting = tempfile::tempdir().unwrap();
+    let dir = crate::harness::shell_quote(&meeting.path().display().to_string());
+    // Parallel: every host waits until all three have arrived; run one at a time, the first
+    // would give up after 10 s and fail.
+    let rendezvous = format!(
+        "fn meet() {{ run(`touch {dir}/${{host.name}}; i=0; while [ $(ls {dir} | wc -l) -lt 3 ]; do \
+         i=$((i+1)); [ $i -gt 200 ] && exit 9; sleep 0.05; done`); }}"
     );
-
-    let started = std::time::Instant::now();
+    // Serial: a host that finds another one inside fails.
+    let exclusive = format!(
+        "fn alone() {{ run(`mkdir {dir}/inside || exit 8; sleep 0.2; rmdir {dir}/inside`); }}"
+    );
     let out = lab_project(&lab)
-        .args(["--serial", "env:lab", "nap:1"])
+        .recipe("meet.rhai", &rendezvous)
+        .args(["env:lab", "meet"])
         .run();
     out.assert_code(0);
-    assert!(
-        started.elapsed().as_secs_f64() >= 3.0,
-        "serial took {:?}",
-        started.elapsed()
-    );
+    let out = lab_project(&lab)
+        .recipe("alone.rhai", &exclusive)
+        .args(["--serial", "env:lab", "alone"])
+        .run();
+    out.assert_code(0);
+    let out = lab_project(&lab)
+        .recipe("alone.rhai", &exclusive)
+        .args(["--pool-size", "1", "env:lab", "alone"])
+        .run();
+    out.assert_code(0);
 }
 
 #[test]

@@ -235,7 +235,6 @@ fn connect_timeout_on_a_server_that_never_answers() {
     // A socket that is listening but never accepted: TCP completes, no SSH banner ever comes.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
-    let started = std::time::Instant::now();
     let out = Project::new()
         .args([
             "--connect-timeout",
@@ -248,7 +247,6 @@ fn connect_timeout_on_a_server_that_never_answers() {
         .run();
     out.assert_code(1);
     assert!(out.stderr.contains("no answer within 1s"), "{}", out.stderr);
-    assert!(started.elapsed().as_secs() < 10);
     drop(silent);
 }
 

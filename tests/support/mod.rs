@@ -34,3 +34,8 @@ pub fn process_running(pattern: &str) -> bool {
     }
     true
 }
+
+/// Quotes a value for a POSIX shell line in a test recipe.
+pub fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
+}
