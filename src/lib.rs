@@ -182,8 +182,7 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
             continue;
         }
         unused_env = None;
-        let task = recipes.task(&call.name)?.clone();
-        let args = recipes.bind(&task, call)?;
+        let (task, args) = recipes.resolve(call)?;
         let hosts = hosts_for(&env, &format!("task `{}`", call.name))?;
         steps.push(run::Step {
             label: call.to_string(),

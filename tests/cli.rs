@@ -235,3 +235,48 @@ fn an_env_with_no_task_after_it_is_an_error() {
         out.stderr
     );
 }
+
+#[test]
+fn a_task_may_take_different_numbers_of_arguments() {
+    let p = project().recipe(
+        "roll.rhai",
+        "/// Back to the previous version.\nfn rollback() { info(\"to previous\"); }\n\
+         /// Back to a named version.\nfn rollback(tag) { info(`to ${tag}`); }\n",
+    );
+    let out = p.clone().args(["--list"]).run();
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("rollback      ") && out.stdout.contains("rollback:TAG"),
+        "{}",
+        out.stdout
+    );
+    let out = p
+        .clone()
+        .args([
+            "env:local",
+            "rollback",
+            "rollback:1.2.3",
+            "rollback:tag=1.0",
+        ])
+        .run();
+    out.assert_code(0);
+    assert!(out.stderr.contains("[one] to previous"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("[one] to 1.2.3") && out.stderr.contains("[one] to 1.0"),
+        "{}",
+        out.stderr
+    );
+    let out = p.clone().args(["-d", "rollback"]).run();
+    assert!(
+        out.stdout.contains("Back to the previous version.")
+            && out.stdout.contains("Back to a named version.")
+    );
+    let out = p.args(["env:local", "rollback:a,b"]).run();
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("call it as `rollback` or `rollback:TAG`"),
+        "{}",
+        out.stderr
+    );
+}

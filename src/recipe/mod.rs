@@ -6,6 +6,7 @@
 //! hosts at once; per-host state travels in the call's tag as a [`TaskScope`].
 
 mod api;
+pub mod docker;
 pub mod error;
 mod scope;
 mod task;
@@ -40,7 +41,8 @@ struct RecipeFile {
 pub struct Recipes {
     engine: Engine,
     files: Vec<RecipeFile>,
-    tasks: BTreeMap<String, Task>,
+    /// Tasks by name; a name may have several arities (`rollback` and `rollback:TAG`).
+    tasks: BTreeMap<String, Vec<Task>>,
     sources: error::Sources,
     /// Where the recipes were looked for, for messages.
     origin: String,
@@ -128,7 +130,7 @@ impl Recipes {
             {
                 continue;
             }
-            let line = find_fn_line(&text, f.name);
+            let line = find_fn_line(&text, f.name, f.params.len()).unwrap_or(0);
             if BUILTIN_TASKS.contains(&f.name) {
                 return Err(Diagnostic::new(
                     format!("`{}` is a built-in task name; rename this function", f.name),
@@ -137,11 +139,18 @@ impl Recipes {
                 .at(&text, line, 1)
                 .into());
             }
-            if let Some(existing) = self.tasks.get(f.name) {
-                let previous = &self.files[existing.file.min(self.files.len().saturating_sub(1))];
+            if let Some(existing) = self.tasks.get(f.name).and_then(|all| {
+                all.iter()
+                    .find(|t| t.file != index || t.params.len() == f.params.len())
+            }) {
                 let message = if existing.file == index {
-                    format!("task `{}` is defined twice in this file", f.name)
+                    format!(
+                        "task `{}` with {} parameter(s) is defined twice in this file",
+                        f.name,
+                        f.params.len()
+                    )
                 } else {
+                    let previous = &self.files[existing.file];
                     format!(
                         "task `{}` is also defined in {}:{}",
                         f.name, previous.shown, existing.line
@@ -149,19 +158,21 @@ impl Recipes {
                 };
                 return Err(Diagnostic::new(message, &shown)
                     .at(&text, line, 1)
-                    .note("each task name must be unique across the recipe folder; rename one, or prefix helpers with `_`")
+                    .note(
+                        "a task name belongs to one recipe file (where it may take different numbers of \
+                         arguments); rename one, or prefix helpers with `_`",
+                    )
                     .into());
             }
-            self.tasks.insert(
-                f.name.to_string(),
-                Task {
-                    name: f.name.to_string(),
-                    params: f.params.iter().map(|p| p.to_string()).collect(),
-                    doc: task::doc_lines(&f.comments),
-                    file: index,
-                    line,
-                },
-            );
+            let all = self.tasks.entry(f.name.to_string()).or_default();
+            all.push(Task {
+                name: f.name.to_string(),
+                params: f.params.iter().map(|p| p.to_string()).collect(),
+                doc: task::doc_lines(&f.comments),
+                file: index,
+                line,
+            });
+            all.sort_by_key(|t| t.params.len());
         }
         self.files.push(RecipeFile { source, shown, ast });
         Ok(())
@@ -195,7 +206,7 @@ impl Recipes {
     }
 
     pub fn tasks(&self) -> impl Iterator<Item = &Task> {
-        self.tasks.values()
+        self.tasks.values().flatten()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -206,20 +217,58 @@ impl Recipes {
         &self.files[task.file].shown
     }
 
-    pub fn task(&self, name: &str) -> Result<&Task> {
-        self.tasks.get(name).ok_or_else(|| Error::Unknown {
-            kind: "task",
-            name: name.to_string(),
-            suggestions: closest(name, self.tasks.keys().map(String::as_str)),
-            hint: if self.files.is_empty() {
-                format!(
-                    "no recipes found in {}: create recipes/*.rhai or pass -f PATH",
-                    self.origin
-                )
-            } else {
-                "`rigs --list` shows the tasks".to_string()
-            },
-        })
+    /// Every form of task `name` (one per number of parameters).
+    pub fn task(&self, name: &str) -> Result<&[Task]> {
+        self.tasks
+            .get(name)
+            .map(Vec::as_slice)
+            .ok_or_else(|| Error::Unknown {
+                kind: "task",
+                name: name.to_string(),
+                suggestions: closest(name, self.tasks.keys().map(String::as_str)),
+                hint: if self.files.is_empty() {
+                    format!(
+                        "no recipes found in {}: create recipes/*.rhai or pass -f PATH",
+                        self.origin
+                    )
+                } else {
+                    "`rigs --list` shows the tasks".to_string()
+                },
+            })
+    }
+
+    /// The task a call means (by name, then by how many arguments it passes) and its arguments.
+    pub fn resolve(&self, call: &TaskCall) -> Result<(Task, Vec<Dynamic>)> {
+        let forms = self.task(&call.name)?;
+        let task = match forms {
+            [only] => only,
+            many => many
+                .iter()
+                .find(|t| t.params.len() == call.args.len())
+                .or_else(|| {
+                    // Named arguments only: pick the form whose parameters they name.
+                    many.iter().find(|t| {
+                        call.args.iter().all(|a| match a {
+                            Arg::Named(k, _) => t.params.contains(k),
+                            Arg::Positional(_) => false,
+                        }) && t.params.len() == call.args.len()
+                    })
+                })
+                .ok_or_else(|| {
+                    let usages: Vec<String> =
+                        many.iter().map(|t| format!("`{}`", t.usage())).collect();
+                    Error::usage_hint(
+                        format!(
+                            "task `{}` takes no {} argument(s) (in `{call}`)",
+                            call.name,
+                            call.args.len()
+                        ),
+                        format!("call it as {}", usages.join(" or ")),
+                    )
+                })?,
+        };
+        let args = self.bind(task, call)?;
+        Ok((task.clone(), args))
     }
 
     /// Matches a call's arguments to the task's parameters, in parameter order.
@@ -355,7 +404,7 @@ impl Recipes {
         if self.tasks.is_empty() {
             return format!("No tasks found in {}.\n", self.origin);
         }
-        let usages: Vec<(String, &Task)> = self.tasks.values().map(|t| (t.usage(), t)).collect();
+        let usages: Vec<(String, &Task)> = self.tasks().map(|t| (t.usage(), t)).collect();
         let width = usages.iter().map(|(u, _)| u.len()).max().unwrap_or(0);
         let mut out = String::from("Available tasks:\n");
         for (usage, task) in usages {
@@ -369,8 +418,16 @@ impl Recipes {
         out
     }
 
-    /// `rigs --describe TASK`.
-    pub fn describe_text(&self, task: &Task) -> String {
+    /// `rigs --describe TASK`: every form of the task.
+    pub fn describe_text(&self, forms: &[Task]) -> String {
+        forms
+            .iter()
+            .map(|t| self.describe_one(t))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn describe_one(&self, task: &Task) -> String {
         let mut out = format!("{}\n", task.usage());
         out.push_str(&format!(
             "    defined in {}:{} as `fn {task}`\n",
@@ -396,20 +453,27 @@ impl Recipes {
     }
 }
 
-fn find_fn_line(text: &str, name: &str) -> usize {
+/// The 1-based line of `fn name(` with `arity` parameters.
+fn find_fn_line(text: &str, name: &str, arity: usize) -> Option<usize> {
     text.lines()
         .position(|l| {
             let l = l.trim_start();
-            l.strip_prefix("fn ")
+            let Some(rest) = l
+                .strip_prefix("fn ")
                 .or_else(|| l.strip_prefix("private fn "))
-                .map(|rest| {
-                    rest.trim_start()
-                        .strip_prefix(name)
-                        .is_some_and(|r| r.trim_start().starts_with('('))
-                })
-                .unwrap_or(false)
+            else {
+                return false;
+            };
+            let Some(args) = rest.trim_start().strip_prefix(name).map(str::trim_start) else {
+                return false;
+            };
+            let Some(inner) = args.strip_prefix('(').and_then(|a| a.split(')').next()) else {
+                return false;
+            };
+            let count = inner.split(',').filter(|p| !p.trim().is_empty()).count();
+            count == arity
         })
-        .map_or(0, |i| i + 1)
+        .map(|i| i + 1)
 }
 
 /// Shared handle for the scheduler.

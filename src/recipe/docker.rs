@@ -1,0 +1,666 @@
+//! The `docker::` module: the host's docker CLI, driven from recipes.
+//!
+//! Every function composes one `docker ...` line with each argument quoted by the one quoting
+//! helper, and runs it on the task's host like `run` does (same connection, sudo-free, shown in
+//! the output). Secrets never go on a command line: the registry password reaches
+//! `docker login` on stdin, and container environment values reach `docker run` through
+//! `--env-file /dev/stdin`. Docker's own error message becomes the host's failure.
+
+use rhai::{Array, Dynamic, Map, Module, NativeCallContext};
+
+use super::api::{runtime, task_scope, Fallible};
+use super::scope::{CommandOptions, CommandResult, OpError};
+use crate::quote::quote;
+
+/// Runs `docker ARGS...` on the host. `quiet` hides the output (queries); failures become
+/// errors carrying docker's message unless `allow_fail`.
+fn docker(
+    ctx: &NativeCallContext,
+    func: &str,
+    args: &[String],
+    stdin: Option<String>,
+    quiet: bool,
+    allow_fail: bool,
+) -> Fallible<CommandResult> {
+    let scope = task_scope(ctx)?;
+    let line = format!(
+        "docker {}",
+        args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
+    );
+    let options = CommandOptions {
+        quiet,
+        allow_fail: true,
+        stdin,
+        ..CommandOptions::default()
+    };
+    let result = scope
+        .ops
+        .command(&line, &options, false)
+        .map_err(|e| match e {
+            OpError::Failed(m) => runtime(m, ctx.call_position()),
+            OpError::Interrupted => Box::new(rhai::EvalAltResult::ErrorTerminated(
+                Dynamic::from(super::api::INTERRUPTED),
+                ctx.call_position(),
+            )),
+        })?;
+    if !result.ok() && !allow_fail {
+        let reason = result
+            .stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("(no message)")
+            .trim()
+            .to_string();
+        return Err(runtime(
+            format!(
+                "docker::{func}: `{line}` failed (exit {}): {reason}",
+                result.code
+            ),
+            ctx.call_position(),
+        ));
+    }
+    Ok(result)
+}
+
+fn strings(values: &[&str]) -> Vec<String> {
+    values.iter().map(|s| s.to_string()).collect()
+}
+
+fn bad_option(
+    ctx: &NativeCallContext,
+    func: &str,
+    key: &str,
+    expected: &str,
+) -> Box<rhai::EvalAltResult> {
+    runtime(
+        format!("docker::{func}: option `{key}` must be {expected}"),
+        ctx.call_position(),
+    )
+}
+
+fn as_list(ctx: &NativeCallContext, func: &str, key: &str, v: &Dynamic) -> Fallible<Vec<String>> {
+    if let Some(a) = v.read_lock::<Array>() {
+        return Ok(a.iter().map(|x| x.to_string()).collect());
+    }
+    if v.is_string() {
+        return Ok(vec![v.to_string()]);
+    }
+    Err(bad_option(
+        ctx,
+        func,
+        key,
+        "a string or an array of strings",
+    ))
+}
+
+fn as_map(ctx: &NativeCallContext, func: &str, key: &str, v: &Dynamic) -> Fallible<Map> {
+    v.read_lock::<Map>()
+        .map(|m| m.clone())
+        .ok_or_else(|| bad_option(ctx, func, key, "a map"))
+}
+
+const RUN_OPTIONS: &str = "publish, env, env_file, volumes, network, restart, labels, command, entrypoint, \
+                           user, workdir, health_cmd, health_interval, health_retries, memory, cpus, \
+                           hostname, extra_args";
+
+/// The arguments of `docker run` for `opts`, and the env-file text fed on stdin.
+fn run_args(
+    ctx: &NativeCallContext,
+    name: &str,
+    image: &str,
+    opts: &Map,
+) -> Fallible<(Vec<String>, Option<String>)> {
+    let func = "run";
+    let mut args = strings(&["run", "--detach", "--name", name]);
+    let mut env_file = String::new();
+    let mut command: Vec<String> = Vec::new();
+    for (key, value) in opts {
+        let key = key.as_str();
+        match key {
+            "publish" => {
+                for p in as_list(ctx, func, key, value)? {
+                    args.extend(["--publish".to_string(), p]);
+                }
+            }
+            "volumes" => {
+                for v in as_list(ctx, func, key, value)? {
+                    args.extend(["--volume".to_string(), v]);
+                }
+            }
+            "env" => {
+                for (k, v) in as_map(ctx, func, key, value)? {
+                    let v = v.to_string();
+                    if k.contains('=') || k.contains('\n') || v.contains('\n') {
+                        return Err(bad_option(
+                            ctx,
+                            func,
+                            key,
+                            "a map of names to one-line values",
+                        ));
+                    }
+                    env_file.push_str(&format!("{k}={v}\n"));
+                }
+            }
+            "env_file" => args.extend(["--env-file".to_string(), value.to_string()]),
+            "labels" => {
+                for (k, v) in as_map(ctx, func, key, value)? {
+                    args.extend(["--label".to_string(), format!("{k}={v}")]);
+                }
+            }
+            "network" | "restart" | "user" | "workdir" | "hostname" | "memory" | "cpus"
+            | "entrypoint" => {
+                let flag = match key {
+                    "workdir" => "--workdir".to_string(),
+                    other => format!("--{other}"),
+                };
+                args.extend([flag, value.to_string()]);
+            }
+            "health_cmd" => args.extend(["--health-cmd".to_string(), value.to_string()]),
+            "health_interval" => args.extend(["--health-interval".to_string(), value.to_string()]),
+            "health_retries" => args.extend(["--health-retries".to_string(), value.to_string()]),
+            "command" => command = as_list(ctx, func, key, value)?,
+            "extra_args" => args.extend(as_list(ctx, func, key, value)?),
+            other => {
+                return Err(runtime(
+                    format!(
+                        "docker::run: unknown option `{other}` (expected one of {RUN_OPTIONS})"
+                    ),
+                    ctx.call_position(),
+                ))
+            }
+        }
+    }
+    let stdin = if env_file.is_empty() {
+        None
+    } else {
+        args.extend(strings(&["--env-file", "/dev/stdin"]));
+        Some(env_file)
+    };
+    args.push(image.to_string());
+    args.extend(command);
+    Ok((args, stdin))
+}
+
+fn json_value(v: serde_json::Value) -> Dynamic {
+    match v {
+        serde_json::Value::Null => Dynamic::UNIT,
+        serde_json::Value::Bool(b) => b.into(),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => i.into(),
+            None => n.as_f64().unwrap_or(0.0).into(),
+        },
+        serde_json::Value::String(s) => s.into(),
+        serde_json::Value::Array(a) => a.into_iter().map(json_value).collect::<Array>().into(),
+        serde_json::Value::Object(o) => o
+            .into_iter()
+            .map(|(k, v)| (k.into(), json_value(v)))
+            .collect::<Map>()
+            .into(),
+    }
+}
+
+/// One JSON object per line (docker's `--format '{{json .}}'`) as an array of maps.
+fn json_lines(ctx: &NativeCallContext, func: &str, text: &str) -> Fallible<Array> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .map(json_value)
+                .map_err(|e| {
+                    runtime(
+                        format!("docker::{func}: unexpected output from docker: {e}"),
+                        ctx.call_position(),
+                    )
+                })
+        })
+        .collect()
+}
+
+fn image_id(ctx: &NativeCallContext, reference: &str) -> Fallible<String> {
+    let r = docker(
+        ctx,
+        "image_id",
+        &strings(&["image", "inspect", "--format", "{{.Id}}", reference]),
+        None,
+        true,
+        true,
+    )?;
+    Ok(if r.ok() {
+        r.stdout.trim().to_string()
+    } else {
+        String::new()
+    })
+}
+
+fn container_exists(ctx: &NativeCallContext, name: &str) -> Fallible<bool> {
+    let r = docker(
+        ctx,
+        "exists",
+        &strings(&["container", "inspect", "--format", "{{.Id}}", name]),
+        None,
+        true,
+        true,
+    )?;
+    Ok(r.ok())
+}
+
+/// `repo:tag` or `repo@digest` -> `repo` (a registry port is not a tag).
+pub fn repository(reference: &str) -> &str {
+    let without_digest = reference.split('@').next().unwrap_or(reference);
+    match without_digest.rfind(':') {
+        Some(i) if !without_digest[i..].contains('/') => &without_digest[..i],
+        _ => without_digest,
+    }
+}
+
+fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> Fallible<Map> {
+    let mut run_opts = opts.clone();
+    let pull = match run_opts.remove("pull") {
+        Some(v) => v
+            .as_bool()
+            .map_err(|_| bad_option(ctx, "replace", "pull", "true or false"))?,
+        None => true,
+    };
+    if pull {
+        docker(
+            ctx,
+            "replace",
+            &strings(&["pull", reference]),
+            None,
+            false,
+            false,
+        )?;
+    }
+    let new_id = image_id(ctx, reference)?;
+    if new_id.is_empty() {
+        return Err(runtime(
+            format!("docker::replace: image {reference} is not on the host"),
+            ctx.call_position(),
+        ));
+    }
+    let repo = repository(reference);
+    let previous_tag = format!("{repo}:previous");
+    let mut old_id = String::new();
+    if container_exists(ctx, name)? {
+        let r = docker(
+            ctx,
+            "replace",
+            &strings(&["container", "inspect", "--format", "{{.Image}}", name]),
+            None,
+            true,
+            false,
+        )?;
+        old_id = r.stdout.trim().to_string();
+        docker(
+            ctx,
+            "replace",
+            &strings(&["stop", name]),
+            None,
+            false,
+            false,
+        )?;
+        docker(ctx, "replace", &strings(&["rm", name]), None, false, false)?;
+    }
+    let displaced = image_id(ctx, &previous_tag)?;
+    if !old_id.is_empty() && old_id != new_id {
+        docker(
+            ctx,
+            "replace",
+            &strings(&["tag", &old_id, &previous_tag]),
+            None,
+            true,
+            false,
+        )?;
+    }
+    let (args, stdin) = run_args(ctx, name, reference, &run_opts)?;
+    docker(ctx, "replace", &args, stdin, false, false)?;
+    // The image `:previous` pointed at before is now untagged unless something else holds it.
+    if !displaced.is_empty() && displaced != old_id && displaced != new_id {
+        remove_if_unreferenced(ctx, &displaced)?;
+    }
+    let mut out = Map::new();
+    out.insert("image".into(), new_id.into());
+    out.insert("previous".into(), old_id.into());
+    Ok(out)
+}
+
+/// Removes an image by ID when no tag and no container refers to it any more.
+fn remove_if_unreferenced(ctx: &NativeCallContext, id: &str) -> Fallible<()> {
+    let tags = docker(
+        ctx,
+        "replace",
+        &strings(&["image", "inspect", "--format", "{{len .RepoTags}}", id]),
+        None,
+        true,
+        true,
+    )?;
+    if !tags.ok() || tags.stdout.trim() != "0" {
+        return Ok(());
+    }
+    let users = docker(
+        ctx,
+        "replace",
+        &strings(&[
+            "ps",
+            "--all",
+            "--quiet",
+            "--filter",
+            &format!("ancestor={id}"),
+        ]),
+        None,
+        true,
+        false,
+    )?;
+    if users.stdout.trim().is_empty() {
+        docker(ctx, "replace", &strings(&["rmi", id]), None, true, true)?;
+    }
+    Ok(())
+}
+
+fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Array> {
+    let keep = match opts.get("keep") {
+        Some(v) => v
+            .as_int()
+            .map_err(|_| bad_option(ctx, "prune_images", "keep", "a number"))?,
+        None => 2,
+    };
+    if keep < 1 {
+        return Err(bad_option(ctx, "prune_images", "keep", "at least 1"));
+    }
+    for k in opts.keys() {
+        if k.as_str() != "keep" {
+            return Err(runtime(
+                format!("docker::prune_images: unknown option `{k}` (expected keep)"),
+                ctx.call_position(),
+            ));
+        }
+    }
+    let listed = docker(
+        ctx,
+        "prune_images",
+        &strings(&[
+            "images",
+            "--format",
+            "{{.ID}} {{.Tag}} {{.CreatedAt}}",
+            repo,
+        ]),
+        None,
+        true,
+        false,
+    )?;
+    let used_ids = docker(
+        ctx,
+        "prune_images",
+        &strings(&["ps", "--all", "--quiet", "--no-trunc"]),
+        None,
+        true,
+        false,
+    )?;
+    let mut in_use: Vec<String> = Vec::new();
+    for id in used_ids.stdout.lines().filter(|l| !l.is_empty()) {
+        let r = docker(
+            ctx,
+            "prune_images",
+            &strings(&["container", "inspect", "--format", "{{.Image}}", id]),
+            None,
+            true,
+            true,
+        )?;
+        in_use.push(r.stdout.trim().trim_start_matches("sha256:").to_string());
+    }
+    // `docker images` lists newest first.
+    let mut kept_ids: Vec<String> = Vec::new();
+    let mut removed = Array::new();
+    for line in listed.stdout.lines() {
+        let mut parts = line.splitn(3, ' ');
+        let (Some(id), Some(tag)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let protected = tag == "previous" || in_use.iter().any(|u| u.starts_with(id));
+        if protected || kept_ids.contains(&id.to_string()) || (kept_ids.len() as i64) < keep {
+            if !kept_ids.contains(&id.to_string()) {
+                kept_ids.push(id.to_string());
+            }
+            continue;
+        }
+        let reference = if tag == "<none>" {
+            id.to_string()
+        } else {
+            format!("{repo}:{tag}")
+        };
+        docker(
+            ctx,
+            "prune_images",
+            &strings(&["rmi", &reference]),
+            None,
+            false,
+            false,
+        )?;
+        removed.push(reference.into());
+    }
+    Ok(removed)
+}
+
+pub fn module() -> Module {
+    let mut m = Module::new();
+    m.set_native_fn(
+        "login",
+        |ctx: NativeCallContext, registry: &str, user: &str, password: &str| {
+            docker(
+                &ctx,
+                "login",
+                &strings(&["login", "--username", user, "--password-stdin", registry]),
+                Some(password.to_string()),
+                false,
+                false,
+            )
+            .map(|_| ())
+        },
+    );
+    m.set_native_fn("logout", |ctx: NativeCallContext, registry: &str| {
+        docker(
+            &ctx,
+            "logout",
+            &strings(&["logout", registry]),
+            None,
+            false,
+            false,
+        )
+        .map(|_| ())
+    });
+    m.set_native_fn("pull", |ctx: NativeCallContext, reference: &str| {
+        docker(
+            &ctx,
+            "pull",
+            &strings(&["pull", reference]),
+            None,
+            false,
+            false,
+        )
+        .map(|_| ())
+    });
+    m.set_native_fn("push", |ctx: NativeCallContext, reference: &str| {
+        docker(
+            &ctx,
+            "push",
+            &strings(&["push", reference]),
+            None,
+            false,
+            false,
+        )
+        .map(|_| ())
+    });
+    m.set_native_fn(
+        "tag",
+        |ctx: NativeCallContext, source: &str, target: &str| {
+            docker(
+                &ctx,
+                "tag",
+                &strings(&["tag", source, target]),
+                None,
+                false,
+                false,
+            )
+            .map(|_| ())
+        },
+    );
+    m.set_native_fn("rmi", |ctx: NativeCallContext, reference: &str| {
+        docker(
+            &ctx,
+            "rmi",
+            &strings(&["rmi", reference]),
+            None,
+            false,
+            false,
+        )
+        .map(|_| ())
+    });
+    m.set_native_fn("image_id", |ctx: NativeCallContext, reference: &str| {
+        image_id(&ctx, reference)
+    });
+    m.set_native_fn("digest", |ctx: NativeCallContext, reference: &str| {
+        let r = docker(
+            &ctx,
+            "digest",
+            &strings(&[
+                "image",
+                "inspect",
+                "--format",
+                "{{join .RepoDigests \"\\n\"}}",
+                reference,
+            ]),
+            None,
+            true,
+            true,
+        )?;
+        let repo = repository(reference);
+        let digest = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{repo}@")))
+            .or_else(|| r.stdout.lines().next())
+            .and_then(|l| l.split('@').nth(1))
+            .unwrap_or("")
+            .to_string();
+        Ok(digest)
+    });
+    m.set_native_fn("images", |ctx: NativeCallContext, repo: &str| {
+        let r = docker(
+            &ctx,
+            "images",
+            &strings(&["images", "--format", "{{json .}}", repo]),
+            None,
+            true,
+            false,
+        )?;
+        json_lines(&ctx, "images", &r.stdout)
+    });
+    m.set_native_fn("run", |ctx: NativeCallContext, name: &str, image: &str| {
+        let (args, stdin) = run_args(&ctx, name, image, &Map::new())?;
+        docker(&ctx, "run", &args, stdin, false, false).map(|r| r.stdout.trim().to_string())
+    });
+    m.set_native_fn(
+        "run",
+        |ctx: NativeCallContext, name: &str, image: &str, opts: Map| {
+            let (args, stdin) = run_args(&ctx, name, image, &opts)?;
+            docker(&ctx, "run", &args, stdin, false, false).map(|r| r.stdout.trim().to_string())
+        },
+    );
+    m.set_native_fn("stop", |ctx: NativeCallContext, name: &str| {
+        docker(&ctx, "stop", &strings(&["stop", name]), None, false, false).map(|_| ())
+    });
+    m.set_native_fn("rm", |ctx: NativeCallContext, name: &str| {
+        docker(
+            &ctx,
+            "rm",
+            &strings(&["rm", "--force", name]),
+            None,
+            false,
+            false,
+        )
+        .map(|_| ())
+    });
+    m.set_native_fn("exists", |ctx: NativeCallContext, name: &str| {
+        container_exists(&ctx, name)
+    });
+    m.set_native_fn("ps", |ctx: NativeCallContext| {
+        let r = docker(
+            &ctx,
+            "ps",
+            &strings(&["ps", "--all", "--format", "{{json .}}"]),
+            None,
+            true,
+            false,
+        )?;
+        json_lines(&ctx, "ps", &r.stdout)
+    });
+    m.set_native_fn("inspect", |ctx: NativeCallContext, name: &str| {
+        let r = docker(
+            &ctx,
+            "inspect",
+            &strings(&["inspect", "--format", "{{json .}}", name]),
+            None,
+            true,
+            false,
+        )?;
+        let mut all = json_lines(&ctx, "inspect", &r.stdout)?;
+        Ok(all.pop().unwrap_or(Dynamic::UNIT))
+    });
+    m.set_native_fn("logs", |ctx: NativeCallContext, name: &str| {
+        docker(&ctx, "logs", &strings(&["logs", name]), None, false, false).map(|r| r.stdout)
+    });
+    m.set_native_fn("logs", |ctx: NativeCallContext, name: &str, opts: Map| {
+        let mut args = strings(&["logs"]);
+        for (k, v) in &opts {
+            match k.as_str() {
+                "tail" => args.extend(["--tail".to_string(), v.to_string()]),
+                "since" => args.extend(["--since".to_string(), v.to_string()]),
+                other => {
+                    return Err(runtime(
+                        format!("docker::logs: unknown option `{other}` (expected tail, since)"),
+                        ctx.call_position(),
+                    ))
+                }
+            }
+        }
+        args.push(name.to_string());
+        docker(&ctx, "logs", &args, None, false, false).map(|r| r.stdout)
+    });
+    m.set_native_fn(
+        "replace",
+        |ctx: NativeCallContext, name: &str, reference: &str| {
+            replace(&ctx, name, reference, &Map::new())
+        },
+    );
+    m.set_native_fn(
+        "replace",
+        |ctx: NativeCallContext, name: &str, reference: &str, opts: Map| {
+            replace(&ctx, name, reference, &opts)
+        },
+    );
+    m.set_native_fn("prune_images", |ctx: NativeCallContext, repo: &str| {
+        prune_images(&ctx, repo, &Map::new())
+    });
+    m.set_native_fn(
+        "prune_images",
+        |ctx: NativeCallContext, repo: &str, opts: Map| prune_images(&ctx, repo, &opts),
+    );
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_of_references() {
+        assert_eq!(repository("app:1.2"), "app");
+        assert_eq!(repository("127.0.0.1:5000/app:1.2"), "127.0.0.1:5000/app");
+        assert_eq!(repository("127.0.0.1:5000/app"), "127.0.0.1:5000/app");
+        assert_eq!(
+            repository("registry.example.com/team/app@sha256:abc"),
+            "registry.example.com/team/app"
+        );
+    }
+}
