@@ -5,6 +5,7 @@
 mod harness;
 
 mod cli;
+mod docker;
 mod files;
 mod host_keys;
 mod interrupt;

@@ -281,6 +281,31 @@ fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> 
     }
     let repo = repository(reference);
     let previous_tag = format!("{repo}:previous");
+    // Rolling back to `:previous` moves that tag to the image being replaced, so the new
+    // container is started from one of the image's other tags (or its ID), fixed before it moves.
+    let run_ref = if reference == previous_tag {
+        let tags = docker(
+            ctx,
+            "replace",
+            &strings(&[
+                "image",
+                "inspect",
+                "--format",
+                "{{join .RepoTags \" \"}}",
+                &new_id,
+            ]),
+            None,
+            true,
+            false,
+        )?;
+        tags.stdout
+            .split_whitespace()
+            .find(|t| *t != previous_tag && repository(t) == repo)
+            .map(str::to_string)
+            .unwrap_or_else(|| new_id.clone())
+    } else {
+        reference.to_string()
+    };
     let mut old_id = String::new();
     if container_exists(ctx, name)? {
         let r = docker(
@@ -313,7 +338,7 @@ fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> 
             false,
         )?;
     }
-    let (args, stdin) = run_args(ctx, name, reference, &run_opts)?;
+    let (args, stdin) = run_args(ctx, name, &run_ref, &run_opts)?;
     docker(ctx, "replace", &args, stdin, false, false)?;
     // The image `:previous` pointed at before is now untagged unless something else holds it.
     if !displaced.is_empty() && displaced != old_id && displaced != new_id {

@@ -7,12 +7,14 @@
 #![allow(dead_code)]
 
 mod agent;
+mod docker;
 mod netns;
 mod project;
 mod sshd;
 mod user;
 
 pub use agent::SshAgent;
+pub use docker::{DockerLab, REGISTRY_PASSWORD, REGISTRY_USER};
 pub use netns::BastionLab;
 pub use project::{Project, RunOutput};
 pub use sshd::{keygen, unused_port, SshLab};

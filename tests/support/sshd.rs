@@ -115,6 +115,11 @@ impl SshLab {
     /// Like [`SshLab::start`], with `extra` sshd_config lines taking precedence over the lab's
     /// defaults (sshd keeps the first value it reads for a keyword).
     pub fn start_with(n: usize, extra: &str) -> SshLab {
+        SshLab::start_each(n, |_| extra.to_string())
+    }
+
+    /// Like [`SshLab::start_with`], with extra config lines of its own for each host.
+    pub fn start_each(n: usize, extra: impl Fn(usize) -> String) -> SshLab {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing: run the README's test command (tests/run.sh), which installs openssh-server"
@@ -134,8 +139,8 @@ impl SshLab {
         let mut hosts: Vec<LabHost> = (1..=n)
             .map(|i| LabHost::new(&format!("h{i}"), dir.path()))
             .collect();
-        for host in &mut hosts {
-            launch(host, &authorized, extra, None);
+        for (i, host) in hosts.iter_mut().enumerate() {
+            launch(host, &authorized, &extra(i), None);
         }
         SshLab {
             dir,

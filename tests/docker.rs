@@ -1,0 +1,124 @@
+//! The standard Docker recipes over SSH against real engines and a real registry.
+
+use crate::harness::{DockerLab, Project, REGISTRY_PASSWORD, REGISTRY_USER};
+
+/// A project with the repository's standard recipes and an inventory for the lab.
+fn project(lab: &DockerLab, extra_vars: &str) -> Project {
+    let recipes = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/docker.rhai");
+    let mut inventory = lab.ssh.inventory_toml();
+    inventory.push_str(&format!(
+        "\n[vars]\nimage = \"{}\"\ncontainer = \"app\"\nregistry = \"{}\"\nregistry_user = \"{REGISTRY_USER}\"\nnetwork = \"none\"\n{extra_vars}",
+        lab.image(),
+        lab.registry()
+    ));
+    let p = Project::new()
+        .recipe("docker.rhai", &std::fs::read_to_string(recipes).unwrap())
+        .inventory("lab.toml", &inventory)
+        .env("REGISTRY_PASSWORD", REGISTRY_PASSWORD);
+    lab.ssh
+        .write_known_hosts(&p.path().join("home/.ssh/known_hosts"));
+    p
+}
+
+#[test]
+fn deploy_upgrade_prune_and_rollback_without_the_registry() {
+    let mut lab = DockerLab::start(3);
+    let p = project(&lab, "keep = 2\n");
+
+    let out = p.clone().args(["env:lab", "deploy:v1"]).timeout(180).run();
+    out.assert_code(0);
+    for i in 0..3 {
+        assert_eq!(lab.app_version(i, "app"), "v1");
+    }
+    assert!(
+        out.stderr.contains("running ") && out.stderr.contains("sha256:"),
+        "{}",
+        out.stderr
+    );
+
+    let out = p
+        .clone()
+        .args(["env:lab", "deploy:v2", "status"])
+        .timeout(180)
+        .run();
+    out.assert_code(0);
+    for i in 0..3 {
+        assert_eq!(lab.app_version(i, "app"), "v2");
+        assert_eq!(lab.dangling(i), "", "dangling images on host {i}");
+        assert_eq!(lab.app_tags(i), vec!["previous", "v1", "v2"]);
+    }
+    assert!(out.stderr.contains("app: running since"), "{}", out.stderr);
+
+    // A third version: v1 is now neither running nor previous, and keep = 2 removes it.
+    let out = p.clone().args(["env:lab", "deploy:v1"]).timeout(180).run();
+    out.assert_code(0);
+    let out = p.clone().args(["env:lab", "deploy:v2"]).timeout(180).run();
+    out.assert_code(0);
+    for i in 0..3 {
+        assert_eq!(lab.dangling(i), "", "dangling images on host {i}");
+    }
+
+    lab.stop_registry();
+    let out = p.clone().args(["env:lab", "rollback"]).timeout(180).run();
+    out.assert_code(0);
+    for i in 0..3 {
+        assert_eq!(lab.app_version(i, "app"), "v1", "host {i} after rollback");
+    }
+    let out = p.args(["env:lab", "rollback:v2"]).timeout(180).run();
+    out.assert_code(0);
+    for i in 0..3 {
+        assert_eq!(
+            lab.app_version(i, "app"),
+            "v2",
+            "host {i} after rollback:v2"
+        );
+    }
+}
+
+#[test]
+fn registry_password_never_shows_and_env_values_arrive_intact() {
+    let lab = DockerLab::start(1);
+    let nasty = r#"container_env = { GREETING = "it's a \"test\"; $(echo pwned) `id` & done", SPACES = "a  b   c" }"#;
+    let p = project(&lab, &format!("{nasty}\n"));
+    let out = p
+        .clone()
+        .args(["--output", "json", "env:lab", "deploy:v1"])
+        .timeout(180)
+        .run();
+    out.assert_code(0);
+    assert!(!out.stdout.contains(REGISTRY_PASSWORD) && !out.stderr.contains(REGISTRY_PASSWORD));
+    assert!(out.stdout.contains("--password-stdin"), "{}", out.stdout);
+    let env = lab.docker_ok(0, &["exec", "app", "env"]);
+    assert!(
+        env.contains("GREETING=it's a \"test\"; $(echo pwned) `id` & done"),
+        "{env}"
+    );
+    assert!(env.contains("SPACES=a  b   c"), "{env}");
+
+    let out = p
+        .args(["env:lab", "exec:echo hi from $(hostname)"])
+        .timeout(60)
+        .run();
+    out.assert_code(0);
+    assert!(out.stdout.contains("[h1] hi from"), "{}", out.stdout);
+}
+
+#[test]
+fn docker_errors_fail_the_host_with_dockers_message() {
+    let lab = DockerLab::start(1);
+    let out = project(&lab, "")
+        .args(["env:lab", "deploy:no-such-tag"])
+        .timeout(120)
+        .run();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("docker::replace: `docker pull"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("Error response from daemon"),
+        "docker's own message: {}",
+        out.stderr
+    );
+}
