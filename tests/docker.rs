@@ -122,3 +122,23 @@ fn docker_errors_fail_the_host_with_dockers_message() {
         out.stderr
     );
 }
+
+#[test]
+fn dry_run_deploy_shows_every_docker_command_and_touches_nothing() {
+    let recipes = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/docker.rhai");
+    let out = Project::new()
+        .recipe("docker.rhai", &std::fs::read_to_string(recipes).unwrap())
+        .inventory(
+            "i.toml",
+            "[vars]\nimage = \"registry.example.com/app\"\npublish = [\"80:8080\"]\n[env.prod]\nhosts = [\"web-1.invalid\"]\n",
+        )
+        .args(["--dry-run", "--output", "plain", "env:prod", "deploy:1.2.3"])
+        .run();
+    out.assert_code(0);
+    for line in [
+        "[web-1.invalid] would run: docker pull registry.example.com/app:1.2.3",
+        "[web-1.invalid] would run: docker run --detach --name app --publish 80:8080 --restart unless-stopped registry.example.com/app:1.2.3",
+    ] {
+        assert!(out.stderr.contains(line), "{line}\n{}", out.stderr);
+    }
+}

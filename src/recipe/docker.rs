@@ -272,7 +272,11 @@ fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> 
             false,
         )?;
     }
-    let new_id = image_id(ctx, reference)?;
+    let dry_run = task_scope(ctx)?.ops.dry_run();
+    let mut new_id = image_id(ctx, reference)?;
+    if dry_run {
+        new_id = format!("<image of {reference}>");
+    }
     if new_id.is_empty() {
         return Err(runtime(
             format!("docker::replace: image {reference} is not on the host"),

@@ -79,6 +79,8 @@ pub trait HostOps: Send + Sync {
     fn message(&self, level: Level, text: &str);
     /// Looks a secret up and registers its value for masking.
     fn secret(&self, name: &str) -> Option<Secret>;
+    /// Whether commands are only shown, not run (`--dry-run`): queries then return nothing.
+    fn dry_run(&self) -> bool;
 }
 
 /// One `once(...)` value: computed by the first host to get there, or the error it hit.

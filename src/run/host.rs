@@ -286,6 +286,10 @@ impl HostOps for HostRunner {
             .message(Some(&self.host.name), level == Level::Warn, text);
     }
 
+    fn dry_run(&self) -> bool {
+        self.shared.settings.dry_run
+    }
+
     fn secret(&self, name: &str) -> Option<Secret> {
         let secret = self.shared.secrets.get(name)?;
         self.shared.masker.add(&secret);
