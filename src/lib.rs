@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod prompt;
 pub mod quote;
 pub mod recipe;
+pub mod registry;
 pub mod report;
 pub mod run;
 pub mod secret;

@@ -142,3 +142,45 @@ fn dry_run_deploy_shows_every_docker_command_and_touches_nothing() {
         assert!(out.stderr.contains(line), "{line}\n{}", out.stderr);
     }
 }
+
+#[test]
+fn promote_copies_the_manifest_then_deploys_the_environment_tag() {
+    let lab = DockerLab::start(2);
+    let p = project(&lab, "");
+    let out = p.clone().args(["env:lab", "promote:v2"]).timeout(180).run();
+    out.assert_code(0);
+    for i in 0..2 {
+        assert_eq!(lab.app_version(i, "app"), "v2");
+    }
+    // The registry holds one manifest under both tags.
+    assert!(lab.docker_login(0).status.success());
+    let digest = |tag: &str| {
+        lab.docker_ok(0, &["pull", &format!("{}:{tag}", lab.image())]);
+        lab.docker_ok(
+            0,
+            &[
+                "image",
+                "inspect",
+                "--format",
+                "{{index .RepoDigests 0}}",
+                &format!("{}:{tag}", lab.image()),
+            ],
+        )
+    };
+    assert_eq!(digest("lab"), digest("v2"));
+    assert_eq!(
+        out.stderr.matches("(manifest copy)").count(),
+        1,
+        "copied once: {}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(REGISTRY_PASSWORD));
+
+    let out = p.args(["env:lab", "promote:nope"]).timeout(120).run();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("app:nope is not in the registry"),
+        "{}",
+        out.stderr
+    );
+}

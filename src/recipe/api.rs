@@ -131,6 +131,7 @@ pub fn build_engine(dir: &Path, cancel: Cancel) -> Engine {
     );
     engine.register_fn("template", super::transfer::template);
     engine.register_static_module("docker", super::docker::module().into());
+    engine.register_static_module("registry", super::docker::registry_module().into());
     engine.register_fn("once", once);
     engine.register_fn("secret", secret);
     engine.register_fn("info", |ctx: NativeCallContext, msg: Dynamic| {

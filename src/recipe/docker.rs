@@ -678,6 +678,76 @@ pub fn module() -> Module {
     m
 }
 
+/// The `registry::` module: registry operations that run on the controller, not on a host.
+pub fn registry_module() -> Module {
+    fn copy(
+        ctx: &NativeCallContext,
+        registry: &str,
+        repo: &str,
+        from: &str,
+        to: &str,
+        opts: &Map,
+    ) -> Fallible<Map> {
+        let mut user = None;
+        let mut password = None;
+        for (k, v) in opts {
+            match k.as_str() {
+                "user" => user = Some(v.to_string()),
+                "password" => password = Some(crate::secret::Secret::new(v.to_string())),
+                other => {
+                    return Err(runtime(
+                        format!(
+                        "registry::copy_tag: unknown option `{other}` (expected user, password)"
+                    ),
+                        ctx.call_position(),
+                    ))
+                }
+            }
+        }
+        let credentials = match (user, password) {
+            (Some(user), Some(password)) => Some(crate::registry::Credentials { user, password }),
+            (None, None) => None,
+            _ => {
+                return Err(runtime(
+                    "registry::copy_tag: give both user and password, or neither",
+                    ctx.call_position(),
+                ))
+            }
+        };
+        let scope = task_scope(ctx)?;
+        let line = format!("registry {registry}: tag {repo}:{from} as {repo}:{to} (manifest copy)");
+        scope.ops.message(super::scope::Level::Info, &line);
+        if scope.ops.dry_run() {
+            let mut m = Map::new();
+            m.insert("digest".into(), "".into());
+            m.insert("media_type".into(), "".into());
+            return Ok(m);
+        }
+        let mut client = crate::registry::Client::new(registry, credentials);
+        let copied = client
+            .copy_tag(repo, from, to)
+            .map_err(|e| runtime(format!("registry::copy_tag: {e}"), ctx.call_position()))?;
+        let mut m = Map::new();
+        m.insert("digest".into(), copied.digest.into());
+        m.insert("media_type".into(), copied.media_type.into());
+        Ok(m)
+    }
+    let mut m = Module::new();
+    m.set_native_fn(
+        "copy_tag",
+        |ctx: NativeCallContext, registry: &str, repo: &str, from: &str, to: &str| {
+            copy(&ctx, registry, repo, from, to, &Map::new())
+        },
+    );
+    m.set_native_fn(
+        "copy_tag",
+        |ctx: NativeCallContext, registry: &str, repo: &str, from: &str, to: &str, opts: Map| {
+            copy(&ctx, registry, repo, from, to, &opts)
+        },
+    );
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

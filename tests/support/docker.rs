@@ -189,7 +189,8 @@ impl DockerLab {
         self.docker_ok(0, &["logout", &self.registry()]);
     }
 
-    fn docker_login(&self, i: usize) -> Output {
+    /// Logs host `i`'s test client in to the lab registry.
+    pub fn docker_login(&self, i: usize) -> Output {
         let mut child = Command::new("docker")
             .args([
                 "login",
