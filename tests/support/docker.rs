@@ -74,6 +74,14 @@ impl DockerLab {
         lab
     }
 
+    /// An inventory with environment `lab` holding every host, logged in to as the test account.
+    pub fn inventory_toml(&self) -> String {
+        self.ssh.inventory_toml().replace(
+            &format!("user = \"{}\"", self.ssh.user()),
+            &format!("user = \"{}\"", super::user::TEST_USER),
+        )
+    }
+
     pub fn registry_port(&self) -> u16 {
         self.registry.as_ref().map(|r| r.port).unwrap_or(0)
     }
@@ -247,7 +255,14 @@ impl Engine {
             .arg(dir.join("dockerd.pid"))
             .arg("--host")
             .arg(format!("unix://{}", socket.display()))
-            .args(["--bridge", "none", "--iptables=false", "--ip6tables=false"])
+            .args([
+                "--bridge",
+                "none",
+                "--iptables=false",
+                "--ip6tables=false",
+                "--group",
+                super::user::TEST_USER,
+            ])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
