@@ -24,19 +24,7 @@ fn sigint_stops_the_run_and_exits_130() {
         "env:lab",
         "slow",
     ]);
-    let mut child = p.spawn();
-    let mut stdout = child.stdout.take().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = String::new();
-    let mut buf = [0u8; 256];
-    while seen.matches("started").count() < 2 {
-        assert!(Instant::now() < deadline, "hosts never started: {seen}");
-        let n = stdout.read(&mut buf).unwrap();
-        if n == 0 {
-            panic!("rigs exited early: {seen}\n{}", read_stderr(&mut child));
-        }
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    let mut child = p.spawn_until("started", 2);
     let interrupted_at = Instant::now();
     send_signal(child.id(), "INT");
     let status = loop {

@@ -267,16 +267,7 @@ fn a_host_that_dies_mid_command_fails_alone() {
         "--",
         "echo after",
     ]);
-    let mut child = p.spawn();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut seen = String::new();
-    let mut buf = [0u8; 256];
-    while seen.matches("started").count() < 2 {
-        use std::io::Read;
-        let n = stdout.read(&mut buf).unwrap();
-        assert!(n > 0, "rigs ended early: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    let child = p.spawn_until("started", 2);
     lab.crash(0);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -347,16 +338,7 @@ fn keepalives_detect_a_host_that_stops_answering() {
         "env:lab",
         "slow",
     ]);
-    let mut child = p.spawn();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut seen = String::new();
-    let mut buf = [0u8; 256];
-    while seen.matches("started").count() < 2 {
-        use std::io::Read;
-        let n = stdout.read(&mut buf).unwrap();
-        assert!(n > 0, "rigs ended early: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    let child = p.spawn_until("started", 2);
     lab.freeze(0);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -100,6 +100,16 @@ fn summary(bytes: u64, sha256: &str, path: &str) -> Map {
     m
 }
 
+/// Options for the bookkeeping commands of a transfer: quiet, and judged by the caller.
+fn checking(sudo: Option<SudoOptions>) -> CommandOptions {
+    CommandOptions {
+        quiet: true,
+        allow_fail: true,
+        sudo,
+        ..CommandOptions::default()
+    }
+}
+
 fn temp_suffix() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -165,12 +175,7 @@ fn upload(
         // A dry run: nothing was sent.
         return Ok(summary(expected_size, "", remote));
     };
-    let cleanup = CommandOptions {
-        quiet: true,
-        allow_fail: true,
-        sudo: sudo.clone(),
-        ..CommandOptions::default()
-    };
+    let cleanup = checking(sudo.clone());
     if !sent.ok() {
         let _ = scope
             .ops
@@ -212,16 +217,7 @@ fn upload(
     );
     let done = scope
         .ops
-        .command(
-            &finish,
-            &CommandOptions {
-                quiet: true,
-                allow_fail: true,
-                sudo,
-                ..CommandOptions::default()
-            },
-            false,
-        )
+        .command(&finish, &checking(sudo), false)
         .map_err(|e| failed(ctx, e))?;
     if !done.ok() {
         return Err(runtime(
@@ -284,12 +280,7 @@ pub fn get(ctx: NativeCallContext, remote: &str, local: &str, opts: Map) -> Fall
         .ops
         .command(
             &format!("sha256sum {}", quote(remote)),
-            &CommandOptions {
-                quiet: true,
-                allow_fail: true,
-                sudo,
-                ..CommandOptions::default()
-            },
+            &checking(sudo),
             false,
         )
         .map_err(|e| failed(&ctx, e))?;

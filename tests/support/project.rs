@@ -182,6 +182,32 @@ impl Project {
         }
     }
 
+    /// Starts rigs and returns once its stdout has shown `needle` `count` times (the rest of
+    /// stdout is drained in the background). Panics, with stderr, if rigs ends before.
+    pub fn spawn_until(&self, needle: &str, count: usize) -> Child {
+        use std::io::Read;
+        let mut child = self.spawn();
+        let mut stdout = child.stdout.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        while seen.matches(needle).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "`{needle}` did not appear {count} times: {seen}"
+            );
+            let n = stdout.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                let mut stderr = String::new();
+                let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+                panic!("rigs ended before `{needle}` appeared {count} times:\n{seen}\n{stderr}");
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        child
+    }
+
     /// Starts rigs and returns at once, for tests that signal it. The project must outlive the
     /// child, since dropping it removes the folder.
     pub fn spawn(&self) -> Child {
