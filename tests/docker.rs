@@ -147,8 +147,11 @@ fn dry_run_deploy_shows_every_docker_command_and_touches_nothing() {
 fn promote_copies_the_manifest_then_deploys_the_environment_tag() {
     let lab = DockerLab::start(2);
     let p = project(&lab, "");
+    let uploads = lab.blob_uploads();
+    assert!(uploads > 0, "the access log shows the test images' uploads");
     let out = p.clone().args(["env:lab", "promote:v2"]).timeout(180).run();
     out.assert_code(0);
+    assert_eq!(lab.blob_uploads(), uploads, "promotion uploaded a layer");
     for i in 0..2 {
         assert_eq!(lab.app_version(i, "app"), "v2");
     }

@@ -33,6 +33,7 @@ struct Engine {
 struct Registry {
     child: Child,
     port: u16,
+    log: PathBuf,
 }
 
 impl DockerLab {
@@ -93,6 +94,18 @@ impl DockerLab {
     /// The test app's repository in the lab registry.
     pub fn image(&self) -> String {
         format!("{}/app", self.registry())
+    }
+
+    /// How many blob uploads the registry has started so far (from its access log).
+    pub fn blob_uploads(&self) -> usize {
+        let log = self
+            .registry
+            .as_ref()
+            .map(|r| std::fs::read_to_string(&r.log).unwrap_or_default())
+            .unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains("/blobs/uploads/") && l.contains("POST"))
+            .count()
     }
 
     /// Stops the registry, to prove something works without it.
@@ -360,7 +373,7 @@ impl Registry {
         for _ in 0..5 {
             let port = super::unused_port();
             let config = format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n\
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n\
                  http:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: rigs-test\n    path: {htpasswd}\n",
                 root = dir.join("data").display(),
                 htpasswd = dir.join("htpasswd").display()
@@ -378,7 +391,11 @@ impl Registry {
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Registry { child, port };
+                    return Registry {
+                        child,
+                        port,
+                        log: dir.join("registry.log"),
+                    };
                 }
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
