@@ -187,3 +187,55 @@ fn promote_copies_the_manifest_then_deploys_the_environment_tag() {
         out.stderr
     );
 }
+
+#[test]
+fn promote_copies_a_manifest_list_unchanged() {
+    let lab = DockerLab::start(1);
+    assert!(lab.docker_login(0).status.success());
+    let image = lab.image();
+    let list = format!("{image}:multi");
+    let manifest = |args: &[&str]| {
+        let out = std::process::Command::new("docker")
+            .arg("manifest")
+            .args(args)
+            .env("DOCKER_CLI_EXPERIMENTAL", "enabled")
+            .env("DOCKER_CONFIG", lab.client_config(0))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker manifest {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    manifest(&[
+        "create",
+        "--insecure",
+        &list,
+        &format!("{image}:v1"),
+        &format!("{image}:v2"),
+    ]);
+    manifest(&["annotate", "--arch", "arm64", &list, &format!("{image}:v2")]);
+    manifest(&["push", "--insecure", &list]);
+
+    let p = project(&lab, "");
+    let recipe = format!(
+        "fn copy() {{ let r = registry::copy_tag(\"{}\", \"app\", \"multi\", \"multi-copy\", #{{ user: \"{REGISTRY_USER}\", password: secret(\"REGISTRY_PASSWORD\") }}); info(`${{r.media_type}} ${{r.digest}}`); }}",
+        lab.registry()
+    );
+    let out = p
+        .recipe("copy.rhai", &recipe)
+        .args(["-H", "h1", "copy"])
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains("application/vnd.docker.distribution.manifest.list.v2+json sha256:"),
+        "{}",
+        out.stderr
+    );
+    let original = manifest(&["inspect", "--insecure", &list]);
+    let copy = manifest(&["inspect", "--insecure", &format!("{image}:multi-copy")]);
+    assert_eq!(original, copy);
+}

@@ -113,6 +113,11 @@ impl DockerLab {
         self.registry = None;
     }
 
+    /// The docker client configuration (registry login) the tests use for host `i`.
+    pub fn client_config(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("client-{i}"))
+    }
+
     /// Runs the docker CLI against host `i`'s engine directly (for assertions).
     pub fn docker(&self, i: usize, args: &[&str]) -> Output {
         Command::new("docker")
