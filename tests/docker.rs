@@ -239,3 +239,40 @@ fn promote_copies_a_manifest_list_unchanged() {
     let copy = manifest(&["inspect", "--insecure", &format!("{image}:multi-copy")]);
     assert_eq!(original, copy);
 }
+
+#[test]
+fn deploy_by_digest_and_serially_with_a_failure_budget() {
+    let lab = DockerLab::start(2);
+    assert!(lab.docker_login(0).status.success());
+    lab.docker_ok(0, &["pull", &format!("{}:v1", lab.image())]);
+    let pinned = lab.docker_ok(
+        0,
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{index .RepoDigests 0}}",
+            &format!("{}:v1", lab.image()),
+        ],
+    );
+    let digest = pinned.split('@').nth(1).unwrap().to_string();
+    lab.docker_ok(0, &["rmi", &format!("{}:v1", lab.image())]);
+
+    let p = project(&lab, "");
+    let out = p
+        .clone()
+        .args([
+            "--serial",
+            "--max-fail",
+            "1",
+            "env:lab",
+            &format!("deploy:{digest}"),
+        ])
+        .timeout(180)
+        .run();
+    out.assert_code(0);
+    for i in 0..2 {
+        assert_eq!(lab.app_version(i, "app"), "v1");
+    }
+    assert!(out.stderr.contains(&digest), "{}", out.stderr);
+}
