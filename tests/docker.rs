@@ -276,3 +276,42 @@ fn deploy_by_digest_and_serially_with_a_failure_budget() {
     }
     assert!(out.stderr.contains(&digest), "{}", out.stderr);
 }
+
+#[test]
+fn seed_004_fabric_style_recipe_runs_as_the_example_describes() {
+    let lab = DockerLab::start(2);
+    let recipe = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/seed-004-fabric-deploy/recipes/deploy.rhai"
+    );
+    let mut inventory = lab.inventory_toml();
+    inventory.push_str(&format!(
+        "\n[vars]\nimage = \"{}\"\ncontainer = \"blogpost-app\"\nregistry = \"{}\"\nregistry_user = \"{REGISTRY_USER}\"\npublish = []\nrestart = \"always\"\nkeep = 2\n",
+        lab.image(),
+        lab.registry()
+    ));
+    let p = Project::new()
+        .recipe("deploy.rhai", &std::fs::read_to_string(recipe).unwrap())
+        .inventory("lab.toml", &inventory)
+        .env("REGISTRY_PASSWORD", REGISTRY_PASSWORD);
+    lab.ssh
+        .write_known_hosts(&p.path().join("home/.ssh/known_hosts"));
+    for tag in ["v1", "v2"] {
+        let out = p
+            .clone()
+            .args(["env:lab", &format!("deploy:{tag}")])
+            .timeout(180)
+            .run();
+        out.assert_code(0);
+        for i in 0..2 {
+            assert_eq!(lab.app_version(i, "blogpost-app"), tag);
+        }
+    }
+    let out = p.args(["env:lab", "list_containers"]).run();
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("[h1] ") && out.stdout.contains("blogpost-app"),
+        "{}",
+        out.stdout
+    );
+}
