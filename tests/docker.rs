@@ -315,3 +315,41 @@ fn seed_004_fabric_style_recipe_runs_as_the_example_describes() {
         out.stdout
     );
 }
+
+#[test]
+fn cleanup_removes_only_this_apps_leftovers() {
+    let lab = DockerLab::start(1);
+    assert!(lab.docker_login(0).status.success());
+    let image = lab.image();
+    // An untagged leftover of this app: pull v1, then move the tag away from it.
+    lab.docker_ok(0, &["pull", &format!("{image}:v1")]);
+    lab.docker_ok(0, &["pull", &format!("{image}:v2")]);
+    lab.docker_ok(0, &["tag", &format!("{image}:v2"), &format!("{image}:v1")]);
+    // Another app's untagged image must survive.
+    lab.docker_ok(0, &["pull", &format!("{image}:broken")]);
+    lab.docker_ok(0, &["tag", &format!("{image}:broken"), "other/app:keep"]);
+    let other = lab.docker_ok(
+        0,
+        &["image", "inspect", "--format", "{{.Id}}", "other/app:keep"],
+    );
+    lab.docker_ok(0, &["rmi", &format!("{image}:broken")]);
+    assert_eq!(
+        lab.dangling(0).lines().count(),
+        1,
+        "one leftover of this app"
+    );
+
+    let out = project(&lab, "")
+        .args(["env:lab", "cleanup"])
+        .timeout(120)
+        .run();
+    out.assert_code(0);
+    assert_eq!(lab.dangling(0), "", "{}", out.stderr);
+    assert_eq!(
+        lab.docker_ok(
+            0,
+            &["image", "inspect", "--format", "{{.Id}}", "other/app:keep"]
+        ),
+        other
+    );
+}

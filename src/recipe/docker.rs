@@ -387,6 +387,56 @@ fn remove_if_unreferenced(ctx: &NativeCallContext, id: &str) -> Fallible<()> {
     Ok(())
 }
 
+/// Untagged images that came from `repo`: pulled images keep their `repo@sha256:...` digest
+/// after losing their tag, which tells them apart from other apps' leftovers.
+fn dangling_images(ctx: &NativeCallContext, repo: &str) -> Fallible<Array> {
+    let listed = docker(
+        ctx,
+        "dangling_images",
+        &strings(&[
+            "images",
+            "--filter",
+            "dangling=true",
+            "--quiet",
+            "--no-trunc",
+        ]),
+        None,
+        true,
+        false,
+    )?;
+    let mut found = Array::new();
+    for id in listed
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        let digests = docker(
+            ctx,
+            "dangling_images",
+            &strings(&[
+                "image",
+                "inspect",
+                "--format",
+                "{{join .RepoDigests \" \"}}",
+                id,
+            ]),
+            None,
+            true,
+            true,
+        )?;
+        if digests
+            .stdout
+            .split_whitespace()
+            .any(|d| repository(d) == repo)
+            && !found.iter().any(|f| f.to_string() == id)
+        {
+            found.push(id.into());
+        }
+    }
+    Ok(found)
+}
+
 fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Array> {
     let keep = match opts.get("keep") {
         Some(v) => v
@@ -596,6 +646,9 @@ pub fn module() -> Module {
             docker(&ctx, "run", &args, stdin, false, false).map(|r| r.stdout.trim().to_string())
         },
     );
+    m.set_native_fn("dangling_images", |ctx: NativeCallContext, repo: &str| {
+        dangling_images(&ctx, repo)
+    });
     m.set_native_fn("stop", |ctx: NativeCallContext, name: &str| {
         docker(&ctx, "stop", &strings(&["stop", name]), None, false, false).map(|_| ())
     });
