@@ -23,7 +23,10 @@ fn project(lab: &DockerLab, extra_vars: &str) -> Project {
 #[test]
 fn deploy_upgrade_prune_and_rollback_without_the_registry() {
     let mut lab = DockerLab::start(3);
-    let p = project(&lab, "keep = 2\nhealth = \"wget -qO- http://127.0.0.1:8080/version\"\n");
+    let p = project(
+        &lab,
+        "keep = 2\nhealth = \"wget -qO- http://127.0.0.1:8080/version\"\n",
+    );
 
     let out = p.clone().args(["env:lab", "deploy:v1"]).timeout(180).run();
     out.assert_code(0);
@@ -48,8 +51,19 @@ fn deploy_upgrade_prune_and_rollback_without_the_registry() {
         assert_eq!(lab.app_tags(i), vec!["previous", "v1", "v2"]);
     }
     assert!(out.stderr.contains("app: running since"), "{}", out.stderr);
-    let health = lab.docker_ok(0, &["inspect", "--format", "{{json .Config.Healthcheck.Test}}", "app"]);
-    assert!(health.contains("wget -qO- http://127.0.0.1:8080/version"), "{health}");
+    let health = lab.docker_ok(
+        0,
+        &[
+            "inspect",
+            "--format",
+            "{{json .Config.Healthcheck.Test}}",
+            "app",
+        ],
+    );
+    assert!(
+        health.contains("wget -qO- http://127.0.0.1:8080/version"),
+        "{health}"
+    );
 
     // A third version: v1 is now neither running nor previous, and keep = 2 removes it.
     let out = p.clone().args(["env:lab", "deploy:v1"]).timeout(180).run();
