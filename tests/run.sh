@@ -14,6 +14,9 @@ command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 [ -x /bin/busybox ] || missing+=(busybox-static)
 command -v sudo >/dev/null 2>&1 || missing+=(sudo)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v pgrep >/dev/null 2>&1 || missing+=(procps)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
 
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
