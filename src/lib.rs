@@ -262,7 +262,9 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
         .enable_all()
         .thread_name("rigs")
         .thread_stack_size(8 * 1024 * 1024)
-        .max_blocking_threads(config.pool_size.unwrap_or(512).clamp(1, 4096))
+        // One blocking thread per running host, plus room for the runtime's own blocking work
+        // (file reads of transfers), which must never wait for a host to finish.
+        .max_blocking_threads(config.pool_size.unwrap_or(512).clamp(1, 4096) + 64)
         .build()
         .map_err(|e| Error::io("<tokio runtime>", e))?;
     let runner = run::Runner::new(
@@ -318,37 +320,52 @@ fn no_task_after(env: &task_call::TaskCall) -> Error {
     )
 }
 
-/// The password for hosts that take one: `RIGS_PASSWORD`, or asked once with `--ask-pass`.
+/// The password for hosts that take one: asked once with `--ask-pass`, else `RIGS_PASSWORD`.
 fn login_password(config: &Config, masker: &Masker) -> Result<Option<secret::Secret>> {
-    let password = match std::env::var("RIGS_PASSWORD") {
-        Ok(p) => Some(secret::Secret::new(p)),
-        Err(_) if config.ask_pass => Some(prompt::hidden("SSH password: ").ok_or_else(|| {
-            Error::usage_hint(
-                "--ask-pass needs a terminal to ask on",
-                "set RIGS_PASSWORD instead when running without one",
-            )
-        })?),
-        Err(_) => None,
-    };
-    if let Some(p) = &password {
-        masker.add(p);
-    }
-    Ok(password)
+    ask_or_env(
+        config.ask_pass,
+        "SSH password: ",
+        "--ask-pass",
+        "RIGS_PASSWORD",
+        config.dry_run,
+        masker,
+    )
 }
 
-/// The sudo password: `RIGS_SUDO_PASSWORD`, or asked once with `--ask-sudo-pass`.
+/// The sudo password: asked once with `--ask-sudo-pass`, else `RIGS_SUDO_PASSWORD`.
 fn sudo_password(config: &Config, masker: &Masker) -> Result<Option<secret::Secret>> {
-    let password = match std::env::var("RIGS_SUDO_PASSWORD") {
-        Ok(p) => Some(secret::Secret::new(p)),
-        Err(_) if config.ask_sudo_pass => {
-            Some(prompt::hidden("sudo password: ").ok_or_else(|| {
-                Error::usage_hint(
-                    "--ask-sudo-pass needs a terminal to ask on",
-                    "set RIGS_SUDO_PASSWORD instead when running without one",
-                )
-            })?)
-        }
-        Err(_) => None,
+    ask_or_env(
+        config.ask_sudo_pass,
+        "sudo password: ",
+        "--ask-sudo-pass",
+        "RIGS_SUDO_PASSWORD",
+        config.dry_run,
+        masker,
+    )
+}
+
+/// A password from the terminal when its flag is given (the flag wins over the variable), else
+/// from the environment. A dry run needs none and asks nothing.
+fn ask_or_env(
+    ask: bool,
+    label: &str,
+    flag: &str,
+    variable: &str,
+    dry_run: bool,
+    masker: &Masker,
+) -> Result<Option<secret::Secret>> {
+    if dry_run {
+        return Ok(None);
+    }
+    let password = if ask {
+        Some(prompt::hidden(label).ok_or_else(|| {
+            Error::usage_hint(
+                format!("{flag} needs a terminal to ask on"),
+                format!("set {variable} instead when running without one"),
+            )
+        })?)
+    } else {
+        std::env::var(variable).ok().map(secret::Secret::new)
     };
     if let Some(p) = &password {
         masker.add(p);

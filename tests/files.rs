@@ -194,3 +194,22 @@ fn put_with_sudo_writes_root_owned_files() {
     assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600));
     assert_eq!(std::fs::read_to_string(&dest).unwrap(), "secret=1\n");
 }
+
+#[test]
+fn put_on_local_hosts_with_a_small_pool_does_not_stall() {
+    let mut inventory = String::from("[env.two]\nhosts = [\"a\", \"b\"]\n");
+    for h in ["a", "b"] {
+        inventory.push_str(&format!("[hosts.{h}]\nconnection = \"local\"\n"));
+    }
+    let out = Project::new()
+        .recipe(
+            "t.rhai",
+            "fn t() { put(\"src.txt\", `out-${host.name}.txt`); }",
+        )
+        .inventory("i.toml", &inventory)
+        .file("src.txt", "payload\n")
+        .args(["--serial", "env:two", "t"])
+        .timeout(30)
+        .run();
+    out.assert_code(0);
+}

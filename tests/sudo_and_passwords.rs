@@ -173,3 +173,21 @@ fn ask_pass_prompts_on_the_terminal_without_echo() {
         out.stderr
     );
 }
+
+#[test]
+fn a_command_that_imitates_the_sudo_prompt_gets_no_password() {
+    let lab = SshLab::start(1);
+    let p = Project::new()
+        .recipe(
+            "t.rhai",
+            r#"fn t() { let r = run("printf '\\036rigs-sudo-prompt\\036' >&2; sleep 0.3; cat", #{ stdin: "only this", quiet: true }); info("got [" + r.stdout + "]"); }"#,
+        )
+        .inventory("lab.toml", &lab.inventory_toml());
+    lab.write_known_hosts(&p.path().join("known_hosts"));
+    let out = p
+        .env("RIGS_SUDO_PASSWORD", "pw-that-must-not-leak")
+        .args(["--known-hosts", "known_hosts", "env:lab", "t"])
+        .run();
+    out.assert_code(0);
+    assert!(out.stderr.contains("got [only this]"), "{}", out.stderr);
+}

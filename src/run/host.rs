@@ -235,10 +235,13 @@ impl HostOps for HostRunner {
                             wrapped: sudo.as_deref(),
                             stdin,
                             sudo: sudo.is_some(),
+                            // Only a command rigs itself runs through sudo may ever see
+                            // the password.
                             sudo_password: shared
                                 .settings
                                 .sudo_password
                                 .as_ref()
+                                .filter(|_| sudo.is_some())
                                 .map(|p| p.expose().as_bytes()),
                         },
                         timeout,

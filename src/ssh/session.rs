@@ -488,6 +488,9 @@ impl Session {
                 for s in signals.drain(..) {
                     match s {
                         markers::Signal::Pid(p) => pid.store(p, Ordering::Relaxed),
+                        // A command not run through sudo by rigs cannot ask for the password,
+                        // whatever it prints.
+                        markers::Signal::SudoPrompt if !input.sudo => {}
                         markers::Signal::SudoPrompt => {
                             prompts += 1;
                             match input.sudo_password {
