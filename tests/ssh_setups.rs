@@ -250,13 +250,15 @@ fn connect_timeout_on_a_server_that_never_answers() {
     drop(silent);
 }
 
-#[test]
-fn a_host_that_dies_mid_command_fails_alone() {
+/// Runs task `slow` of `recipe` on two lab hosts, applies `fault` to h1 once both have started,
+/// and checks that h1 fails with a lost connection while h2 finishes. Returns rigs' stderr.
+fn lose_h1_mid_command(recipe: &str, ssh_config: &str, fault: impl FnOnce(&mut SshLab)) -> String {
     let mut lab = SshLab::start(2);
     let p = Project::new()
-        .recipe("t.rhai", "fn slow() { run(\"echo started; sleep 20\"); }")
+        .recipe("t.rhai", recipe)
         .inventory("lab.toml", &lab.inventory_toml());
     lab.write_known_hosts(&p.path().join("known_hosts"));
+    write(&p.path().join("home/.ssh/config"), ssh_config);
     let p = p.args([
         "--known-hosts",
         "known_hosts",
@@ -264,19 +266,31 @@ fn a_host_that_dies_mid_command_fails_alone() {
         "plain",
         "env:lab",
         "slow",
-        "--",
-        "echo after",
     ]);
     let child = p.spawn_until("started", 2);
-    lab.crash(0);
+    fault(&mut lab);
     let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("[h1] failed slow: connection lost during `echo started; sleep 20`"),
+        stderr.contains("[h1] failed slow: connection lost during"),
         "{stderr}"
     );
     assert!(stderr.contains("[h2] ok slow"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_host_that_dies_mid_command_fails_alone() {
+    let stderr = lose_h1_mid_command(
+        "fn slow() { run(\"echo started; sleep 20\"); }",
+        "",
+        |lab| lab.crash(0),
+    );
+    assert!(
+        stderr.contains("connection lost during `echo started; sleep 20`"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -321,33 +335,11 @@ fn max_fail_stops_starting_hosts() {
 
 #[test]
 fn keepalives_detect_a_host_that_stops_answering() {
-    let mut lab = SshLab::start(2);
-    let p = Project::new()
-        .recipe("t.rhai", "fn slow() { let t = if host.name == \"h1\" { 60 } else { 2 }; run(`echo started; sleep ${t}`); }")
-        .inventory("lab.toml", &lab.inventory_toml());
-    lab.write_known_hosts(&p.path().join("known_hosts"));
-    write(
-        &p.path().join("home/.ssh/config"),
+    lose_h1_mid_command(
+        "fn slow() { let t = if host.name == \"h1\" { 60 } else { 2 }; run(`echo started; sleep ${t}`); }",
         "Host *\n    ServerAliveInterval 1\n",
+        |lab| lab.freeze(0),
     );
-    let p = p.args([
-        "--known-hosts",
-        "known_hosts",
-        "--output",
-        "plain",
-        "env:lab",
-        "slow",
-    ]);
-    let child = p.spawn_until("started", 2);
-    lab.freeze(0);
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("[h1] failed slow: connection lost during"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("[h2] ok slow"), "{stderr}");
 }
 
 #[test]

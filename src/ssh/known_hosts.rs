@@ -156,9 +156,10 @@ impl KnownHosts {
         let openssh = key
             .to_openssh()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let needs_newline = std::fs::read(&self.path)
-            .map(|b| !b.is_empty() && !b.ends_with(b"\n"))
-            .unwrap_or(false);
+        let existing = std::fs::read(&self.path).unwrap_or_default();
+        let needs_newline = !existing.is_empty() && !existing.ends_with(b"\n");
+        let line_no =
+            existing.iter().filter(|b| **b == b'\n').count() + usize::from(needs_newline) + 1;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -168,9 +169,6 @@ impl KnownHosts {
             if needs_newline { "\n" } else { "" }
         );
         file.write_all(line.as_bytes())?;
-        let line_no = std::fs::read_to_string(&self.path)
-            .map(|t| t.lines().count())
-            .unwrap_or(0);
         self.entries.write().expect("known_hosts lock").push(Entry {
             names: Names::Patterns(vec![(false, name)]),
             key: key.clone(),
