@@ -17,6 +17,7 @@ pub mod registry;
 pub mod report;
 pub mod run;
 pub mod secret;
+pub mod ship;
 pub mod ssh;
 pub mod task_call;
 
@@ -191,6 +192,7 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
             hosts,
             env: env.clone(),
             env_vars: env_vars(&env),
+            running: Default::default(),
         });
     }
     if let (Some(previous), None) = (unused_env, command) {
@@ -206,6 +208,7 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
             hosts,
             env: env.clone(),
             env_vars: env_vars(&env),
+            running: Default::default(),
         });
     }
 

@@ -10,6 +10,7 @@ mod files;
 mod host_keys;
 mod interrupt;
 mod inventory_errors;
+mod lab;
 mod output;
 mod recipes;
 mod ssh_exec;

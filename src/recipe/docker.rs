@@ -523,6 +523,7 @@ fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Arr
 
 pub fn module() -> Module {
     let mut m = Module::new();
+    super::ship::register(&mut m);
     m.set_native_fn(
         "login",
         |ctx: NativeCallContext, registry: &str, user: &str, password: &str| {

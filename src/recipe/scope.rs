@@ -11,7 +11,7 @@ use rhai::Dynamic;
 
 use crate::secret::Secret;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct CommandOptions {
     /// A non-zero exit does not fail the host.
     pub allow_fail: bool,
@@ -22,6 +22,10 @@ pub struct CommandOptions {
     pub stdin: Option<String>,
     /// A file streamed to the command's standard input instead (file transfers).
     pub stdin_file: Option<std::path::PathBuf>,
+    /// Buffers from another thread streamed to the command's standard input (image shipping).
+    pub stdin_stream: Option<Arc<crate::ssh::StreamInput>>,
+    /// What the output shows instead of the command line (long generated scripts).
+    pub display: Option<String>,
     /// Write the command's standard output to this file instead of showing it (file transfers).
     pub stdout_file: Option<std::path::PathBuf>,
     /// Run through sudo.
@@ -81,6 +85,14 @@ pub trait HostOps: Send + Sync {
     fn secret(&self, name: &str) -> Option<Secret>;
     /// Whether commands are only shown, not run (`--dry-run`): queries then return nothing.
     fn dry_run(&self) -> bool;
+    /// Whether Ctrl-C was pressed.
+    fn cancelled(&self) -> bool;
+    /// Hosts of the current step still running, this one included.
+    fn peers(&self) -> usize;
+    /// A transfer's progress: bytes done of `total` (when known).
+    fn progress(&self, what: &str, done: u64, total: Option<u64>);
+    /// Bytes this host received from the controller, for the summary.
+    fn transferred(&self, bytes: u64);
 }
 
 /// One `once(...)` value: computed by the first host to get there, or the error it hit.
@@ -111,4 +123,5 @@ pub struct TaskScope {
     pub vars: Dynamic,
     pub ops: Arc<dyn HostOps>,
     pub once: Arc<OnceStore>,
+    pub ships: Arc<crate::ship::Shipments>,
 }

@@ -9,14 +9,15 @@
 
 mod summary;
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-pub use summary::{HostStatus, HostSummary};
+pub use summary::{bytes, HostStatus, HostSummary};
 
 use crate::cli::OutputMode;
 use crate::secret::Masker;
@@ -42,6 +43,15 @@ pub struct Reporter {
     verbose: bool,
     bars: Option<Bars>,
     color: bool,
+    transfers: Mutex<HashMap<String, Transfer>>,
+}
+
+/// A host's transfer so far, for rates and throttling progress output.
+struct Transfer {
+    started: Instant,
+    shown: Option<Instant>,
+    /// Bytes of finished transfers (the summary's SENT column).
+    total: u64,
 }
 
 struct Bars {
@@ -62,7 +72,93 @@ impl Reporter {
             verbose,
             bars,
             color,
+            transfers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Progress of a transfer to `host`: a live status line in pretty mode, at most one line
+    /// every few seconds otherwise.
+    pub fn progress(&self, host: &str, task: &str, what: &str, done: u64, total: Option<u64>) {
+        let now = Instant::now();
+        let (rate, due) = {
+            let mut all = self.transfers.lock().expect("transfers lock");
+            let t = all.entry(host.to_string()).or_insert(Transfer {
+                started: now,
+                shown: None,
+                total: 0,
+            });
+            if done == 0 {
+                t.started = now;
+            }
+            let every = match self.mode {
+                OutputMode::Pretty => Duration::from_millis(200),
+                OutputMode::Json => Duration::from_secs(1),
+                OutputMode::Plain => Duration::from_secs(5),
+            };
+            // Plain output gets a line only for transfers long enough to need one.
+            let due = match t.shown {
+                None if self.mode == OutputMode::Plain => {
+                    t.shown = Some(now);
+                    false
+                }
+                None => true,
+                Some(s) => now - s >= every,
+            };
+            if due {
+                t.shown = Some(now);
+            }
+            let secs = (now - t.started).as_secs_f64();
+            (if secs > 0.0 { done as f64 / secs } else { 0.0 }, due)
+        };
+        if !due {
+            return;
+        }
+        let mut text = format!("{what}: {}", bytes(done));
+        if let Some(total) = total.filter(|t| *t > 0) {
+            text.push_str(&format!(
+                " of {} ({}%)",
+                bytes(total),
+                (done.min(total) * 100) / total
+            ));
+            if rate > 0.0 && done < total {
+                text.push_str(&format!(
+                    ", {}/s, {:.0} s left",
+                    bytes(rate as u64),
+                    (total - done) as f64 / rate
+                ));
+            }
+        } else if rate > 0.0 {
+            text.push_str(&format!(", {}/s", bytes(rate as u64)));
+        }
+        match self.mode {
+            OutputMode::Json => self.json(json!({
+                "event": "progress", "host": host, "task": task, "what": self.masker.mask(what),
+                "bytes": done, "total": total, "bytes_per_second": rate as u64,
+            })),
+            OutputMode::Pretty => self.set_status(host, &format!("{task} {text}")),
+            OutputMode::Plain => self.line(StreamKind::Stderr, &format!("[{host}] {text}")),
+        }
+    }
+
+    /// Records bytes a finished transfer sent to `host`.
+    pub fn transferred(&self, host: &str, bytes: u64) {
+        let mut all = self.transfers.lock().expect("transfers lock");
+        let t = all.entry(host.to_string()).or_insert(Transfer {
+            started: Instant::now(),
+            shown: None,
+            total: 0,
+        });
+        t.total += bytes;
+        t.shown = None;
+    }
+
+    /// Bytes sent to `host` over the whole run.
+    pub fn bytes_sent(&self, host: &str) -> u64 {
+        self.transfers
+            .lock()
+            .expect("transfers lock")
+            .get(host)
+            .map_or(0, |t| t.total)
     }
 
     pub fn mode(&self) -> OutputMode {

@@ -32,6 +32,8 @@ pub struct HostSummary {
     /// The tasks that ran to completion on it.
     pub tasks: Vec<String>,
     pub error: Option<String>,
+    /// Bytes streamed to it from the controller (images, files).
+    pub bytes_sent: u64,
 }
 
 pub fn json(hosts: &[HostSummary], interrupted: bool) -> serde_json::Value {
@@ -41,6 +43,7 @@ pub fn json(hosts: &[HostSummary], interrupted: bool) -> serde_json::Value {
             json!({
                 "host": h.host, "status": h.status.as_str(), "error": h.error,
                 "tasks": h.tasks, "duration_ms": h.duration.as_millis() as u64,
+                "bytes_sent": h.bytes_sent,
             })
         })
         .collect();
@@ -49,6 +52,7 @@ pub fn json(hosts: &[HostSummary], interrupted: bool) -> serde_json::Value {
         "event": "summary", "hosts": rows, "interrupted": interrupted,
         "ok": count(HostStatus::Ok), "failed": count(HostStatus::Failed),
         "skipped": count(HostStatus::Skipped) + count(HostStatus::Interrupted),
+        "bytes_sent": hosts.iter().map(|h| h.bytes_sent).sum::<u64>(),
     })
 }
 
@@ -66,10 +70,18 @@ pub fn table(
         .max()
         .unwrap_or(4)
         .max(4);
-    let mut out = format!(
-        "\n{:<host_w$}  {:<11}  {:>8}  ERROR\n",
-        "HOST", "STATUS", "TIME"
-    );
+    let sent = hosts.iter().any(|h| h.bytes_sent > 0);
+    let mut out = if sent {
+        format!(
+            "\n{:<host_w$}  {:<11}  {:>8}  {:>9}  ERROR\n",
+            "HOST", "STATUS", "TIME", "SENT"
+        )
+    } else {
+        format!(
+            "\n{:<host_w$}  {:<11}  {:>8}  ERROR\n",
+            "HOST", "STATUS", "TIME"
+        )
+    };
     for h in hosts {
         let status = format!("{:<11}", h.status.as_str());
         let status = match h.status {
@@ -82,14 +94,21 @@ pub fn table(
             .as_deref()
             .and_then(|e| e.lines().next())
             .unwrap_or("");
-        out.push_str(
+        let row = if sent {
+            format!(
+                "{:<host_w$}  {status}  {:>8}  {:>9}  {error}",
+                h.host,
+                super::seconds(h.duration),
+                bytes(h.bytes_sent)
+            )
+        } else {
             format!(
                 "{:<host_w$}  {status}  {:>8}  {error}",
                 h.host,
                 super::seconds(h.duration)
             )
-            .trim_end(),
-        );
+        };
+        out.push_str(row.trim_end());
         out.push('\n');
     }
     let count = |s: HostStatus| hosts.iter().filter(|h| h.status == s).count();
@@ -104,11 +123,39 @@ pub fn table(
         }
     }
     let noun = if hosts.len() == 1 { "host" } else { "hosts" };
+    let total: u64 = hosts.iter().map(|h| h.bytes_sent).sum();
     out.push_str(&format!(
-        "{} {noun}: {}{}\n",
+        "{} {noun}: {}{}{}\n",
         hosts.len(),
         parts.join(", "),
+        if sent {
+            format!(", {} sent", bytes(total))
+        } else {
+            String::new()
+        },
         if interrupted { " (interrupted)" } else { "" }
     ));
     out
+}
+
+/// A byte count the way people read them: `512 B`, `20.4 kB`, `1.31 GB` (powers of 1000).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if n < 1000 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    let digits = if value < 10.0 {
+        2
+    } else if value < 100.0 {
+        1
+    } else {
+        0
+    };
+    format!("{value:.digits$} {}", UNITS[unit])
 }

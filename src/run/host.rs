@@ -45,6 +45,7 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
         shared: shared.clone(),
         host: host.clone(),
         label: step.label.clone(),
+        running: step.running.clone(),
     });
 
     let outcome: Result<(), (String, Option<String>, bool)> = match &step.work {
@@ -55,6 +56,7 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
                 vars: value::table(&host.vars).into(),
                 ops: ops.clone(),
                 once: shared.once.clone(),
+                ships: shared.ships.clone(),
             };
             shared
                 .recipes
@@ -138,6 +140,23 @@ struct HostRunner {
     shared: Arc<Shared>,
     host: Host,
     label: String,
+    running: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a host as running its step until dropped.
+pub(super) struct Running(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Running {
+    pub(super) fn enter(count: &Arc<std::sync::atomic::AtomicUsize>) -> Running {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Running(count.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl HostOps for HostRunner {
@@ -159,7 +178,10 @@ impl HostOps for HostRunner {
                 Some(u) => format!("sudo -u {} {command}", crate::quote::quote(u)),
                 None => format!("sudo {command}"),
             },
-            _ => command.to_string(),
+            _ => options
+                .display
+                .clone()
+                .unwrap_or_else(|| command.to_string()),
         };
         shared
             .reporter
@@ -168,10 +190,11 @@ impl HostOps for HostRunner {
             return Ok(CommandResult::default());
         }
         let timeout = options.timeout.or(shared.settings.command_timeout);
-        let stdin = match (&options.stdin_file, &options.stdin) {
-            (Some(path), _) => Stdin::File(path),
-            (None, Some(text)) => Stdin::Bytes(text.as_bytes()),
-            (None, None) => Stdin::Empty,
+        let stdin = match (&options.stdin_stream, &options.stdin_file, &options.stdin) {
+            (Some(stream), _, _) => Stdin::Stream(stream),
+            (None, Some(path), _) => Stdin::File(path),
+            (None, None, Some(text)) => Stdin::Bytes(text.as_bytes()),
+            (None, None, None) => Stdin::Empty,
         };
 
         let splitters = Mutex::new((LineSplitter::default(), LineSplitter::default()));
@@ -232,7 +255,8 @@ impl HostOps for HostRunner {
                     session.exec(
                         &shown,
                         ExecInput {
-                            wrapped: sudo.as_deref(),
+                            // What is shown may be a summary; this is what runs.
+                            wrapped: sudo.as_deref().or(Some(command)),
                             stdin,
                             sudo: sudo.is_some(),
                             // Only a command rigs itself runs through sudo may ever see
@@ -291,6 +315,24 @@ impl HostOps for HostRunner {
 
     fn dry_run(&self) -> bool {
         self.shared.settings.dry_run
+    }
+
+    fn cancelled(&self) -> bool {
+        self.shared.cancel.is_cancelled()
+    }
+
+    fn peers(&self) -> usize {
+        self.running.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn progress(&self, what: &str, done: u64, total: Option<u64>) {
+        self.shared
+            .reporter
+            .progress(&self.host.name, &self.label, what, done, total);
+    }
+
+    fn transferred(&self, bytes: u64) {
+        self.shared.reporter.transferred(&self.host.name, bytes);
     }
 
     fn secret(&self, name: &str) -> Option<Secret> {

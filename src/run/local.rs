@@ -44,6 +44,7 @@ pub async fn exec(
             Stdin::Empty => Source::Empty,
             Stdin::Bytes(b) => Source::Bytes(b.to_vec()),
             Stdin::File(p) => Source::File(p.to_path_buf()),
+            Stdin::Stream(s) => Source::Stream(s.clone()),
         };
         tokio::spawn(feed(pipe, source))
     });
@@ -108,6 +109,7 @@ enum Source {
     Empty,
     Bytes(Vec<u8>),
     File(std::path::PathBuf),
+    Stream(std::sync::Arc<crate::ssh::StreamInput>),
 }
 
 /// Writes the command's stdin, hashing it; a command that exits without reading it all is
@@ -135,6 +137,17 @@ async fn feed(mut pipe: tokio::process::ChildStdin, source: Source) -> Option<(u
                 total += n as u64;
                 if pipe.write_all(&buf[..n]).await.is_err() {
                     break;
+                }
+            }
+        }
+        Source::Stream(stream) => {
+            let mut broken = false;
+            while let Some(chunk) = stream.next().await {
+                hasher.update(&chunk);
+                total += chunk.len() as u64;
+                // Keep draining after a broken pipe, so the producer never waits on this host.
+                if !broken && pipe.write_all(&chunk).await.is_err() {
+                    broken = true;
                 }
             }
         }

@@ -39,6 +39,8 @@ pub struct Step {
     pub env: Option<String>,
     /// The environment's own variables (`env.vars` in scripts).
     pub env_vars: Map,
+    /// Hosts running this step right now.
+    pub running: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub struct Settings {
@@ -107,6 +109,7 @@ pub(crate) struct Shared {
     pub secrets: SecretStore,
     pub masker: Masker,
     pub once: Arc<OnceStore>,
+    pub ships: Arc<crate::ship::Shipments>,
     pub runtime: tokio::runtime::Handle,
     connections: Mutex<HashMap<String, ConnectionSlot>>,
     known_hosts: KnownHostsFiles,
@@ -154,6 +157,7 @@ impl Runner {
                 secrets,
                 masker,
                 once: Arc::new(OnceStore::default()),
+                ships: Arc::new(crate::ship::Shipments::default()),
                 runtime,
                 connections: Mutex::new(HashMap::new()),
                 known_hosts: KnownHostsFiles {
@@ -181,6 +185,7 @@ impl Runner {
                         duration: Duration::ZERO,
                         tasks: Vec::new(),
                         error: None,
+                        bytes_sent: 0,
                     });
                 }
             }
@@ -253,7 +258,9 @@ impl Runner {
                 let step = step.clone();
                 // The permit travels back with the result and is released only once the result
                 // is recorded, so the next host cannot start before `--max-fail` has seen it.
+                let counted = host::Running::enter(&step.running);
                 running.spawn(async move {
+                    let _counted = counted;
                     let host_name = step.hosts[index].name.clone();
                     let result =
                         tokio::task::spawn_blocking(move || host::run_step(&shared, &step, index))
@@ -287,6 +294,9 @@ impl Runner {
             {
                 s.error = Some("not started: interrupted".into());
             }
+        }
+        for s in summaries.iter_mut() {
+            s.bytes_sent = shared.reporter.bytes_sent(&s.host);
         }
         self.close_all().await;
         Outcome {

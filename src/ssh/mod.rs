@@ -14,5 +14,6 @@ mod socket;
 pub use error::SshError;
 pub use known_hosts::{KnownHosts, Verdict};
 pub use session::{
-    hex, ConnectOptions, ExecInput, ExecOutcome, KeyCache, Session, Stdin, Stream, Target,
+    hex, ConnectOptions, ExecInput, ExecOutcome, KeyCache, Session, Stdin, Stream, StreamInput,
+    Target,
 };

@@ -55,6 +55,57 @@ pub enum Stdin<'a> {
     Bytes(&'a [u8]),
     /// Streamed from a file in chunks: memory stays constant whatever its size.
     File(&'a Path),
+    /// Buffers produced elsewhere, as they come (an image fanned out to many hosts).
+    Stream(&'a Arc<StreamInput>),
+}
+
+/// Standard input that another thread produces: buffers arrive on a bounded channel, so a
+/// producer feeding many hosts is held back by a slow one only as far as that channel holds.
+pub struct StreamInput {
+    rx: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Arc<[u8]>>>,
+    /// Bytes written to the channel so far (for progress).
+    pub sent: std::sync::atomic::AtomicU64,
+    /// Flip the byte at this offset, as a faulty link would (fault injection for tests).
+    corrupt_at: Option<u64>,
+}
+
+impl StreamInput {
+    pub fn new(
+        rx: tokio::sync::mpsc::Receiver<Arc<[u8]>>,
+        corrupt_at: Option<u64>,
+    ) -> Arc<StreamInput> {
+        Arc::new(StreamInput {
+            rx: tokio::sync::Mutex::new(rx),
+            sent: std::sync::atomic::AtomicU64::new(0),
+            corrupt_at,
+        })
+    }
+
+    /// Refuses further buffers: the producer sees this host as gone.
+    pub async fn close(&self) {
+        self.rx.lock().await.close();
+    }
+
+    /// [`StreamInput::close`] from a thread outside the runtime; drops what is still queued.
+    pub fn close_blocking(&self) {
+        let mut rx = self.rx.blocking_lock();
+        rx.close();
+        while rx.try_recv().is_ok() {}
+    }
+
+    /// The next buffer, with the fault (if any) applied; `None` at the end.
+    pub async fn next(&self) -> Option<Arc<[u8]>> {
+        let chunk = self.rx.lock().await.recv().await?;
+        let start = self.sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        match self.corrupt_at {
+            Some(at) if at >= start && at < start + chunk.len() as u64 => {
+                let mut copy = chunk.to_vec();
+                copy[(at - start) as usize] ^= 0x01;
+                Some(copy.into())
+            }
+            _ => Some(chunk),
+        }
+    }
 }
 
 /// Writes `stdin` to the channel, hashing what it sends.
@@ -88,6 +139,19 @@ where
                 hasher.update(&buf[..n]);
                 total += n as u64;
                 sink.write_all(&buf[..n]).await?;
+            }
+            sink.flush().await?;
+        }
+        Stdin::Stream(stream) => {
+            let mut sink = write.make_writer();
+            while let Some(chunk) = stream.next().await {
+                hasher.update(&chunk);
+                total += chunk.len() as u64;
+                if let Err(e) = sink.write_all(&chunk).await {
+                    // Let the producer know at once that this host takes no more.
+                    stream.close().await;
+                    return Err(e);
+                }
             }
             sink.flush().await?;
         }
@@ -433,6 +497,7 @@ impl Session {
         );
         channel.exec(true, wrapped).await.map_err(|_| lost())?;
         let (mut read, write) = channel.split();
+        let streamed = matches!(input.stdin, Stdin::Stream(_));
 
         let pid = AtomicU32::new(0);
         let go = tokio::sync::Notify::new();
@@ -454,11 +519,18 @@ impl Session {
             let mut prompts = 0;
             let mut code = None;
             let mut signal = None;
+            let mut writer_error = None;
             loop {
                 let message = tokio::select! {
                     result = &mut writer, if !writer_done => {
                         writer_done = true;
-                        sent = result?;
+                        match result {
+                            Ok(s) => sent = s,
+                            // A streamed input ends when the command stops reading; how the
+                            // command ended says why.
+                            Err(e) if streamed => writer_error = Some(e),
+                            Err(e) => return Err(e),
+                        }
                         continue;
                     }
                     message = read.wait() => message,
@@ -516,6 +588,9 @@ impl Session {
                 }
             }
             filter.flush(|bytes| on_output(Stream::Stderr, bytes));
+            if let (Some(e), None, None) = (writer_error, code, &signal) {
+                return Err(e);
+            }
             if code.is_none() && signal.is_none() {
                 return Err(SshError::ConnectionLost {
                     command: command.to_string(),

@@ -1,11 +1,30 @@
-//! Real Docker engines behind real sshd hosts, and a real registry with password auth.
+//! Real Docker engines behind real sshd hosts, a controller engine, and a real registry with
+//! password auth.
 //!
 //! Each simulated host gets its own `dockerd` (own data-root, exec-root, socket and pidfile, no
 //! bridge and no iptables changes, so nothing on the machine's network moves) and an sshd whose
 //! sessions see it as `DOCKER_HOST`. One `docker-registry` with htpasswd auth listens on
-//! 127.0.0.1, which engines trust without TLS. Test images are made with `docker import` from a
-//! busybox-static root: `app:v1` and `app:v2` run busybox httpd serving `/version`, `app:broken`
-//! exits at once. Everything is stopped by PID when the lab is dropped.
+//! 127.0.0.1, which engines trust without TLS.
+//!
+//! One more engine, the controller's, is reached only through its socket: it stands for the
+//! machine `rigs` runs on. The test images are built and pushed there and stay there, so image
+//! shipping has a real source, while every host engine starts empty.
+//!
+//! The images share a base, a busybox-static root made with `docker import` (tagged
+//! `{registry}/base:1`, outside the app repository whose tags tests count). `app:v1`, `app:v2` and
+//! `app:broken` are each that base plus one small committed layer: v1 and v2 run busybox httpd
+//! serving `/version`, broken exits at once. Their first diff ID is the same, which is what lets
+//! tests see that a host already holding one version needs only the top layer of the next.
+//! [`DockerLab::big_image`] adds an incompressible layer of a chosen size for transfer tests.
+//!
+//! An offline host's engine runs in a network namespace of its own with only loopback up: the
+//! registry's 127.0.0.1 port is not there, so a pull fails at once with "connection refused",
+//! as on an air-gapped machine. Its socket is still a file in the lab folder, so its sshd (in the
+//! main namespace) drives it like any other. The namespace has no name and vanishes with its
+//! last process; `unshare` and the shell exec into `dockerd`, so the PID the lab holds and the
+//! one in the pidfile are dockerd's own (checked at start).
+//!
+//! Everything is stopped by PID when the lab is dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -16,10 +35,21 @@ use super::sshd::SshLab;
 pub const REGISTRY_USER: &str = "deployer";
 pub const REGISTRY_PASSWORD: &str = "Reg1stry-s3cret pass";
 
+const HTTPD: &str = r#"["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]"#;
+const FAIL_AT_ONCE: &str = r#"["/bin/sh", "-c", "echo starting; exit 1"]"#;
+
+/// How a lab's hosts differ from the default (every host online).
+#[derive(Debug, Clone, Default)]
+pub struct LabOptions {
+    /// Hosts (0-based) whose engine cannot reach the registry or any other network.
+    pub offline: Vec<usize>,
+}
+
 pub struct DockerLab {
     // Field order is drop order: hosts go first, then engines, then the registry.
     pub ssh: SshLab,
     engines: Vec<Engine>,
+    controller: Engine,
     registry: Option<Registry>,
     dir: tempfile::TempDir,
 }
@@ -38,24 +68,42 @@ struct Registry {
 
 impl DockerLab {
     pub fn start(n: usize) -> DockerLab {
+        DockerLab::start_with(n, &LabOptions::default())
+    }
+
+    pub fn start_with(n: usize, options: &LabOptions) -> DockerLab {
         for tool in [
             "/usr/sbin/dockerd",
             "/usr/bin/docker",
             "/usr/bin/docker-registry",
             "/bin/busybox",
+            "/usr/bin/unshare",
         ] {
             assert!(
                 Path::new(tool).exists(),
                 "{tool} is missing: run tests/run.sh, which installs it"
             );
         }
+        if let Some(i) = options.offline.iter().find(|&&i| i >= n) {
+            panic!("offline host {i} is not in a lab of {n}");
+        }
+        // The engines' sockets belong to the test account's group, and the inventory logs in as it.
+        super::user::ensure_test_user();
         let dir = tempfile::Builder::new()
             .prefix("rigs-docker-")
             .tempdir()
             .unwrap();
+        let mut controller = Engine::start(&dir.path().join("controller"), false);
         let mut engines: Vec<Engine> = (0..n)
-            .map(|i| Engine::start(&dir.path().join(format!("e{}", i + 1))))
+            .map(|i| {
+                Engine::start(
+                    &dir.path().join(format!("e{}", i + 1)),
+                    options.offline.contains(&i),
+                )
+            })
             .collect();
+        let registry = Registry::start(&dir.path().join("registry"));
+        controller.wait_ready();
         for e in &mut engines {
             e.wait_ready();
         }
@@ -64,10 +112,10 @@ impl DockerLab {
             .map(|e| e.socket.display().to_string())
             .collect();
         let ssh = SshLab::start_each(n, |i| format!("SetEnv DOCKER_HOST=unix://{}", sockets[i]));
-        let registry = Registry::start(&dir.path().join("registry"));
         let lab = DockerLab {
             ssh,
             engines,
+            controller,
             registry: Some(registry),
             dir,
         };
@@ -96,6 +144,11 @@ impl DockerLab {
         format!("{}/app", self.registry())
     }
 
+    /// The base every test image is built on; in the registry and on the controller only.
+    pub fn base_image(&self) -> String {
+        format!("{}/base:1", self.registry())
+    }
+
     /// How many blob uploads the registry has started so far (from its access log).
     pub fn blob_uploads(&self) -> usize {
         let log = self
@@ -118,27 +171,82 @@ impl DockerLab {
         self.dir.path().join(format!("client-{i}"))
     }
 
+    /// The docker client configuration of the controller engine, logged in to the registry.
+    pub fn controller_client_config(&self) -> PathBuf {
+        self.dir.path().join("client-controller")
+    }
+
+    /// `DOCKER_HOST` for host `i`'s engine.
+    pub fn docker_host(&self, i: usize) -> String {
+        self.engines[i].docker_host()
+    }
+
+    /// `DOCKER_HOST` for the controller engine, where the test images are.
+    pub fn controller_docker_host(&self) -> String {
+        self.controller.docker_host()
+    }
+
     /// Runs the docker CLI against host `i`'s engine directly (for assertions).
     pub fn docker(&self, i: usize, args: &[&str]) -> Output {
-        Command::new("docker")
-            .args(args)
-            .env(
-                "DOCKER_HOST",
-                format!("unix://{}", self.engines[i].socket.display()),
-            )
-            .env("DOCKER_CONFIG", self.dir.path().join(format!("client-{i}")))
-            .output()
-            .expect("run docker")
+        docker(&self.engines[i], &self.client_config(i), args)
     }
 
     pub fn docker_ok(&self, i: usize, args: &[&str]) -> String {
-        let out = self.docker(i, args);
+        ok(args, self.docker(i, args))
+    }
+
+    /// Runs the docker CLI against the controller engine.
+    pub fn controller_docker(&self, args: &[&str]) -> Output {
+        docker(&self.controller, &self.controller_client_config(), args)
+    }
+
+    pub fn controller_docker_ok(&self, args: &[&str]) -> String {
+        ok(args, self.controller_docker(args))
+    }
+
+    /// The image ID `reference` names on host `i`, or "" when the host does not have it.
+    pub fn image_id(&self, i: usize, reference: &str) -> String {
+        image_id(self.docker(i, &["image", "inspect", "--format", "{{.Id}}", reference]))
+    }
+
+    /// The image ID `reference` names on the controller, or "" when it does not have it.
+    pub fn controller_image_id(&self, reference: &str) -> String {
+        image_id(self.controller_docker(&["image", "inspect", "--format", "{{.Id}}", reference]))
+    }
+
+    /// The diff IDs of `reference`'s layers, base first, on host `i` (`None`: the controller).
+    pub fn diff_ids(&self, i: Option<usize>, reference: &str) -> Vec<String> {
+        let args = [
+            "image",
+            "inspect",
+            "--format",
+            "{{range .RootFS.Layers}}{{println .}}{{end}}",
+            reference,
+        ];
+        let out = match i {
+            Some(i) => self.docker_ok(i, &args),
+            None => self.controller_docker_ok(&args),
+        };
+        out.lines().map(str::to_string).collect()
+    }
+
+    /// Asserts that host `i`'s engine cannot reach the registry: a pull fails at once because
+    /// nothing answers, not because of credentials.
+    #[track_caller]
+    pub fn assert_offline(&self, i: usize) {
+        let started = Instant::now();
+        let out = self.docker(i, &["pull", &format!("{}:v1", self.image())]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "host {i} pulled from the registry");
         assert!(
-            out.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+            stderr.contains("connection refused"),
+            "host {i} reached the registry: {stderr}"
         );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "host {i}'s pull took {:?} to fail",
+            started.elapsed()
+        );
     }
 
     /// What the app in container `name` on host `i` answers at /version.
@@ -155,8 +263,36 @@ impl DockerLab {
         )
     }
 
-    /// Imports the test images into the first engine, pushes them, and removes them there again,
-    /// so that every host starts empty.
+    /// Builds `{image}:{tag}` on the controller only: the base plus one layer holding
+    /// `megabytes` MB of random (incompressible) data and `/www/version` saying `tag`; it serves
+    /// like v1. Returns the reference.
+    pub fn big_image(&self, tag: &str, megabytes: usize) -> String {
+        let files = self.dir.path().join(format!("big-{tag}"));
+        std::fs::create_dir_all(&files).unwrap();
+        let data = files.join("data");
+        let mut random = std::fs::File::open("/dev/urandom").unwrap();
+        let mut out = std::fs::File::create(&data).unwrap();
+        let bytes = std::io::copy(
+            &mut std::io::Read::take(&mut random, megabytes as u64 * 1024 * 1024),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(bytes, megabytes as u64 * 1024 * 1024);
+        drop(out);
+        let version = files.join("version");
+        std::fs::write(&version, format!("{tag}\n")).unwrap();
+        let reference = format!("{}:{tag}", self.image());
+        self.commit_on_base(
+            &reference,
+            HTTPD,
+            &[(&data, "/data.bin"), (&version, "/www/version")],
+        );
+        std::fs::remove_dir_all(&files).unwrap();
+        reference
+    }
+
+    /// Builds the base and the test images on the controller and pushes them. The controller
+    /// stays logged in; the hosts' client configurations are left untouched.
     fn publish_images(&self) {
         let root = self.dir.path().join("rootfs");
         std::fs::create_dir_all(root.join("bin")).unwrap();
@@ -165,54 +301,100 @@ impl DockerLab {
         for applet in ["sh", "httpd", "wget", "cat", "env", "sleep", "echo", "ls"] {
             let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
         }
-        let image = self.image();
-        let login = self.docker_login(0);
+        let base = self.base_image();
+        let mut tar = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .args(["-c", "."])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let imported = Command::new("docker")
+            .args(["import", "--change", r#"CMD ["/bin/sh"]"#, "-", &base])
+            .env("DOCKER_HOST", self.controller_docker_host())
+            .stdin(tar.stdout.take().unwrap())
+            .output()
+            .unwrap();
         assert!(
-            login.status.success(),
-            "login: {}",
-            String::from_utf8_lossy(&login.stderr)
+            tar.wait().unwrap().success(),
+            "tar of the test image root failed"
         );
-        for (tag, cmd) in [
-            ("v1", r#"["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]"#),
-            ("v2", r#"["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]"#),
-            ("broken", r#"["/bin/sh", "-c", "echo starting; exit 1"]"#),
-        ] {
-            std::fs::write(root.join("www/version"), format!("{tag}\n")).unwrap();
-            let mut tar = Command::new("tar")
-                .arg("-C")
-                .arg(&root)
-                .args(["-c", "."])
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let imported = Command::new("docker")
-                .args([
-                    "import",
-                    "--change",
-                    &format!("CMD {cmd}"),
-                    "-",
-                    &format!("{image}:{tag}"),
-                ])
-                .env(
-                    "DOCKER_HOST",
-                    format!("unix://{}", self.engines[0].socket.display()),
-                )
-                .stdin(tar.stdout.take().unwrap())
-                .output()
-                .unwrap();
-            assert!(
-                tar.wait().unwrap().success(),
-                "tar of the test image root failed"
-            );
-            assert!(
-                imported.status.success(),
-                "import: {}",
-                String::from_utf8_lossy(&imported.stderr)
-            );
-            self.docker_ok(0, &["push", &format!("{image}:{tag}")]);
-            self.docker_ok(0, &["rmi", &format!("{image}:{tag}")]);
+        ok(&["import"], imported);
+
+        let image = self.image();
+        let mut references = vec![base];
+        for (tag, cmd) in [("v1", HTTPD), ("v2", HTTPD), ("broken", FAIL_AT_ONCE)] {
+            let version = self.dir.path().join(format!("version-{tag}"));
+            std::fs::write(&version, format!("{tag}\n")).unwrap();
+            let reference = format!("{image}:{tag}");
+            self.commit_on_base(&reference, cmd, &[(&version, "/www/version")]);
+            references.push(reference);
         }
-        self.docker_ok(0, &["logout", &self.registry()]);
+
+        let mut login = Command::new("docker")
+            .args([
+                "login",
+                "--username",
+                REGISTRY_USER,
+                "--password-stdin",
+                &self.registry(),
+            ])
+            .env("DOCKER_HOST", self.controller_docker_host())
+            .env("DOCKER_CONFIG", self.controller_client_config())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        login
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(REGISTRY_PASSWORD.as_bytes())
+            .unwrap();
+        ok(&["login"], login.wait_with_output().unwrap());
+        // The base first, so that the app's pushes find its layer already in the registry.
+        self.controller_docker_ok(&["push", &references[0]]);
+        let pushes: Vec<Child> = references[1..]
+            .iter()
+            .map(|r| {
+                Command::new("docker")
+                    .args(["push", r])
+                    .env("DOCKER_HOST", self.controller_docker_host())
+                    .env("DOCKER_CONFIG", self.controller_client_config())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for push in pushes {
+            ok(&["push"], push.wait_with_output().unwrap());
+        }
+    }
+
+    /// Commits `reference` on the controller: the base with `files` (host path, path in the
+    /// image) copied in, as one layer, running `cmd`.
+    fn commit_on_base(&self, reference: &str, cmd: &str, files: &[(&Path, &str)]) {
+        let container =
+            self.controller_docker_ok(&["create", "--network", "none", &self.base_image()]);
+        for (from, to) in files {
+            self.controller_docker_ok(&[
+                "cp",
+                &from.display().to_string(),
+                &format!("{container}:{to}"),
+            ]);
+        }
+        self.controller_docker_ok(&[
+            "commit",
+            "--change",
+            &format!("CMD {cmd}"),
+            &container,
+            reference,
+        ]);
+        self.controller_docker_ok(&["rm", &container]);
     }
 
     /// Logs host `i`'s test client in to the lab registry.
@@ -225,11 +407,8 @@ impl DockerLab {
                 "--password-stdin",
                 &self.registry(),
             ])
-            .env(
-                "DOCKER_HOST",
-                format!("unix://{}", self.engines[i].socket.display()),
-            )
-            .env("DOCKER_CONFIG", self.dir.path().join(format!("client-{i}")))
+            .env("DOCKER_HOST", self.docker_host(i))
+            .env("DOCKER_CONFIG", self.client_config(i))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -259,12 +438,56 @@ impl DockerLab {
     }
 }
 
+fn docker(engine: &Engine, config: &Path, args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .env("DOCKER_HOST", engine.docker_host())
+        .env("DOCKER_CONFIG", config)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run docker")
+}
+
+#[track_caller]
+fn ok(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn image_id(out: Output) -> String {
+    if out.status.success() {
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    } else {
+        String::new()
+    }
+}
+
 impl Engine {
-    fn start(dir: &Path) -> Engine {
+    /// Starts dockerd under `dir`; an `offline` one in a new network namespace with only
+    /// loopback up.
+    fn start(dir: &Path, offline: bool) -> Engine {
         std::fs::create_dir_all(dir).unwrap();
         let socket = dir.join("docker.sock");
         let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
-        let child = Command::new("dockerd")
+        let mut command = if offline {
+            let mut c = Command::new("unshare");
+            c.args([
+                "--net",
+                "sh",
+                "-c",
+                "ip link set lo up && exec \"$@\"",
+                "sh",
+                "dockerd",
+            ]);
+            c
+        } else {
+            Command::new("dockerd")
+        };
+        let child = command
             .arg("--data-root")
             .arg(dir.join("data"))
             .arg("--exec-root")
@@ -293,16 +516,28 @@ impl Engine {
         }
     }
 
+    fn docker_host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ok = Command::new("docker")
                 .args(["version", "--format", "{{.Server.Version}}"])
-                .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+                .env("DOCKER_HOST", self.docker_host())
                 .output()
                 .map(|o| o.status.success())
                 .unwrap_or(false);
             if ok {
+                let pid =
+                    std::fs::read_to_string(self.root.join("dockerd.pid")).unwrap_or_default();
+                let child = self.child.as_ref().map(Child::id);
+                assert_eq!(
+                    pid.trim().parse::<u32>().ok(),
+                    child,
+                    "the pidfile does not name the dockerd the lab started"
+                );
                 return;
             }
             if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
@@ -330,7 +565,7 @@ impl Drop for Engine {
         let _ = Command::new("sh")
             .arg("-c")
             .arg("ids=$(docker ps -aq); [ -z \"$ids\" ] || docker rm -f $ids")
-            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .env("DOCKER_HOST", self.docker_host())
             .output();
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -361,8 +596,9 @@ impl Drop for Engine {
 impl Registry {
     fn start(dir: &Path) -> Registry {
         std::fs::create_dir_all(dir.join("data")).unwrap();
+        // The registry checks the hash on every request: bcrypt's lowest cost keeps pushes quick.
         let hash = Command::new("python3")
-            .args(["-c", "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))", REGISTRY_PASSWORD])
+            .args(["-c", "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))", REGISTRY_PASSWORD])
             .output()
             .expect("python3 for a bcrypt htpasswd entry");
         assert!(

@@ -14,7 +14,7 @@ mod sshd;
 mod user;
 
 pub use agent::SshAgent;
-pub use docker::{DockerLab, REGISTRY_PASSWORD, REGISTRY_USER};
+pub use docker::{DockerLab, LabOptions, REGISTRY_PASSWORD, REGISTRY_USER};
 pub use netns::BastionLab;
 pub use project::{Project, RunOutput};
 pub use sshd::{keygen, unused_port, SshLab};

@@ -1,0 +1,445 @@
+//! `docker::ship` and `docker::ship_bundle`: images into `docker load` on hosts that cannot reach
+//! a registry, streamed over the host's own SSH connection.
+//!
+//! Each host asks its engine what it already holds, then joins the invocation's shared stream
+//! for the image (see `ship::fanout`), so the controller reads and compresses the image once
+//! however many hosts receive it. What the host receives is verified before `docker load`
+//! registers anything, and the image id the host ends up with is compared with the controller's.
+//! A host whose engine rejects a delta gets the full image once more.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rhai::{Dynamic, Map, NativeCallContext};
+
+use super::api::{runtime, task_scope, Fallible};
+use super::scope::{CommandOptions, CommandResult, HostOps, OpError, TaskScope};
+use crate::quote::quote;
+use crate::ship::{
+    archive, fanout, remote, Compression, Gather, ImageInfo, Request, Source, Ticket,
+};
+use crate::ssh::StreamInput;
+
+struct ShipOptions {
+    /// `None`: the best the host's engine loads.
+    compression: Option<Compression>,
+    delta: bool,
+    stall: Duration,
+}
+
+fn options(ctx: &NativeCallContext, func: &str, opts: &Map) -> Fallible<ShipOptions> {
+    let mut out = ShipOptions {
+        compression: None,
+        delta: true,
+        stall: fanout::DEFAULT_STALL,
+    };
+    let bad = |key: &str, expected: &str| {
+        runtime(
+            format!("docker::{func}: option `{key}` must be {expected}"),
+            ctx.call_position(),
+        )
+    };
+    for (key, value) in opts {
+        match key.as_str() {
+            "compress" => {
+                out.compression = if let Ok(b) = value.as_bool() {
+                    (!b).then_some(Compression::None)
+                } else {
+                    let text = value.to_string();
+                    Some(Compression::parse(&text).ok_or_else(|| {
+                        bad("compress", "true, false, \"zstd\", \"gzip\" or \"none\"")
+                    })?)
+                }
+            }
+            "delta" => {
+                out.delta = value
+                    .as_bool()
+                    .map_err(|_| bad("delta", "true or false"))?
+            }
+            "stall_timeout" => {
+                let secs = value
+                    .as_int()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| bad("stall_timeout", "a positive number of seconds"))?;
+                out.stall = Duration::from_secs(secs as u64);
+            }
+            other => {
+                return Err(runtime(
+                    format!(
+                        "docker::{func}: unknown option `{other}` (expected one of compress, delta, stall_timeout)"
+                    ),
+                    ctx.call_position(),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn failed(ctx: &NativeCallContext, e: OpError) -> Box<rhai::EvalAltResult> {
+    match e {
+        OpError::Failed(m) => runtime(m, ctx.call_position()),
+        OpError::Interrupted => Box::new(rhai::EvalAltResult::ErrorTerminated(
+            Dynamic::from(super::api::INTERRUPTED),
+            ctx.call_position(),
+        )),
+    }
+}
+
+fn quiet() -> CommandOptions {
+    CommandOptions {
+        quiet: true,
+        allow_fail: true,
+        ..CommandOptions::default()
+    }
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(no message)")
+        .trim()
+}
+
+fn host_name(scope: &TaskScope) -> String {
+    scope
+        .host
+        .read_lock::<Map>()
+        .and_then(|m| m.get("name").map(|n| n.to_string()))
+        .unwrap_or_default()
+}
+
+/// What the host's engine holds.
+fn query(ctx: &NativeCallContext, func: &str, ops: &dyn HostOps) -> Fallible<remote::HostImages> {
+    let r = ops
+        .command(remote::query_command(), &quiet(), false)
+        .map_err(|e| failed(ctx, e))?;
+    if !r.ok() {
+        return Err(runtime(
+            format!(
+                "docker::{func}: cannot ask the host's docker engine what it holds: {}",
+                last_line(&r.stderr)
+            ),
+            ctx.call_position(),
+        ));
+    }
+    remote::HostImages::parse(&r.stdout)
+        .map_err(|m| runtime(format!("docker::{func}: {m}"), ctx.call_position()))
+}
+
+fn host_image_id(ctx: &NativeCallContext, ops: &dyn HostOps, reference: &str) -> Fallible<String> {
+    let r = ops
+        .command(
+            &format!(
+                "docker image inspect --format '{{{{.Id}}}}' {}",
+                quote(reference)
+            ),
+            &quiet(),
+            false,
+        )
+        .map_err(|e| failed(ctx, e))?;
+    Ok(if r.ok() {
+        r.stdout.trim().to_string()
+    } else {
+        String::new()
+    })
+}
+
+/// Fault injection for the tests: `RIGS_TEST_CORRUPT_SHIP=HOST` flips one byte of what is sent
+/// to that host. Only debug builds honour it.
+fn corrupt_at(host: &str) -> Option<u64> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    (std::env::var("RIGS_TEST_CORRUPT_SHIP").ok().as_deref() == Some(host)).then_some(4096)
+}
+
+/// How one streamed load ended.
+struct Streamed {
+    result: CommandResult,
+    sent: u64,
+    took: Duration,
+}
+
+/// Runs the verified load with `ticket`'s stream on stdin, showing progress meanwhile.
+fn stream_load(
+    ctx: &NativeCallContext,
+    scope: &TaskScope,
+    ticket: Ticket,
+    compression: Compression,
+    display: String,
+    what: &str,
+    total: Option<u64>,
+) -> Fallible<Streamed> {
+    let host = host_name(scope);
+    let stream = StreamInput::new(ticket.rx, corrupt_at(&host));
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (ops, stream, done, what) = (
+            scope.ops.clone(),
+            stream.clone(),
+            done.clone(),
+            what.to_string(),
+        );
+        std::thread::spawn(move || {
+            ops.progress(&what, 0, total);
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                ops.progress(&what, stream.sent.load(Ordering::Relaxed), total);
+            }
+        })
+    };
+    let started = Instant::now();
+    let result = scope.ops.command(
+        &remote::load_command(compression),
+        &CommandOptions {
+            allow_fail: true,
+            stdin_stream: Some(stream.clone()),
+            display: Some(display),
+            ..CommandOptions::default()
+        },
+        false,
+    );
+    // Whatever happened, this host takes no more: the producer must not wait for it.
+    stream.close_blocking();
+    done.store(true, Ordering::Relaxed);
+    let _ = watcher.join();
+    let sent = stream.sent.load(Ordering::Relaxed);
+    scope.ops.transferred(sent);
+    Ok(Streamed {
+        result: result.map_err(|e| failed(ctx, e))?,
+        sent,
+        took: started.elapsed(),
+    })
+}
+
+/// Why a streamed load failed, in the user's terms; `None` when docker itself refused it.
+fn stream_failure(
+    streamed: &Streamed,
+    ticket_state: &fanout::GroupState,
+    host: &str,
+) -> Option<String> {
+    if let Some(reason) = ticket_state.dropped.get(host) {
+        return Some(format!("{reason}; nothing was loaded"));
+    }
+    if let Some(e) = &ticket_state.error {
+        return Some(format!("{e}; nothing was loaded"));
+    }
+    if let Some(line) = streamed
+        .result
+        .stderr
+        .lines()
+        .find(|l| l.contains(remote::MISMATCH))
+    {
+        let received = line.rsplit(' ').next().unwrap_or("?");
+        return Some(format!(
+            "the stream arrived corrupted: rigs sent SHA-256 {}, the host received {received}; nothing was loaded",
+            ticket_state.sha256.as_deref().unwrap_or("(unfinished)")
+        ));
+    }
+    None
+}
+
+fn summary(reference: &str, id: &str, compression: &str, sent: u64, took: Duration) -> Map {
+    let mut m = Map::new();
+    m.insert("image".into(), reference.into());
+    m.insert("id".into(), id.into());
+    m.insert("compression".into(), compression.into());
+    m.insert("bytes".into(), (sent as rhai::INT).into());
+    m.insert("seconds".into(), took.as_secs_f64().into());
+    m
+}
+
+fn rate(bytes: u64, took: Duration) -> String {
+    let secs = took.as_secs_f64();
+    if secs <= 0.0 {
+        return String::new();
+    }
+    format!(", {}/s", crate::report::bytes((bytes as f64 / secs) as u64))
+}
+
+pub fn ship(ctx: &NativeCallContext, reference: &str, opts: &Map) -> Fallible<Map> {
+    let o = options(ctx, "ship", opts)?;
+    let scope = task_scope(ctx)?;
+    let ops = scope.ops.as_ref();
+    if ops.dry_run() {
+        ops.command(
+            &format!(
+                "docker load  # {} streamed from the controller's docker save, verified",
+                quote(reference)
+            ),
+            &quiet(),
+            false,
+        )
+        .map_err(|e| failed(ctx, e))?;
+        return Ok(summary(reference, "", "", 0, Duration::ZERO));
+    }
+    let image: ImageInfo = scope.ships.image(reference).map_err(|e| {
+        runtime(
+            format!(
+                "docker::ship: `{reference}` is not an image on the controller: {e}\n\
+                 build, pull or load it on the controller first (its docker follows DOCKER_HOST)"
+            ),
+            ctx.call_position(),
+        )
+    })?;
+    let held = query(ctx, "ship", ops)?;
+    if held.has(&image.id) {
+        let tag = ops
+            .command(
+                &format!("docker tag {} {}", quote(&image.id), quote(reference)),
+                &quiet(),
+                false,
+            )
+            .map_err(|e| failed(ctx, e))?;
+        if !tag.ok() {
+            return Err(runtime(
+                format!(
+                    "docker::ship: docker tag failed: {}",
+                    last_line(&tag.stderr)
+                ),
+                ctx.call_position(),
+            ));
+        }
+        ops.message(
+            super::scope::Level::Info,
+            &format!(
+                "{reference}: already on the host ({}), nothing sent",
+                short(&image.id)
+            ),
+        );
+        return Ok(summary(reference, &image.id, "", 0, Duration::ZERO));
+    }
+    let compression = o
+        .compression
+        .unwrap_or_else(|| Compression::for_engine(&held.engine_version));
+    let mut skip: BTreeSet<String> = if o.delta {
+        archive::skippable(&image.diff_ids, &held.layer_lists())
+            .into_iter()
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
+    let host = host_name(&scope);
+    for attempt in 0.. {
+        let layers = image.diff_ids.len();
+        let sending = image.diff_ids.iter().filter(|d| !skip.contains(*d)).count();
+        let ticket = scope
+            .ships
+            .join(
+                &format!("save|{}|{reference}|{attempt}", image.id),
+                Request {
+                    host: host.clone(),
+                    compression,
+                    skip: skip.clone(),
+                    stall: o.stall,
+                },
+                Source::Save(image.clone()),
+                Gather {
+                    peers: &|| ops.peers(),
+                    cancelled: &|| ops.cancelled(),
+                },
+            )
+            .map_err(|e| {
+                if e == "interrupted" {
+                    failed(ctx, OpError::Interrupted)
+                } else {
+                    runtime(format!("docker::ship: {e}"), ctx.call_position())
+                }
+            })?;
+        let group = ticket.group.clone();
+        let display = format!(
+            "docker load  # {} from the controller: {sending} of {layers} layers, {}",
+            quote(reference),
+            compression.name()
+        );
+        let streamed = stream_load(
+            ctx,
+            &scope,
+            ticket,
+            compression,
+            display,
+            &format!("shipping {reference}"),
+            None,
+        )?;
+        let state = group.state();
+        if streamed.result.ok() {
+            let id = host_image_id(ctx, ops, reference)?;
+            if id != image.id {
+                return Err(runtime(
+                    format!(
+                        "docker::ship: after loading, the host has {reference} as {}, the controller as {}",
+                        if id.is_empty() { "nothing" } else { &id },
+                        image.id
+                    ),
+                    ctx.call_position(),
+                ));
+            }
+            ops.message(
+                super::scope::Level::Info,
+                &format!(
+                    "{reference}: loaded {} ({sending} of {layers} layers sent, {} {}, {:.1} s{})",
+                    short(&image.id),
+                    crate::report::bytes(streamed.sent),
+                    compression.name(),
+                    streamed.took.as_secs_f64(),
+                    rate(streamed.sent, streamed.took)
+                ),
+            );
+            let mut m = summary(
+                reference,
+                &image.id,
+                compression.name(),
+                streamed.sent,
+                streamed.took,
+            );
+            m.insert("layers_sent".into(), (sending as rhai::INT).into());
+            m.insert("layers_total".into(), (layers as rhai::INT).into());
+            return Ok(m);
+        }
+        if let Some(reason) = stream_failure(&streamed, &state, &host) {
+            return Err(runtime(
+                format!("docker::ship: {reference}: {reason}"),
+                ctx.call_position(),
+            ));
+        }
+        let reason = last_line(&streamed.result.stderr).to_string();
+        if attempt == 0 && !skip.is_empty() {
+            ops.message(
+                super::scope::Level::Warn,
+                &format!(
+                    "{reference}: the host's engine refused the layer delta ({reason}); sending the whole image"
+                ),
+            );
+            skip.clear();
+            continue;
+        }
+        return Err(runtime(
+            format!(
+                "docker::ship: docker load of {reference} failed on the host (exit {}): {reason}",
+                streamed.result.code
+            ),
+            ctx.call_position(),
+        ));
+    }
+    unreachable!("the loop returns")
+}
+
+fn short(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}
+
+pub fn register(m: &mut rhai::Module) {
+    m.set_native_fn("ship", |ctx: NativeCallContext, reference: &str| {
+        ship(&ctx, reference, &Map::new())
+    });
+    m.set_native_fn(
+        "ship",
+        |ctx: NativeCallContext, reference: &str, opts: Map| ship(&ctx, reference, &opts),
+    );
+}

@@ -1,0 +1,418 @@
+//! The `docker save` archive as a stream of tar entries: which entry holds which layer, and one
+//! pass over it that writes a copy per target, each leaving out the layers its hosts already have.
+//!
+//! Entries are copied byte for byte (headers included), so what a host loads is exactly what the
+//! controller's engine saved, minus whole entries. Engines load an archive whose `layer.tar`
+//! files are missing for layers they already hold. The end-of-archive marker is never copied:
+//! the receiving side appends it only once the stream is verified (see `remote`).
+//!
+//! Which entry is which layer depends on the engine that saved it. From Docker 25 on, layers
+//! are `blobs/sha256/<diff id>`. Older engines name them `<v1 id>/layer.tar`, where the v1 id
+//! cannot be derived from the diff id, so the entry's digest must be computed: one pass learns
+//! the names (`scan`) and the result is cached per image on the controller.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+const BLOCK: usize = 512;
+
+/// Entry path -> layer diff id, for archives that do not name layers by digest.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct LayerNames {
+    pub by_path: HashMap<String, String>,
+}
+
+impl LayerNames {
+    pub fn diff_id(&self, path: &str) -> Option<String> {
+        if let Some(hex) = path.strip_prefix("blobs/sha256/") {
+            return Some(format!("sha256:{hex}"));
+        }
+        self.by_path.get(path).cloned()
+    }
+
+    /// Whether every layer of `diff_ids` can be found by name.
+    pub fn covers(&self, diff_ids: &[String]) -> bool {
+        let known: HashSet<&String> = self.by_path.values().collect();
+        diff_ids.iter().all(|d| known.contains(d))
+    }
+
+    fn cache_file(image_id: &str) -> Option<PathBuf> {
+        let hex = image_id.strip_prefix("sha256:").unwrap_or(image_id);
+        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        Some(dirs::cache_dir()?.join("rigs/layer-names").join(hex))
+    }
+
+    /// What an earlier pass learned about this image, if anything.
+    pub fn cached(image_id: &str) -> Option<LayerNames> {
+        let text = std::fs::read_to_string(Self::cache_file(image_id)?).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Remembers the names for the next ship of the same image (best effort: a cache).
+    pub fn store(&self, image_id: &str) {
+        let Some(path) = Self::cache_file(image_id) else {
+            return;
+        };
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let tmp = path.with_extension("part");
+        if let Ok(text) = serde_json::to_string(self) {
+            if std::fs::write(&tmp, text).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+        }
+    }
+}
+
+/// Whether an entry may be a layer worth hashing.
+fn layer_like(path: &str) -> bool {
+    path.ends_with("/layer.tar") || path.starts_with("blobs/sha256/")
+}
+
+/// One copy being written by a pass, without the layers in `skip`.
+pub struct Output<'a> {
+    pub skip: &'a HashSet<String>,
+    pub sink: &'a mut dyn Write,
+    /// Filled in by the pass.
+    pub stats: OutputStats,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OutputStats {
+    /// Uncompressed archive bytes written.
+    pub bytes: u64,
+    pub layers_sent: usize,
+    pub layers_skipped: usize,
+    pub bytes_skipped: u64,
+    /// A sink failed (its hosts are gone); the pass carried on for the others.
+    pub error: Option<String>,
+}
+
+impl<'a> Output<'a> {
+    pub fn new(skip: &'a HashSet<String>, sink: &'a mut dyn Write) -> Output<'a> {
+        Output {
+            skip,
+            sink,
+            stats: OutputStats::default(),
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        if self.stats.error.is_some() {
+            return;
+        }
+        match self.sink.write_all(bytes) {
+            Ok(()) => self.stats.bytes += bytes.len() as u64,
+            Err(e) => self.stats.error = Some(e.to_string()),
+        }
+    }
+}
+
+/// What one pass saw.
+#[derive(Debug, Default)]
+pub struct PassStats {
+    /// Bytes read from the input.
+    pub read: u64,
+    /// Layer-like entries and the SHA-256 of their content (when asked to hash).
+    pub names: LayerNames,
+}
+
+fn bad(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.into())
+}
+
+fn read_block(input: &mut impl Read, block: &mut [u8; BLOCK]) -> io::Result<bool> {
+    let mut filled = 0;
+    while filled < BLOCK {
+        let n = input.read(&mut block[filled..])?;
+        if n == 0 {
+            return if filled == 0 {
+                Ok(false)
+            } else {
+                Err(bad("the image archive ends in the middle of a tar header"))
+            };
+        }
+        filled += n;
+    }
+    Ok(true)
+}
+
+fn padded(size: u64) -> u64 {
+    size.div_ceil(BLOCK as u64) * BLOCK as u64
+}
+
+/// The `path` record of a pax extended header.
+fn pax_path(data: &[u8]) -> Option<String> {
+    let mut rest = data;
+    while !rest.is_empty() {
+        let space = rest.iter().position(|b| *b == b' ')?;
+        let len: usize = std::str::from_utf8(&rest[..space]).ok()?.parse().ok()?;
+        if len == 0 || len > rest.len() {
+            return None;
+        }
+        let record = &rest[space + 1..len];
+        if let Some(value) = record.strip_prefix(b"path=") {
+            let value = value.strip_suffix(b"\n").unwrap_or(value);
+            return Some(String::from_utf8_lossy(value).into_owned());
+        }
+        rest = &rest[len..];
+    }
+    None
+}
+
+/// Copies the archive in `input` to every output, leaving out entries whose layer is in that
+/// output's skip set, and stops at the end-of-archive marker (which is not copied). With
+/// `hash_layers`, also computes the digest of every layer-like entry.
+pub fn pass(
+    mut input: impl Read,
+    names: &LayerNames,
+    outputs: &mut [Output],
+    hash_layers: bool,
+) -> io::Result<PassStats> {
+    let mut stats = PassStats::default();
+    let mut block = [0u8; BLOCK];
+    let mut buf = vec![0u8; 256 * 1024];
+    // Extension headers (long names, pax) travel with the entry that follows them.
+    let mut pending: Vec<u8> = Vec::new();
+    let mut long_name: Option<String> = None;
+    loop {
+        if !read_block(&mut input, &mut block)? {
+            break;
+        }
+        stats.read += BLOCK as u64;
+        if block.iter().all(|b| *b == 0) {
+            // The end-of-archive marker: drain the rest so the writer exits cleanly.
+            stats.read += io::copy(&mut input, &mut io::sink())?;
+            break;
+        }
+        let header = tar::Header::from_byte_slice(&block);
+        let size = header
+            .entry_size()
+            .map_err(|e| bad(format!("bad tar header in the image archive: {e}")))?;
+        let kind = header.entry_type();
+        if kind.is_gnu_longname() || kind.is_pax_local_extensions() {
+            if size > 1024 * 1024 {
+                return Err(bad("an oversized extended tar header in the image archive"));
+            }
+            let mut data = vec![0u8; padded(size) as usize];
+            input.read_exact(&mut data)?;
+            stats.read += data.len() as u64;
+            let content = &data[..size as usize];
+            if kind.is_gnu_longname() {
+                let end = content
+                    .iter()
+                    .position(|b| *b == 0)
+                    .unwrap_or(content.len());
+                long_name = Some(String::from_utf8_lossy(&content[..end]).into_owned());
+            } else if let Some(p) = pax_path(content) {
+                long_name = Some(p);
+            }
+            pending.extend_from_slice(&block);
+            pending.extend_from_slice(&data);
+            continue;
+        }
+        let path = match long_name.take() {
+            Some(p) => p,
+            None => String::from_utf8_lossy(&header.path_bytes()).into_owned(),
+        };
+        let path = path.trim_start_matches("./").to_string();
+        let layer = names.diff_id(&path);
+        let keep: Vec<bool> = outputs
+            .iter()
+            .map(|o| !layer.as_ref().is_some_and(|d| o.skip.contains(d)))
+            .collect();
+        for (o, keep) in outputs.iter_mut().zip(&keep) {
+            if *keep {
+                o.put(&pending);
+                o.put(&block);
+                if layer.is_some() {
+                    o.stats.layers_sent += 1;
+                }
+            } else {
+                o.stats.layers_skipped += 1;
+                o.stats.bytes_skipped += size;
+            }
+        }
+        pending.clear();
+        if !outputs.is_empty() && outputs.iter().all(|o| o.stats.error.is_some()) {
+            return Err(io::Error::other("no host is receiving the image any more"));
+        }
+        let mut hasher = (hash_layers && layer_like(&path)).then(Sha256::new);
+        let mut left = padded(size);
+        let mut data_left = size;
+        while left > 0 {
+            let want = (buf.len() as u64).min(left) as usize;
+            let n = input.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(bad(format!(
+                    "the image archive ends in the middle of {path}"
+                )));
+            }
+            if let Some(h) = hasher.as_mut() {
+                let data = (n as u64).min(data_left) as usize;
+                h.update(&buf[..data]);
+            }
+            data_left = data_left.saturating_sub(n as u64);
+            for (o, keep) in outputs.iter_mut().zip(&keep) {
+                if *keep {
+                    o.put(&buf[..n]);
+                }
+            }
+            left -= n as u64;
+            stats.read += n as u64;
+        }
+        if let Some(h) = hasher {
+            stats
+                .names
+                .by_path
+                .insert(path, format!("sha256:{}", crate::ssh::hex(&h.finalize())));
+        }
+    }
+    Ok(stats)
+}
+
+/// Learns which entry holds which layer by reading the whole archive once.
+pub fn scan(input: impl Read) -> io::Result<LayerNames> {
+    Ok(pass(input, &LayerNames::default(), &mut [], true)?.names)
+}
+
+/// The layers of `diff_ids` a host can do without: those of the longest leading run of layers
+/// the host already holds in that order (an engine reuses a layer only on the same parents),
+/// except digests the image needs again further up.
+pub fn skippable(diff_ids: &[String], host_images: &[Vec<String>]) -> HashSet<String> {
+    let mut present: HashSet<&[String]> = HashSet::new();
+    for layers in host_images {
+        for end in 1..=layers.len() {
+            present.insert(&layers[..end]);
+        }
+    }
+    let prefix = (0..=diff_ids.len())
+        .rev()
+        .find(|&k| k == 0 || present.contains(&diff_ids[..k]))
+        .unwrap_or(0);
+    let needed: HashSet<&String> = diff_ids[prefix..].iter().collect();
+    diff_ids[..prefix]
+        .iter()
+        .filter(|d| !needed.contains(d))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, name, &data[..]).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn digest(data: &[u8]) -> String {
+        format!("sha256:{}", crate::ssh::hex(&Sha256::digest(data)))
+    }
+
+    fn entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let mut with_end = bytes.to_vec();
+        with_end.extend_from_slice(&[0u8; 1024]);
+        let mut a = tar::Archive::new(&with_end[..]);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let name = e.path().unwrap().display().to_string();
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                (name, data)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pass_leaves_out_skipped_layers_per_output_and_the_end_marker() {
+        let base = vec![7u8; 3000];
+        let top = vec![9u8; 700];
+        let long = format!("{}/layer.tar", "d".repeat(120));
+        let input = archive(&[
+            ("config.json", b"{}".to_vec()),
+            ("aaa/layer.tar", base.clone()),
+            (&long, top.clone()),
+            ("manifest.json", b"[]".to_vec()),
+        ]);
+        let names = scan(&input[..]).unwrap();
+        assert_eq!(names.diff_id("aaa/layer.tar"), Some(digest(&base)));
+        assert_eq!(names.diff_id(&long), Some(digest(&top)));
+
+        let skip_base: HashSet<String> = [digest(&base)].into();
+        let none = HashSet::new();
+        let (mut delta, mut full) = (Vec::new(), Vec::new());
+        let mut outputs = [
+            Output::new(&skip_base, &mut delta),
+            Output::new(&none, &mut full),
+        ];
+        let stats = pass(&input[..], &names, &mut outputs, false).unwrap();
+        assert_eq!(stats.read, input.len() as u64);
+        assert_eq!(outputs[0].stats.layers_skipped, 1);
+        assert_eq!(outputs[0].stats.layers_sent, 1);
+        assert_eq!(outputs[1].stats.layers_sent, 2);
+        assert_eq!(input.len() - full.len(), 1024, "all but the end marker");
+        let names_in = |b: &[u8]| entries(b).into_iter().map(|e| e.0).collect::<Vec<_>>();
+        assert_eq!(
+            names_in(&delta),
+            vec![
+                "config.json".to_string(),
+                long.clone(),
+                "manifest.json".into()
+            ]
+        );
+        assert_eq!(entries(&full)[1].1, base);
+    }
+
+    #[test]
+    fn digest_named_layers_need_no_scan() {
+        let names = LayerNames::default();
+        assert_eq!(
+            names.diff_id("blobs/sha256/abc").as_deref(),
+            Some("sha256:abc")
+        );
+        assert_eq!(names.diff_id("abc/layer.tar"), None);
+    }
+
+    #[test]
+    fn truncated_archives_are_errors() {
+        let input = archive(&[("aaa/layer.tar", vec![1u8; 5000])]);
+        for cut in [100, 512, 3000] {
+            let err = pass(&input[..cut], &LayerNames::default(), &mut [], false).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn only_a_leading_run_of_present_layers_is_skippable() {
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let image = ids(&["a", "b", "c"]);
+        assert!(skippable(&image, &[]).is_empty());
+        assert_eq!(skippable(&image, &[ids(&["a", "x"])]), ["a".into()].into());
+        assert_eq!(
+            skippable(&image, &[ids(&["a", "b"])]),
+            ["a".into(), "b".into()].into()
+        );
+        // Same layer on other parents is not reusable.
+        assert!(skippable(&image, &[ids(&["b"])]).is_empty());
+        // A digest needed again above the present run must still be sent.
+        let repeat = ids(&["a", "b", "a"]);
+        assert_eq!(skippable(&repeat, &[ids(&["a", "b"])]), ["b".into()].into());
+    }
+}

@@ -1,0 +1,558 @@
+//! One image read once on the controller, compressed once per distinct delta, and streamed to
+//! every receiving host at the same time.
+//!
+//! Hosts ask for an image from their own task threads, at slightly different moments. The
+//! first one to ask waits briefly for the others of the same step ([`Shipments::join`]); then
+//! one producer thread reads `docker save` (or a bundle) once and writes one compressed copy per
+//! group of hosts that need the same layers. Frames are shared between the hosts of a group, and
+//! each host's queue holds at most [`QUEUE_FRAMES`] of them: a slow host holds the others back
+//! only once its queue is full, memory stays bounded whatever the number of hosts, and a host
+//! that takes nothing for the stall timeout is dropped so that the rest carry on.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::archive::{self, LayerNames, Output, OutputStats};
+use super::compress::{self, Compression, Encoder};
+use super::remote::{end_frame, frame_header, FRAME};
+
+/// Frames a host may lag behind the fastest one (4 MiB each).
+pub const QUEUE_FRAMES: usize = 8;
+/// A host whose queue stays full this long is dropped from the stream.
+pub const DEFAULT_STALL: Duration = Duration::from_secs(120);
+/// The gathering ends this long after the last host joined...
+const QUIET: Duration = Duration::from_millis(750);
+/// ...and at the latest this long after the first.
+const MAX_GATHER: Duration = Duration::from_secs(5);
+
+/// An image on the controller's engine.
+#[derive(Debug, Clone)]
+pub struct ImageInfo {
+    pub reference: String,
+    pub id: String,
+    pub diff_ids: Vec<String>,
+    pub repo_tags: Vec<String>,
+    pub size: u64,
+    /// The controller engine's version: which archive layout `docker save` writes.
+    pub engine_version: String,
+}
+
+impl ImageInfo {
+    /// Asks the controller's engine (`DOCKER_HOST` or the default socket) about `reference`.
+    pub fn inspect(reference: &str) -> Result<ImageInfo, String> {
+        let out = docker(&["image", "inspect", "--format", "{{json .}}", reference])?;
+        let value: serde_json::Value = serde_json::from_str(out.trim())
+            .map_err(|e| format!("unexpected output from docker image inspect: {e}"))?;
+        let strings = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let version = docker(&["version", "--format", "{{.Server.Version}}"])?;
+        Ok(ImageInfo {
+            reference: reference.to_string(),
+            id: value["Id"].as_str().unwrap_or_default().to_string(),
+            diff_ids: strings(&value["RootFS"]["Layers"]),
+            repo_tags: strings(&value["RepoTags"]),
+            size: value["Size"].as_u64().unwrap_or(0),
+            engine_version: version.trim().to_string(),
+        })
+    }
+
+    /// Engines before 25 name layers by v1 id, which only their content digest maps to.
+    fn names_layers_by_digest(&self) -> bool {
+        let major: u32 = self
+            .engine_version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        major >= 25
+    }
+}
+
+fn docker(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run docker on the controller: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("docker failed")
+            .trim()
+            .to_string());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Where the archive comes from.
+#[derive(Clone)]
+pub enum Source {
+    /// `docker save` of an image on the controller's engine.
+    Save(ImageInfo),
+    /// The already compressed archive of a verified bundle, without its end-of-archive member.
+    Bundle {
+        path: PathBuf,
+        offset: u64,
+        body: u64,
+        compression: Compression,
+    },
+}
+
+/// What one host asks for.
+pub struct Request {
+    pub host: String,
+    pub compression: Compression,
+    /// Layers (diff ids) to leave out.
+    pub skip: BTreeSet<String>,
+    pub stall: Duration,
+}
+
+/// A host's place in a stream: its queue, and the group it shares with hosts needing the same.
+pub struct Ticket {
+    pub rx: mpsc::Receiver<Arc<[u8]>>,
+    pub group: Arc<Group>,
+}
+
+/// The outcome of one compressed copy, filled in by the producer before its end frame is sent.
+#[derive(Default)]
+pub struct Group {
+    pub compression: Option<Compression>,
+    state: Mutex<GroupState>,
+}
+
+#[derive(Default, Clone)]
+pub struct GroupState {
+    /// SHA-256 of all payload bytes, once complete.
+    pub sha256: Option<String>,
+    pub bytes: u64,
+    pub stats: OutputStats,
+    /// Why the stream could not be completed (the source failed).
+    pub error: Option<String>,
+    /// Hosts dropped for not keeping up, and why.
+    pub dropped: HashMap<String, String>,
+}
+
+impl Group {
+    pub fn state(&self) -> GroupState {
+        self.state.lock().expect("group lock").clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut GroupState)) {
+        f(&mut self.state.lock().expect("group lock"));
+    }
+}
+
+/// How long a gathering may wait for more hosts.
+pub struct Gather<'a> {
+    /// Hosts of the step still running (the ones that may yet join).
+    pub peers: &'a dyn Fn() -> usize,
+    pub cancelled: &'a dyn Fn() -> bool,
+}
+
+struct Gathering {
+    state: Mutex<GatherState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct GatherState {
+    requests: Vec<Request>,
+    last: Option<Instant>,
+    tickets: Option<Vec<Option<Ticket>>>,
+    error: Option<String>,
+}
+
+type ImageSlot = Arc<OnceLock<Result<ImageInfo, String>>>;
+
+/// A receiving host as the producer sees it: its name, its queue, its stall timeout.
+type Receiver = (String, mpsc::Sender<Arc<[u8]>>, Duration);
+
+/// Every stream of one invocation.
+#[derive(Default)]
+pub struct Shipments {
+    gatherings: Mutex<HashMap<String, Arc<Gathering>>>,
+    images: Mutex<HashMap<String, ImageSlot>>,
+}
+
+impl Shipments {
+    /// The controller's image, inspected once per invocation.
+    pub fn image(&self, reference: &str) -> Result<ImageInfo, String> {
+        let cell = self
+            .images
+            .lock()
+            .expect("images lock")
+            .entry(reference.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| ImageInfo::inspect(reference)).clone()
+    }
+
+    /// Joins the stream `key` of `source` and returns this host's ticket once the stream starts.
+    pub fn join(
+        &self,
+        key: &str,
+        request: Request,
+        source: Source,
+        gather: Gather,
+    ) -> Result<Ticket, String> {
+        let (gathering, index, leader) = {
+            let mut all = self.gatherings.lock().expect("gatherings lock");
+            let leader = !all.contains_key(key);
+            let g = all
+                .entry(key.to_string())
+                .or_insert_with(|| {
+                    Arc::new(Gathering {
+                        state: Mutex::new(GatherState::default()),
+                        ready: Condvar::new(),
+                    })
+                })
+                .clone();
+            let mut state = g.state.lock().expect("gathering lock");
+            state.requests.push(request);
+            state.last = Some(Instant::now());
+            let index = state.requests.len() - 1;
+            drop(state);
+            g.ready.notify_all();
+            (g, index, leader)
+        };
+        if leader {
+            let first = Instant::now();
+            let requests = loop {
+                if (gather.cancelled)() {
+                    self.gatherings.lock().expect("gatherings lock").remove(key);
+                    let mut state = gathering.state.lock().expect("gathering lock");
+                    state.error = Some("interrupted".into());
+                    gathering.ready.notify_all();
+                    return Err("interrupted".into());
+                }
+                let mut all = self.gatherings.lock().expect("gatherings lock");
+                let mut state = gathering.state.lock().expect("gathering lock");
+                let quiet = state.last.is_some_and(|t| t.elapsed() >= QUIET);
+                if state.requests.len() >= (gather.peers)()
+                    || quiet
+                    || first.elapsed() >= MAX_GATHER
+                {
+                    all.remove(key);
+                    break std::mem::take(&mut state.requests);
+                }
+                drop(all);
+                let _ = gathering
+                    .ready
+                    .wait_timeout(state, Duration::from_millis(25))
+                    .expect("gathering lock");
+            };
+            let tickets = start(requests, source);
+            let mut state = gathering.state.lock().expect("gathering lock");
+            state.tickets = Some(tickets.into_iter().map(Some).collect());
+            gathering.ready.notify_all();
+        }
+        let mut state = gathering.state.lock().expect("gathering lock");
+        loop {
+            if let Some(e) = &state.error {
+                return Err(e.clone());
+            }
+            if let Some(tickets) = state.tickets.as_mut() {
+                return tickets[index]
+                    .take()
+                    .ok_or_else(|| "internal error: ticket taken twice".to_string());
+            }
+            state = gathering
+                .ready
+                .wait_timeout(state, Duration::from_millis(100))
+                .expect("gathering lock")
+                .0;
+        }
+    }
+}
+
+/// One group's output while producing: frames fanned out to its hosts' queues.
+struct FrameSink {
+    buf: Vec<u8>,
+    hosts: Vec<Receiver>,
+    hasher: Sha256,
+    bytes: u64,
+    group: Arc<Group>,
+}
+
+impl FrameSink {
+    fn broadcast(&mut self, frame: Arc<[u8]>) {
+        let group = self.group.clone();
+        self.hosts.retain(|(host, tx, stall)| {
+            let since = Instant::now();
+            let mut pause = Duration::from_micros(200);
+            let mut item = frame.clone();
+            loop {
+                match tx.try_send(item) {
+                    Ok(()) => return true,
+                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                    Err(mpsc::error::TrySendError::Full(back)) => {
+                        if since.elapsed() >= *stall {
+                            group.update(|s| {
+                                s.dropped.insert(
+                                    host.clone(),
+                                    format!(
+                                        "the host took no data for {} s while others waited",
+                                        stall.as_secs()
+                                    ),
+                                );
+                            });
+                            return false;
+                        }
+                        item = back;
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(Duration::from_millis(10));
+                    }
+                }
+            }
+        });
+    }
+
+    fn emit(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let mut frame = frame_header(self.buf.len());
+        frame.extend_from_slice(&self.buf);
+        self.hasher.update(&self.buf);
+        self.bytes += self.buf.len() as u64;
+        self.buf.clear();
+        self.broadcast(frame.into());
+    }
+
+    /// Sends the end frame, once the group's outcome is recorded.
+    fn finish(mut self, stats: OutputStats) {
+        self.emit();
+        let sha = crate::ssh::hex(&self.hasher.clone().finalize());
+        let bytes = self.bytes;
+        self.group.update(|s| {
+            s.sha256 = Some(sha.clone());
+            s.bytes = bytes;
+            s.stats = stats;
+        });
+        self.broadcast(end_frame(&sha).into());
+    }
+}
+
+impl Write for FrameSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.hosts.is_empty() {
+            return Err(io::Error::other("no host is receiving this stream"));
+        }
+        self.buf.extend_from_slice(buf);
+        if self.buf.len() >= FRAME {
+            self.emit();
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+struct GroupOut {
+    skip: std::collections::HashSet<String>,
+    encoder: Box<dyn Encoder<FrameSink>>,
+    group: Arc<Group>,
+}
+
+/// Groups the requests, hands out tickets, and starts the producer thread.
+fn start(requests: Vec<Request>, source: Source) -> Vec<Ticket> {
+    let mut keys: Vec<(Compression, BTreeSet<String>)> = Vec::new();
+    let mut members: Vec<Vec<Receiver>> = Vec::new();
+    let mut tickets = Vec::new();
+    let mut groups: Vec<Arc<Group>> = Vec::new();
+    for r in requests {
+        let key = (r.compression, r.skip.clone());
+        let at = match keys.iter().position(|k| *k == key) {
+            Some(at) => at,
+            None => {
+                keys.push(key);
+                members.push(Vec::new());
+                groups.push(Arc::new(Group {
+                    compression: Some(r.compression),
+                    ..Group::default()
+                }));
+                keys.len() - 1
+            }
+        };
+        let (tx, rx) = mpsc::channel(QUEUE_FRAMES);
+        members[at].push((r.host, tx, r.stall));
+        tickets.push(Ticket {
+            rx,
+            group: groups[at].clone(),
+        });
+    }
+    let threads = compress::threads();
+    // A bundle's archive is compressed already: its bytes pass through as they are.
+    let precompressed = matches!(source, Source::Bundle { .. });
+    let outs: Vec<GroupOut> = keys
+        .into_iter()
+        .zip(members)
+        .zip(groups)
+        .map(|(((compression, skip), hosts), group)| {
+            let sink = FrameSink {
+                buf: Vec::with_capacity(FRAME + 64 * 1024),
+                hosts,
+                hasher: Sha256::new(),
+                bytes: 0,
+                group: group.clone(),
+            };
+            GroupOut {
+                skip: skip.into_iter().collect(),
+                encoder: if precompressed {
+                    Compression::None.encoder(sink, 1)
+                } else {
+                    compression.encoder(sink, threads)
+                },
+                group,
+            }
+        })
+        .collect();
+    std::thread::Builder::new()
+        .name("rigs-ship".into())
+        .spawn(move || produce(source, outs))
+        .expect("spawn the image producer");
+    tickets
+}
+
+fn produce(source: Source, mut outs: Vec<GroupOut>) {
+    let result = match &source {
+        Source::Save(image) => produce_save(image, &mut outs),
+        Source::Bundle {
+            path, offset, body, ..
+        } => produce_bundle(path, *offset, *body, &mut outs),
+    };
+    match result {
+        Ok(stats) => {
+            for (out, stats) in outs.into_iter().zip(stats) {
+                match out.encoder.finish() {
+                    Ok(sink) => sink.finish(stats),
+                    Err(e) => out
+                        .group
+                        .update(|s| s.error = Some(format!("compression failed: {e}"))),
+                }
+            }
+        }
+        Err(message) => {
+            // Dropping the queues without an end frame makes every host reject the stream.
+            for out in outs {
+                out.group.update(|s| s.error = Some(message.clone()));
+            }
+        }
+    }
+}
+
+fn save(reference: &str) -> Result<std::process::Child, String> {
+    Command::new("docker")
+        .args(["save", reference])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run docker save on the controller: {e}"))
+}
+
+fn finish_save(mut child: std::process::Child, reference: &str) -> Result<(), String> {
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!(
+            "docker save {reference} failed on the controller: {}",
+            err.lines().last().unwrap_or("").trim()
+        ));
+    }
+    Ok(())
+}
+
+fn produce_save(image: &ImageInfo, outs: &mut [GroupOut]) -> Result<Vec<OutputStats>, String> {
+    let wants_delta = outs.iter().any(|o| !o.skip.is_empty());
+    let mut names = LayerNames::cached(&image.id).unwrap_or_default();
+    let learn = !image.names_layers_by_digest() && !names.covers(&image.diff_ids);
+    if learn && wants_delta {
+        let mut child = save(&image.reference)?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let scanned = archive::scan(stdout);
+        finish_save(child, &image.reference)?;
+        names = scanned.map_err(|e| format!("reading docker save output: {e}"))?;
+        names.store(&image.id);
+    }
+    let mut child = save(&image.reference)?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut outputs: Vec<Output> = outs
+        .iter_mut()
+        .map(|o| Output::new(&o.skip, &mut o.encoder))
+        .collect();
+    let passed = archive::pass(stdout, &names, &mut outputs, learn && !wants_delta);
+    let stats: Vec<OutputStats> = outputs.into_iter().map(|o| o.stats).collect();
+    let passed = match passed {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = child.kill();
+            let saved = finish_save(child, &image.reference);
+            return Err(saved
+                .err()
+                .unwrap_or_else(|| format!("reading docker save output: {e}")));
+        }
+    };
+    finish_save(child, &image.reference)?;
+    if learn && !wants_delta && passed.names.covers(&image.diff_ids) {
+        passed.names.store(&image.id);
+    }
+    Ok(stats)
+}
+
+fn produce_bundle(
+    path: &PathBuf,
+    offset: u64,
+    body: u64,
+    outs: &mut [GroupOut],
+) -> Result<Vec<OutputStats>, String> {
+    use std::io::Seek;
+    let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    file.seek(io::SeekFrom::Start(offset))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut input = file.take(body);
+    let mut buf = vec![0u8; 1024 * 1024];
+    let mut stats = vec![OutputStats::default(); outs.len()];
+    loop {
+        let n = input
+            .read(&mut buf)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        for (o, s) in outs.iter_mut().zip(stats.iter_mut()) {
+            if s.error.is_none() {
+                match o.encoder.write_all(&buf[..n]) {
+                    Ok(()) => s.bytes += n as u64,
+                    Err(e) => s.error = Some(e.to_string()),
+                }
+            }
+        }
+        if stats.iter().all(|s| s.error.is_some()) {
+            return Err("no host is receiving this stream".into());
+        }
+    }
+    Ok(stats)
+}

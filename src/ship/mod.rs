@@ -1,0 +1,18 @@
+//! Air-gapped delivery: images streamed from the controller into `docker load` on hosts that
+//! cannot reach a registry, and bundle files for hosts that cannot be reached at all.
+//!
+//! The pieces, in the order data flows: [`archive`] reads the `docker save` stream and leaves
+//! out layers a host already holds, [`compress`] compresses it once, [`fanout`] streams the same
+//! frames to every host at once, and [`remote`] is what runs on the host: a query for the layers
+//! its engine holds and a pipeline that verifies the stream before anything is loaded.
+//! [`bundle`] is the file format for sneakernet. The recipe functions (`docker::ship`,
+//! `docker::ship_bundle`) and `rigs bundle ...` drive these.
+
+pub mod archive;
+// pub mod bundle;
+pub mod compress;
+pub mod fanout;
+pub mod remote;
+
+pub use compress::Compression;
+pub use fanout::{Gather, ImageInfo, Request, Shipments, Source, Ticket};

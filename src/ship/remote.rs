@@ -1,0 +1,147 @@
+//! What runs on the receiving host: one query for what its engine holds, and the load pipeline.
+//!
+//! The load pipeline verifies before anything is loaded. The image stream arrives framed on the
+//! command's stdin (`LEN\n` then LEN bytes, repeated; `0\n` and the SHA-256 of all payload bytes
+//! to end), so it needs nothing on the host but a POSIX shell, `head`, `tee` and `sha256sum`.
+//! Payload bytes flow straight into `docker load` while being hashed, but the stream never
+//! contains the tar end-of-archive marker: `docker load` unpacks into a scratch folder and
+//! registers nothing until the archive is complete. Only when the hash matches does the host
+//! append the marker (compressed as its own member, which both gzip and zstd allow); on a
+//! mismatch, or a stream cut short, it appends bytes that are not a valid archive instead, so
+//! `docker load` fails and loads nothing. No copy is kept on the host.
+
+use std::fmt::Write as _;
+
+use super::compress::Compression;
+
+/// Bytes per frame. Each frame costs the host one `head` process, so frames are large.
+pub const FRAME: usize = 4 * 1024 * 1024;
+
+/// Printed on stderr by the host when the stream it received does not match.
+pub const MISMATCH: &str = "rigs-ship: checksum mismatch";
+
+/// A frame header.
+pub fn frame_header(len: usize) -> Vec<u8> {
+    format!("{len}\n").into_bytes()
+}
+
+/// The end of a stream: an empty frame, then the SHA-256 (hex) of every payload byte.
+pub fn end_frame(sha256: &str) -> Vec<u8> {
+    format!("0\n{sha256}\n").into_bytes()
+}
+
+/// `printf` format text that writes exactly `bytes`.
+fn printf_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 4);
+    for b in bytes {
+        let _ = write!(out, "\\{b:03o}");
+    }
+    out
+}
+
+/// The shell line that receives a framed stream of `compression`-compressed archive into
+/// `docker load`, verifying it first.
+pub fn load_command(compression: Compression) -> String {
+    let trailer = printf_bytes(&compression.trailer());
+    format!(
+        "{{ exec 3>&1; \
+         h=$(while IFS= read -r n && [ \"$n\" != 0 ]; do head -c \"$n\" || exit 1; done | tee /dev/fd/3 | sha256sum) || h=failed; \
+         IFS= read -r want || want=missing; h=${{h%% *}}; \
+         if [ \"$h\" = \"$want\" ]; then printf '{trailer}'; \
+         else echo \"{MISMATCH}: received $h\" >&2; echo 'rigs-ship: rejected stream'; exit 3; fi; \
+         }} | docker load"
+    )
+}
+
+/// One shell line asking the engine its version and, for every image it holds, its id and
+/// layer diff ids.
+pub fn query_command() -> &'static str {
+    "docker version --format '{{.Server.Version}}' && echo -- && \
+     docker image ls --all --quiet --no-trunc | sort -u | \
+     xargs -r docker image inspect --format '{{.Id}} {{range .RootFS.Layers}}{{.}},{{end}}'"
+}
+
+/// What a host's engine holds, as [`query_command`] prints it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostImages {
+    pub engine_version: String,
+    /// Image id and its layers' diff ids, bottom first.
+    pub images: Vec<(String, Vec<String>)>,
+}
+
+impl HostImages {
+    pub fn parse(text: &str) -> Result<HostImages, String> {
+        let mut lines = text.lines();
+        let engine_version = lines
+            .next()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .ok_or("docker printed no server version")?
+            .to_string();
+        if lines.next().map(str::trim) != Some("--") {
+            return Err("unexpected output from `docker version`".into());
+        }
+        let images = lines
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let (id, layers) = l.trim().split_once(' ').unwrap_or((l.trim(), ""));
+                let layers = layers
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                (id.to_string(), layers)
+            })
+            .collect();
+        Ok(HostImages {
+            engine_version,
+            images,
+        })
+    }
+
+    pub fn has(&self, id: &str) -> bool {
+        self.images.iter().any(|(i, _)| i == id)
+    }
+
+    pub fn layer_lists(&self) -> Vec<Vec<String>> {
+        self.images.iter().map(|(_, l)| l.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_engine_query() {
+        let text = "20.10.24+dfsg1\n--\nsha256:aa sha256:1,sha256:2,\nsha256:bb \n";
+        let h = HostImages::parse(text).unwrap();
+        assert_eq!(h.engine_version, "20.10.24+dfsg1");
+        assert_eq!(
+            h.images,
+            vec![
+                (
+                    "sha256:aa".to_string(),
+                    vec!["sha256:1".into(), "sha256:2".into()]
+                ),
+                ("sha256:bb".to_string(), vec![]),
+            ]
+        );
+        assert!(h.has("sha256:bb") && !h.has("sha256:cc"));
+        assert!(HostImages::parse("").is_err());
+        assert!(HostImages::parse("20.10\nnope\n").is_err());
+        let empty = HostImages::parse("28.0.1\n--\n").unwrap();
+        assert!(empty.images.is_empty());
+    }
+
+    #[test]
+    fn the_trailer_is_written_by_printf_escapes_only() {
+        let line = load_command(Compression::Gzip);
+        assert!(line.ends_with("| docker load"));
+        let start = line.find("printf '").unwrap() + 8;
+        let escapes = &line[start..start + line[start..].find('\'').unwrap()];
+        assert!(escapes.starts_with("\\037\\213"), "gzip magic: {escapes}");
+        assert_eq!(escapes.len(), Compression::Gzip.trailer().len() * 4);
+        assert_eq!(end_frame("ab"), b"0\nab\n");
+    }
+}
