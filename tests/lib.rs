@@ -13,6 +13,7 @@ mod inventory_errors;
 mod lab;
 mod output;
 mod recipes;
+mod ship;
 mod ssh_exec;
 mod ssh_setups;
 mod sudo_and_passwords;

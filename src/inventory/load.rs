@@ -59,12 +59,15 @@ struct RawEnv {
     identity: Option<Spanned<OneOrMany>>,
     connection: Option<Spanned<String>>,
     jump: Option<Spanned<OneOrMany>>,
+    /// No registry is reachable: the standard recipes ship images instead of pulling.
+    airgapped: Option<bool>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawHost {
     address: Option<Spanned<String>>,
+    airgapped: Option<bool>,
     #[serde(default)]
     vars: toml::Table,
     user: Option<Spanned<String>>,
@@ -144,8 +147,8 @@ pub(crate) fn merge_file(inventory: &mut Inventory, file: &Path, text: &str) -> 
         if message.contains("unknown field") {
             d = d.note(
                 "[defaults] takes user, port, identity, connection, jump; [env.NAME] takes hosts, \
-                 roles, vars and the same settings; [hosts.NAME] takes address, vars and the same \
-                 settings",
+                 roles, vars, airgapped and the same settings; [hosts.NAME] takes address, vars, \
+                 airgapped and the same settings",
             );
         }
         Error::from(d)
@@ -224,7 +227,7 @@ pub(crate) fn merge_file(inventory: &mut Inventory, file: &Path, text: &str) -> 
                 name,
                 hosts,
                 roles,
-                vars: env.vars,
+                vars: with_airgapped(env.vars, env.airgapped),
                 settings,
                 file: ctx.shown.clone(),
             },
@@ -276,11 +279,19 @@ pub(crate) fn merge_file(inventory: &mut Inventory, file: &Path, text: &str) -> 
                 file: ctx.shown.clone(),
                 address,
                 settings,
-                vars: host.vars,
+                vars: with_airgapped(host.vars, host.airgapped),
             },
         );
     }
     Ok(())
+}
+
+/// `airgapped = true` is shorthand for the variable of that name, which recipes read.
+fn with_airgapped(mut vars: toml::Table, airgapped: Option<bool>) -> toml::Table {
+    if let Some(a) = airgapped {
+        vars.entry("airgapped").or_insert(toml::Value::Boolean(a));
+    }
+    vars
 }
 
 fn settings(ctx: &FileCtx, raw: RawSettings) -> Result<Settings> {

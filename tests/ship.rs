@@ -1,0 +1,231 @@
+//! Air-gapped delivery against real engines: images streamed from the controller's engine into
+//! `docker load` on hosts, one of which has no network at all.
+
+use std::io::{BufRead, BufReader};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::harness::{DockerLab, LabOptions, Project};
+
+const SHIP_RECIPES: &str = r#"
+/// Ship IMAGE:TAG with options, without starting anything.
+fn ship_only(tag, compress) {
+    let r = docker::ship(`${vars.image}:${tag}`, #{ compress: compress });
+    info(`shipped ${r.bytes} bytes`);
+}
+
+/// Ship any reference.
+fn ship_ref(reference) {
+    docker::ship(reference);
+}
+"#;
+
+/// The lab's inventory with the app's variables; `extra_vars` go into `[vars]`.
+fn inventory(lab: &DockerLab, extra_vars: &str) -> String {
+    let mut text = lab.inventory_toml();
+    text.push_str(&format!(
+        "\n[vars]\nimage = \"{}\"\ncontainer = \"app\"\nnetwork = \"none\"\n{extra_vars}",
+        lab.image()
+    ));
+    text
+}
+
+/// A project with the standard recipes, reading images from the lab's controller engine.
+fn project(lab: &DockerLab, inventory: &str) -> Project {
+    let recipes = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/docker.rhai");
+    let p = Project::new()
+        .recipe("docker.rhai", &std::fs::read_to_string(recipes).unwrap())
+        .recipe("ship.rhai", SHIP_RECIPES)
+        .inventory("lab.toml", inventory)
+        .env("DOCKER_HOST", &lab.controller_docker_host());
+    lab.ssh
+        .write_known_hosts(&p.path().join("home/.ssh/known_hosts"));
+    p
+}
+
+/// Per host, from the JSON summary: (status, bytes sent, error).
+fn summary(stdout: &str) -> Vec<(String, String, u64, String)> {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"event\":\"summary\""))
+        .unwrap_or_else(|| panic!("no summary in {stdout}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    v["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap().to_string(),
+                h["status"].as_str().unwrap().to_string(),
+                h["bytes_sent"].as_u64().unwrap(),
+                h["error"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ship_to_an_offline_host_and_two_more_at_once_then_only_the_new_layer() {
+    let lab = DockerLab::start_with(3, &LabOptions { offline: vec![0] });
+    lab.assert_offline(0);
+    let p = project(&lab, &inventory(&lab, ""));
+    let (v1, v2) = (format!("{}:v1", lab.image()), format!("{}:v2", lab.image()));
+
+    let out = p
+        .clone()
+        .args(["env:lab", "ship:v1", "--output", "json"])
+        .timeout(180)
+        .run();
+    out.assert_code(0);
+    let first = summary(&out.stdout);
+    for (i, (host, status, _, _)) in first.iter().enumerate() {
+        assert_eq!(status, "ok", "{host}: {}", out.stdout);
+        assert_eq!(lab.app_version(i, "app"), "v1");
+        assert_eq!(lab.image_id(i, &v1), lab.controller_image_id(&v1));
+    }
+    // One stream for all: every host received exactly the same bytes.
+    let full = first[0].2;
+    assert!(full > 500_000, "{first:?}");
+    assert!(first.iter().all(|h| h.2 == full), "{first:?}");
+
+    let out = p
+        .clone()
+        .args(["env:lab", "ship:v2", "--output", "json"])
+        .timeout(180)
+        .run();
+    out.assert_code(0);
+    for (i, (host, status, sent, _)) in summary(&out.stdout).into_iter().enumerate() {
+        assert_eq!(status, "ok", "{host}");
+        assert!(
+            sent * 20 < full,
+            "{host}: {sent} bytes for the new layer, {full} for the whole image"
+        );
+        assert_eq!(lab.app_version(i, "app"), "v2");
+        assert_eq!(lab.image_id(i, &v2), lab.controller_image_id(&v2));
+    }
+    assert!(
+        out.stdout.contains("1 of 2 layers sent"),
+        "the delta is reported: {}",
+        out.stdout
+    );
+
+    // Nothing new to send: the hosts already hold v2.
+    let out = p
+        .clone()
+        .args(["env:lab", &format!("ship_ref:{v2}")])
+        .timeout(120)
+        .run();
+    out.assert_code(0);
+    assert!(out.stderr.contains("already on the host"), "{}", out.stderr);
+}
+
+#[test]
+fn airgapped_hosts_get_the_image_shipped_by_the_standard_deploy() {
+    let lab = DockerLab::start_with(2, &LabOptions { offline: vec![1] });
+    let registry = format!(
+        "registry = \"{}\"\nregistry_user = \"{}\"\n",
+        lab.registry(),
+        crate::harness::REGISTRY_USER
+    );
+    let text =
+        inventory(&lab, &registry).replacen("[hosts.h2]\n", "[hosts.h2]\nairgapped = true\n", 1);
+    let p = project(&lab, &text).env("REGISTRY_PASSWORD", crate::harness::REGISTRY_PASSWORD);
+    let out = p.args(["env:lab", "deploy:v1"]).timeout(180).run();
+    out.assert_code(0);
+    assert_eq!(lab.app_version(0, "app"), "v1");
+    assert_eq!(lab.app_version(1, "app"), "v1");
+    assert!(
+        out.stderr.contains("[h2] $ docker load"),
+        "the air-gapped host loads: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("[h1] $ docker pull"),
+        "the online host pulls: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_stream_corrupted_on_the_way_loads_nothing_on_that_host_only() {
+    let lab = DockerLab::start(3);
+    let p = project(&lab, &inventory(&lab, "")).env("RIGS_TEST_CORRUPT_SHIP", "h2");
+    let v1 = format!("{}:v1", lab.image());
+    // Uncompressed, so that only rigs' own check can notice the flipped byte.
+    let out = p.args(["env:lab", "ship_only:v1,none"]).timeout(180).run();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("the stream arrived corrupted")
+            && out.stderr.contains("nothing was loaded"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        lab.image_id(1, &v1),
+        "",
+        "nothing loaded on the corrupted host"
+    );
+    assert_eq!(
+        lab.docker_ok(1, &["image", "ls", "--all", "--quiet"]),
+        "",
+        "not even a layer"
+    );
+    for i in [0, 2] {
+        assert_eq!(lab.image_id(i, &v1), lab.controller_image_id(&v1));
+    }
+}
+
+#[test]
+fn a_host_that_dies_mid_ship_fails_alone() {
+    let mut lab = DockerLab::start(3);
+    let big = lab.big_image("big", 80);
+    let p = project(&lab, &inventory(&lab, ""));
+    let mut child = p
+        .clone()
+        .args(["env:lab", &format!("ship_ref:{big}"), "--output", "json"])
+        .spawn();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let mut s = seen.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let moving = seen.lock().unwrap().lines().any(|l| {
+            l.contains("\"event\":\"progress\"")
+                && l.contains("\"host\":\"h2\"")
+                && !l.contains("\"bytes\":0,")
+        });
+        if moving {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no progress: {}",
+            seen.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    lab.ssh.crash(1);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let stdout = seen.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(1), "{stdout}");
+    let rows = summary(&stdout);
+    assert_eq!(rows[1].1, "failed", "{rows:?}");
+    assert_eq!(rows[0].1, "ok", "{rows:?}");
+    assert_eq!(rows[2].1, "ok", "{rows:?}");
+    assert_eq!(lab.image_id(1, &big), "");
+    for i in [0, 2] {
+        assert_eq!(lab.image_id(i, &big), lab.controller_image_id(&big));
+    }
+}
