@@ -216,6 +216,15 @@ pub struct Cli {
     /// Seconds a single command may run before its host fails (default: no limit)
     #[arg(long = "command-timeout", value_name = "SECS", help_heading = "SSH")]
     pub command_timeout: Option<f64>,
+
+    /// Compression of `bundle create` (default gzip, which every engine loads; zstd needs
+    /// Docker 23 or later on the hosts)
+    #[arg(
+        long = "compress",
+        value_name = "zstd|gzip|none",
+        help_heading = "Bundles"
+    )]
+    pub compress: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -247,6 +256,21 @@ pub enum Action {
     Run {
         calls: Vec<TaskCall>,
         command: Option<String>,
+        /// `bundle load FILE`: load a bundle on the selected hosts (or this machine).
+        bundle_load: Option<PathBuf>,
+    },
+    /// `bundle create FILE IMAGE...`
+    BundleCreate {
+        path: PathBuf,
+        images: Vec<String>,
+        compression: crate::ship::Compression,
+    },
+    /// `bundle verify FILE`
+    BundleVerify(PathBuf),
+    /// `bundle extract FILE DIR`
+    BundleExtract {
+        path: PathBuf,
+        dir: PathBuf,
     },
 }
 
@@ -345,6 +369,13 @@ impl Config {
             Action::ListHosts
         } else if let Some(action) = builtin_command(&cli.tasks)? {
             action
+        } else if let Some(action) = bundle_command(&cli.tasks, cli.compress.as_deref())? {
+            if !cli.command.is_empty() {
+                return Err(Error::usage(
+                    "an ad-hoc command after `--` cannot be combined with `bundle`",
+                ));
+            }
+            action
         } else {
             let calls = cli
                 .tasks
@@ -363,8 +394,18 @@ impl Config {
                      e.g. `rigs env:staging uptime` or `rigs -H web-1 -- uptime`",
                 ));
             }
-            Action::Run { calls, command }
+            Action::Run {
+                calls,
+                command,
+                bundle_load: None,
+            }
         };
+        if cli.compress.is_some() && !matches!(action, Action::BundleCreate { .. }) {
+            return Err(Error::usage_hint(
+                "--compress only applies to `bundle create`",
+                "recipes choose with docker::ship(image, #{ compress: \"zstd\" })",
+            ));
+        }
         if !matches!(action, Action::Run { .. }) && !cli.command.is_empty() {
             return Err(Error::usage(
                 "an ad-hoc command after `--` cannot be combined with this action",
@@ -450,6 +491,69 @@ fn builtin_command(words: &[String]) -> Result<Option<Action>> {
     }
 }
 
+const BUNDLE_USAGE: &str = "rigs [--compress zstd|gzip|none] bundle create FILE IMAGE...\n  \
+     rigs bundle verify FILE\n  rigs bundle extract FILE DIR\n  \
+     rigs [env:NAME | -H HOST] bundle load FILE";
+
+/// `bundle ...` after any `env:NAME` words.
+fn bundle_command(words: &[String], compress: Option<&str>) -> Result<Option<Action>> {
+    let envs = words.iter().take_while(|w| w.starts_with("env:")).count();
+    let rest = &words[envs..];
+    if rest.first().map(String::as_str) != Some("bundle") {
+        return Ok(None);
+    }
+    let usage = |message: String| Error::usage_hint(message, BUNDLE_USAGE);
+    let args = &rest[1..];
+    let sub = args.first().map(String::as_str);
+    if envs > 0 && sub != Some("load") {
+        return Err(usage(format!(
+            "`bundle {}` runs on this machine: it takes no env:NAME",
+            sub.unwrap_or("")
+        )));
+    }
+    match (sub, &args[1..]) {
+        (Some("create"), [path, images @ ..]) if !images.is_empty() => {
+            let compression = match compress {
+                None => crate::ship::Compression::Gzip,
+                Some(c) => crate::ship::Compression::parse(c).ok_or_else(|| {
+                    usage(format!("--compress takes zstd, gzip or none, not `{c}`"))
+                })?,
+            };
+            Ok(Some(Action::BundleCreate {
+                path: PathBuf::from(path),
+                images: images.to_vec(),
+                compression,
+            }))
+        }
+        (Some("create"), _) => Err(usage(
+            "`bundle create` takes the bundle file and at least one image".into(),
+        )),
+        (Some("verify"), [path]) => Ok(Some(Action::BundleVerify(PathBuf::from(path)))),
+        (Some("extract"), [path, dir]) => Ok(Some(Action::BundleExtract {
+            path: PathBuf::from(path),
+            dir: PathBuf::from(dir),
+        })),
+        (Some("load"), [path]) => {
+            let calls = words[..envs]
+                .iter()
+                .map(|w| TaskCall::parse(w))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Some(Action::Run {
+                calls,
+                command: None,
+                bundle_load: Some(PathBuf::from(path)),
+            }))
+        }
+        (Some(sub @ ("verify" | "extract" | "load")), _) => {
+            Err(usage(format!("wrong arguments for `bundle {sub}`")))
+        }
+        (Some(other), _) => Err(usage(format!(
+            "unknown bundle command `{other}` (expected create, verify, extract or load)"
+        ))),
+        (None, _) => Err(usage("`bundle` needs a command".into())),
+    }
+}
+
 pub fn command() -> clap::Command {
     Cli::command()
 }
@@ -471,7 +575,7 @@ mod tests {
     #[test]
     fn tasks_and_command() {
         let c = parse(&["env:staging", "deploy:1.2.3"]).unwrap();
-        let Action::Run { calls, command } = c.action else {
+        let Action::Run { calls, command, .. } = c.action else {
             panic!()
         };
         assert_eq!(calls.len(), 2);
@@ -497,5 +601,85 @@ mod tests {
     #[test]
     fn serial_is_pool_of_one() {
         assert_eq!(parse(&["--serial", "t"]).unwrap().pool_size, Some(1));
+    }
+}
+
+#[cfg(test)]
+mod bundle_tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config> {
+        let cli = Cli::try_parse_from(std::iter::once("rigs").chain(args.iter().copied())).unwrap();
+        Config::from_cli(cli)
+    }
+
+    fn message(args: &[&str]) -> String {
+        parse(args).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bundle_commands_parse() {
+        match parse(&[
+            "--compress",
+            "zstd",
+            "bundle",
+            "create",
+            "a.rigs",
+            "x:1",
+            "y:2",
+        ])
+        .unwrap()
+        .action
+        {
+            Action::BundleCreate {
+                path,
+                images,
+                compression,
+            } => {
+                assert_eq!(path, PathBuf::from("a.rigs"));
+                assert_eq!(images, vec!["x:1".to_string(), "y:2".into()]);
+                assert_eq!(compression, crate::ship::Compression::Zstd);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["bundle", "create", "a.rigs", "x:1"])
+            .unwrap()
+            .action
+        {
+            Action::BundleCreate { compression, .. } => {
+                assert_eq!(compression, crate::ship::Compression::Gzip)
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["bundle", "verify", "a.rigs"]).unwrap().action,
+            Action::BundleVerify(_)
+        ));
+        match parse(&["env:airgap", "bundle", "load", "a.rigs"])
+            .unwrap()
+            .action
+        {
+            Action::Run {
+                calls, bundle_load, ..
+            } => {
+                assert_eq!(calls.len(), 1);
+                assert_eq!(bundle_load, Some(PathBuf::from("a.rigs")));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_bundle_commands_say_how_to_write_them() {
+        assert!(message(&["bundle"]).contains("needs a command"));
+        assert!(message(&["bundle", "create", "a.rigs"]).contains("at least one image"));
+        assert!(message(&["bundle", "unpack", "a"]).contains("unknown bundle command `unpack`"));
+        assert!(message(&["bundle", "verify"]).contains("bundle verify FILE"));
+        assert!(message(&["env:x", "bundle", "create", "a", "b"]).contains("takes no env:NAME"));
+        assert!(
+            message(&["--compress", "lz4", "bundle", "create", "a", "b"])
+                .contains("zstd, gzip or none")
+        );
+        assert!(message(&["--compress", "zstd", "env:x", "deploy"]).contains("only applies"));
     }
 }

@@ -40,6 +40,8 @@ pub enum Error {
         suggestions: Vec<String>,
         hint: String,
     },
+    /// Work done on this machine alone failed (`bundle create`, `bundle verify`).
+    Failed { message: String, code: i32 },
     /// Ctrl-C before any host was started.
     Interrupted,
 }
@@ -69,6 +71,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Interrupted => EXIT_INTERRUPTED,
+            Error::Failed { code, .. } => *code,
             _ => EXIT_USAGE,
         }
     }
@@ -109,6 +112,7 @@ impl fmt::Display for Error {
                 }
                 write!(f, "\n  hint: {hint}")
             }
+            Error::Failed { message, .. } => write!(f, "error: {message}"),
             Error::Interrupted => write!(f, "interrupted"),
         }
     }

@@ -95,6 +95,50 @@ fn execute(config: Config) -> Result<i32> {
             Ok(EXIT_OK)
         }
         Action::Run { .. } => run_tasks(config, cancel),
+        Action::BundleCreate {
+            path,
+            images,
+            compression,
+        } => {
+            let started = std::time::Instant::now();
+            let manifest = ship::pack::create(path, images, *compression).map_err(|message| {
+                Error::Failed {
+                    message: format!("bundle create {}: {message}", path.display()),
+                    code: EXIT_HOST_FAILED,
+                }
+            })?;
+            let took = started.elapsed().as_secs_f64();
+            println!(
+                "created {}: {} ({}, {}, {:.1} s)\nsha256 {}",
+                path.display(),
+                manifest
+                    .images
+                    .iter()
+                    .map(|i| i.reference.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                report::bytes(manifest.archive.bytes),
+                manifest.archive.compression.as_str(),
+                took,
+                manifest.archive.sha256
+            );
+            Ok(EXIT_OK)
+        }
+        Action::BundleVerify(path) => {
+            let verified = ship::bundle::verify(path).map_err(bundle_error)?;
+            print!("{}", bundle_text(path, &verified.manifest));
+            Ok(EXIT_OK)
+        }
+        Action::BundleExtract { path, dir } => {
+            let manifest = ship::bundle::extract(path, dir).map_err(bundle_error)?;
+            println!(
+                "extracted {} into {}: {}, manifest.json, SHA256SUMS",
+                path.display(),
+                dir.display(),
+                manifest.archive.name
+            );
+            Ok(EXIT_OK)
+        }
     }
 }
 
@@ -122,8 +166,44 @@ fn hosts_text(inventory: &inventory::Inventory) -> String {
     out
 }
 
+fn bundle_error(e: ship::bundle::BundleError) -> Error {
+    Error::Failed {
+        message: e.to_string(),
+        code: error::EXIT_USAGE,
+    }
+}
+
+fn bundle_text(path: &std::path::Path, m: &ship::bundle::BundleManifest) -> String {
+    let mut out = format!(
+        "{}: ok (bundle format {}, made by rigs {} at {})\n  {}  {}  {}  sha256 {}\n",
+        path.display(),
+        m.format,
+        m.rigs_version,
+        m.created,
+        m.archive.name,
+        report::bytes(m.archive.bytes),
+        m.archive.compression.as_str(),
+        m.archive.sha256
+    );
+    for i in &m.images {
+        out.push_str(&format!(
+            "  {}  {}  {} layers  {}\n",
+            i.reference,
+            i.id,
+            i.diff_ids.len(),
+            report::bytes(i.size)
+        ));
+    }
+    out
+}
+
 fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
-    let Action::Run { calls, command } = &config.action else {
+    let Action::Run {
+        calls,
+        command,
+        bundle_load,
+    } = &config.action
+    else {
         unreachable!("run_tasks is only called for Action::Run")
     };
     let inventory = inventory::load(config.inventory.as_deref())?;
@@ -195,10 +275,25 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
             running: Default::default(),
         });
     }
-    if let (Some(previous), None) = (unused_env, command) {
+    if let (Some(previous), None, None) = (unused_env, command, bundle_load) {
         if !steps.is_empty() {
             return Err(no_task_after(previous));
         }
+    }
+    if let Some(path) = bundle_load {
+        let hosts = if env.is_none() && overrides.hosts.is_empty() {
+            vec![inventory::Host::this_machine()]
+        } else {
+            hosts_for(&env, "bundle load")?
+        };
+        steps.push(run::Step {
+            label: format!("bundle load {}", path.display()),
+            work: run::Work::BundleLoad(path.clone()),
+            hosts,
+            env: env.clone(),
+            env_vars: env_vars(&env),
+            running: Default::default(),
+        });
     }
     if let Some(command) = command {
         let hosts = hosts_for(&env, "the command")?;
@@ -289,6 +384,11 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
         ssh_overrides,
         home.join(".ssh/known_hosts"),
     );
+    if let (Some(path), false) = (bundle_load, config.dry_run) {
+        // A bundle that is damaged must stop the run before any host is touched.
+        let verified = ship::bundle::verify(path).map_err(bundle_error)?;
+        runner.shipments().insert_bundle(path, verified);
+    }
     let watcher = cancel.clone();
     let notify = reporter.clone();
     runtime.spawn(async move {

@@ -73,6 +73,30 @@ pub struct Host {
 }
 
 impl Host {
+    /// The controller itself, for work that runs here when no host is selected.
+    pub fn this_machine() -> Host {
+        Host {
+            name: "localhost".into(),
+            endpoint: Endpoint {
+                address: "localhost".into(),
+                port: 22,
+                user: std::env::var("USER").unwrap_or_default(),
+                identities: Vec::new(),
+                identities_only: false,
+                known_hosts: None,
+                accept_new: None,
+                connect_timeout: None,
+                keepalive: None,
+            },
+            jumps: Vec::new(),
+            connection: Connection::Local,
+            vars: toml::Table::new(),
+            host_vars: toml::Table::new(),
+            roles: Vec::new(),
+            env: None,
+        }
+    }
+
     pub fn destination(&self) -> String {
         let mut d = self.endpoint.destination();
         for j in self.jumps.iter().rev() {

@@ -9,7 +9,7 @@ mod api;
 pub mod docker;
 pub mod error;
 mod scope;
-mod ship;
+pub mod ship;
 mod task;
 mod transfer;
 pub mod value;

@@ -8,6 +8,7 @@
 //! A host whose engine rejects a delta gets the full image once more.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,26 +16,59 @@ use std::time::{Duration, Instant};
 use rhai::{Dynamic, Map, NativeCallContext};
 
 use super::api::{runtime, task_scope, Fallible};
-use super::scope::{CommandOptions, CommandResult, HostOps, OpError, TaskScope};
+use super::scope::{CommandOptions, CommandResult, HostOps, Level, OpError, TaskScope};
 use crate::quote::quote;
+use crate::ship::bundle::BundleCompression;
 use crate::ship::{
     archive, fanout, remote, Compression, Gather, ImageInfo, Request, Source, Ticket,
 };
 use crate::ssh::StreamInput;
 
-struct ShipOptions {
+/// Why shipping failed: a message for the user, or Ctrl-C.
+pub enum Fail {
+    Message(String),
+    Interrupted,
+}
+
+impl From<OpError> for Fail {
+    fn from(e: OpError) -> Fail {
+        match e {
+            OpError::Failed(m) => Fail::Message(m),
+            OpError::Interrupted => Fail::Interrupted,
+        }
+    }
+}
+
+fn fail(message: impl Into<String>) -> Fail {
+    Fail::Message(message.into())
+}
+
+fn to_rhai(ctx: &NativeCallContext, e: Fail) -> Box<rhai::EvalAltResult> {
+    match e {
+        Fail::Message(m) => runtime(m, ctx.call_position()),
+        Fail::Interrupted => failed(ctx, OpError::Interrupted),
+    }
+}
+
+pub struct ShipOptions {
     /// `None`: the best the host's engine loads.
     compression: Option<Compression>,
     delta: bool,
     stall: Duration,
 }
 
+impl Default for ShipOptions {
+    fn default() -> Self {
+        ShipOptions {
+            compression: None,
+            delta: true,
+            stall: fanout::DEFAULT_STALL,
+        }
+    }
+}
+
 fn options(ctx: &NativeCallContext, func: &str, opts: &Map) -> Fallible<ShipOptions> {
-    let mut out = ShipOptions {
-        compression: None,
-        delta: true,
-        stall: fanout::DEFAULT_STALL,
-    };
+    let mut out = ShipOptions::default();
     let bad = |key: &str, expected: &str| {
         runtime(
             format!("docker::{func}: option `{key}` must be {expected}"),
@@ -114,39 +148,46 @@ fn host_name(scope: &TaskScope) -> String {
 }
 
 /// What the host's engine holds.
-fn query(ctx: &NativeCallContext, func: &str, ops: &dyn HostOps) -> Fallible<remote::HostImages> {
-    let r = ops
-        .command(remote::query_command(), &quiet(), false)
-        .map_err(|e| failed(ctx, e))?;
+fn query(ops: &dyn HostOps) -> Result<remote::HostImages, Fail> {
+    let r = ops.command(remote::query_command(), &quiet(), false)?;
     if !r.ok() {
-        return Err(runtime(
-            format!(
-                "docker::{func}: cannot ask the host's docker engine what it holds: {}",
-                last_line(&r.stderr)
-            ),
-            ctx.call_position(),
-        ));
+        return Err(fail(format!(
+            "cannot ask the host's docker engine what it holds: {}",
+            last_line(&r.stderr)
+        )));
     }
-    remote::HostImages::parse(&r.stdout)
-        .map_err(|m| runtime(format!("docker::{func}: {m}"), ctx.call_position()))
+    remote::HostImages::parse(&r.stdout).map_err(fail)
 }
 
-fn host_image_id(ctx: &NativeCallContext, ops: &dyn HostOps, reference: &str) -> Fallible<String> {
-    let r = ops
-        .command(
-            &format!(
-                "docker image inspect --format '{{{{.Id}}}}' {}",
-                quote(reference)
-            ),
-            &quiet(),
-            false,
-        )
-        .map_err(|e| failed(ctx, e))?;
+fn host_image_id(ops: &dyn HostOps, reference: &str) -> Result<String, Fail> {
+    let r = ops.command(
+        &format!(
+            "docker image inspect --format '{{{{.Id}}}}' {}",
+            quote(reference)
+        ),
+        &quiet(),
+        false,
+    )?;
     Ok(if r.ok() {
         r.stdout.trim().to_string()
     } else {
         String::new()
     })
+}
+
+fn tag(ops: &dyn HostOps, id: &str, reference: &str) -> Result<(), Fail> {
+    let r = ops.command(
+        &format!("docker tag {} {}", quote(id), quote(reference)),
+        &quiet(),
+        false,
+    )?;
+    if !r.ok() {
+        return Err(fail(format!(
+            "docker tag {reference} failed: {}",
+            last_line(&r.stderr)
+        )));
+    }
+    Ok(())
 }
 
 /// Fault injection for the tests: `RIGS_TEST_CORRUPT_SHIP=HOST` flips one byte of what is sent
@@ -167,14 +208,13 @@ struct Streamed {
 
 /// Runs the verified load with `ticket`'s stream on stdin, showing progress meanwhile.
 fn stream_load(
-    ctx: &NativeCallContext,
     scope: &TaskScope,
     ticket: Ticket,
     compression: Compression,
     display: String,
     what: &str,
     total: Option<u64>,
-) -> Fallible<Streamed> {
+) -> Result<Streamed, Fail> {
     let host = host_name(scope);
     let stream = StreamInput::new(ticket.rx, corrupt_at(&host));
     let done = Arc::new(AtomicBool::new(false));
@@ -211,22 +251,18 @@ fn stream_load(
     let sent = stream.sent.load(Ordering::Relaxed);
     scope.ops.transferred(sent);
     Ok(Streamed {
-        result: result.map_err(|e| failed(ctx, e))?,
+        result: result?,
         sent,
         took: started.elapsed(),
     })
 }
 
 /// Why a streamed load failed, in the user's terms; `None` when docker itself refused it.
-fn stream_failure(
-    streamed: &Streamed,
-    ticket_state: &fanout::GroupState,
-    host: &str,
-) -> Option<String> {
-    if let Some(reason) = ticket_state.dropped.get(host) {
+fn stream_failure(streamed: &Streamed, state: &fanout::GroupState, host: &str) -> Option<String> {
+    if let Some(reason) = state.dropped.get(host) {
         return Some(format!("{reason}; nothing was loaded"));
     }
-    if let Some(e) = &ticket_state.error {
+    if let Some(e) = &state.error {
         return Some(format!("{e}; nothing was loaded"));
     }
     if let Some(line) = streamed
@@ -238,7 +274,7 @@ fn stream_failure(
         let received = line.rsplit(' ').next().unwrap_or("?");
         return Some(format!(
             "the stream arrived corrupted: rigs sent SHA-256 {}, the host received {received}; nothing was loaded",
-            ticket_state.sha256.as_deref().unwrap_or("(unfinished)")
+            state.sha256.as_deref().unwrap_or("(unfinished)")
         ));
     }
     None
@@ -262,9 +298,35 @@ fn rate(bytes: u64, took: Duration) -> String {
     format!(", {}/s", crate::report::bytes((bytes as f64 / secs) as u64))
 }
 
-pub fn ship(ctx: &NativeCallContext, reference: &str, opts: &Map) -> Fallible<Map> {
-    let o = options(ctx, "ship", opts)?;
-    let scope = task_scope(ctx)?;
+fn short(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}
+
+fn join(scope: &TaskScope, key: String, request: Request, source: Source) -> Result<Ticket, Fail> {
+    let ops = scope.ops.as_ref();
+    scope
+        .ships
+        .join(
+            &key,
+            request,
+            source,
+            Gather {
+                peers: &|| ops.peers(),
+                cancelled: &|| ops.cancelled(),
+            },
+        )
+        .map_err(|e| {
+            if e == "interrupted" {
+                Fail::Interrupted
+            } else {
+                fail(e)
+            }
+        })
+}
+
+/// Streams the controller's image `reference` into the host's engine.
+pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result<Map, Fail> {
     let ops = scope.ops.as_ref();
     if ops.dry_run() {
         ops.command(
@@ -274,39 +336,20 @@ pub fn ship(ctx: &NativeCallContext, reference: &str, opts: &Map) -> Fallible<Ma
             ),
             &quiet(),
             false,
-        )
-        .map_err(|e| failed(ctx, e))?;
+        )?;
         return Ok(summary(reference, "", "", 0, Duration::ZERO));
     }
     let image: ImageInfo = scope.ships.image(reference).map_err(|e| {
-        runtime(
-            format!(
-                "docker::ship: `{reference}` is not an image on the controller: {e}\n\
-                 build, pull or load it on the controller first (its docker follows DOCKER_HOST)"
-            ),
-            ctx.call_position(),
-        )
+        fail(format!(
+            "`{reference}` is not an image on the controller: {e}\n\
+             build, pull or load it on the controller first (its docker follows DOCKER_HOST)"
+        ))
     })?;
-    let held = query(ctx, "ship", ops)?;
+    let held = query(ops)?;
     if held.has(&image.id) {
-        let tag = ops
-            .command(
-                &format!("docker tag {} {}", quote(&image.id), quote(reference)),
-                &quiet(),
-                false,
-            )
-            .map_err(|e| failed(ctx, e))?;
-        if !tag.ok() {
-            return Err(runtime(
-                format!(
-                    "docker::ship: docker tag failed: {}",
-                    last_line(&tag.stderr)
-                ),
-                ctx.call_position(),
-            ));
-        }
+        tag(ops, &image.id, reference)?;
         ops.message(
-            super::scope::Level::Info,
+            Level::Info,
             &format!(
                 "{reference}: already on the host ({}), nothing sent",
                 short(&image.id)
@@ -324,63 +367,41 @@ pub fn ship(ctx: &NativeCallContext, reference: &str, opts: &Map) -> Fallible<Ma
     } else {
         BTreeSet::new()
     };
-    let host = host_name(&scope);
+    let host = host_name(scope);
+    let layers = image.diff_ids.len();
     for attempt in 0.. {
-        let layers = image.diff_ids.len();
         let sending = image.diff_ids.iter().filter(|d| !skip.contains(*d)).count();
-        let ticket = scope
-            .ships
-            .join(
-                &format!("save|{}|{reference}|{attempt}", image.id),
-                Request {
-                    host: host.clone(),
-                    compression,
-                    skip: skip.clone(),
-                    stall: o.stall,
-                },
-                Source::Save(image.clone()),
-                Gather {
-                    peers: &|| ops.peers(),
-                    cancelled: &|| ops.cancelled(),
-                },
-            )
-            .map_err(|e| {
-                if e == "interrupted" {
-                    failed(ctx, OpError::Interrupted)
-                } else {
-                    runtime(format!("docker::ship: {e}"), ctx.call_position())
-                }
-            })?;
+        let ticket = join(
+            scope,
+            format!("save|{}|{reference}|{attempt}", image.id),
+            Request {
+                host: host.clone(),
+                compression,
+                skip: skip.clone(),
+                stall: o.stall,
+            },
+            Source::Save(image.clone()),
+        )?;
         let group = ticket.group.clone();
         let display = format!(
             "docker load  # {} from the controller: {sending} of {layers} layers, {}",
             quote(reference),
             compression.name()
         );
-        let streamed = stream_load(
-            ctx,
-            &scope,
-            ticket,
-            compression,
-            display,
-            &format!("shipping {reference}"),
-            None,
-        )?;
+        let what = format!("shipping {reference}");
+        let streamed = stream_load(scope, ticket, compression, display, &what, None)?;
         let state = group.state();
         if streamed.result.ok() {
-            let id = host_image_id(ctx, ops, reference)?;
+            let id = host_image_id(ops, reference)?;
             if id != image.id {
-                return Err(runtime(
-                    format!(
-                        "docker::ship: after loading, the host has {reference} as {}, the controller as {}",
-                        if id.is_empty() { "nothing" } else { &id },
-                        image.id
-                    ),
-                    ctx.call_position(),
-                ));
+                return Err(fail(format!(
+                    "after loading, the host has {reference} as {}, the controller as {}",
+                    if id.is_empty() { "nothing" } else { &id },
+                    image.id
+                )));
             }
             ops.message(
-                super::scope::Level::Info,
+                Level::Info,
                 &format!(
                     "{reference}: loaded {} ({sending} of {layers} layers sent, {} {}, {:.1} s{})",
                     short(&image.id),
@@ -402,15 +423,12 @@ pub fn ship(ctx: &NativeCallContext, reference: &str, opts: &Map) -> Fallible<Ma
             return Ok(m);
         }
         if let Some(reason) = stream_failure(&streamed, &state, &host) {
-            return Err(runtime(
-                format!("docker::ship: {reference}: {reason}"),
-                ctx.call_position(),
-            ));
+            return Err(fail(format!("{reference}: {reason}")));
         }
         let reason = last_line(&streamed.result.stderr).to_string();
         if attempt == 0 && !skip.is_empty() {
             ops.message(
-                super::scope::Level::Warn,
+                Level::Warn,
                 &format!(
                     "{reference}: the host's engine refused the layer delta ({reason}); sending the whole image"
                 ),
@@ -418,28 +436,168 @@ pub fn ship(ctx: &NativeCallContext, reference: &str, opts: &Map) -> Fallible<Ma
             skip.clear();
             continue;
         }
-        return Err(runtime(
-            format!(
-                "docker::ship: docker load of {reference} failed on the host (exit {}): {reason}",
-                streamed.result.code
-            ),
-            ctx.call_position(),
-        ));
+        return Err(fail(format!(
+            "docker load of {reference} failed on the host (exit {}): {reason}",
+            streamed.result.code
+        )));
     }
     unreachable!("the loop returns")
 }
 
-fn short(id: &str) -> &str {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    &hex[..hex.len().min(12)]
+/// Loads the images of the bundle at `path` (on the controller) into the host's engine.
+pub fn ship_bundle(scope: &TaskScope, path: &Path, o: &ShipOptions) -> Result<Map, Fail> {
+    let ops = scope.ops.as_ref();
+    let shown = path.display().to_string();
+    if ops.dry_run() {
+        ops.command(
+            &format!(
+                "docker load  # bundle {} from the controller, verified",
+                quote(&shown)
+            ),
+            &quiet(),
+            false,
+        )?;
+        return Ok(summary(&shown, "", "", 0, Duration::ZERO));
+    }
+    let verified = scope.ships.bundle(path).map_err(fail)?;
+    let manifest = &verified.manifest;
+    let compression = match manifest.archive.compression {
+        BundleCompression::Zstd => Compression::Zstd,
+        BundleCompression::Gzip => Compression::Gzip,
+        BundleCompression::None => Compression::None,
+    };
+    let references: Vec<String> = manifest
+        .images
+        .iter()
+        .map(|i| i.reference.clone())
+        .collect();
+    let held = query(ops)?;
+    if manifest.images.iter().all(|i| held.has(&i.id)) {
+        for image in &manifest.images {
+            for t in &image.repo_tags {
+                tag(ops, &image.id, t)?;
+            }
+        }
+        ops.message(
+            Level::Info,
+            &format!(
+                "{shown}: the host already holds {}, nothing sent",
+                references.join(", ")
+            ),
+        );
+        return Ok(summary(&shown, "", compression.name(), 0, Duration::ZERO));
+    }
+    if compression == Compression::Zstd
+        && Compression::for_engine(&held.engine_version) != Compression::Zstd
+    {
+        return Err(fail(format!(
+            "{shown} is zstd-compressed, but this host's docker engine ({}) loads only gzip: \
+             make the bundle with `rigs --compress gzip bundle create ...`",
+            held.engine_version
+        )));
+    }
+    let ticket = join(
+        scope,
+        format!("bundle|{}|{}", manifest.archive.sha256, shown),
+        Request {
+            host: host_name(scope),
+            compression,
+            skip: BTreeSet::new(),
+            stall: o.stall,
+        },
+        Source::Bundle {
+            path: path.to_path_buf(),
+            offset: verified.archive_offset,
+            body: manifest.archive.body_bytes,
+            compression,
+        },
+    )?;
+    let group = ticket.group.clone();
+    let display = format!(
+        "docker load  # bundle {} from the controller: {}",
+        quote(&shown),
+        references.join(", ")
+    );
+    let total = Some(manifest.archive.body_bytes);
+    let streamed = stream_load(
+        scope,
+        ticket,
+        compression,
+        display,
+        &format!("loading {shown}"),
+        total,
+    )?;
+    let state = group.state();
+    if !streamed.result.ok() {
+        if let Some(reason) = stream_failure(&streamed, &state, &host_name(scope)) {
+            return Err(fail(format!("{shown}: {reason}")));
+        }
+        return Err(fail(format!(
+            "docker load of {shown} failed on the host (exit {}): {}",
+            streamed.result.code,
+            last_line(&streamed.result.stderr)
+        )));
+    }
+    for image in &manifest.images {
+        let id = host_image_id(ops, &image.id)?;
+        if id != image.id {
+            return Err(fail(format!(
+                "after loading {shown}, the host does not hold {} ({})",
+                image.reference, image.id
+            )));
+        }
+    }
+    ops.message(
+        Level::Info,
+        &format!(
+            "{shown}: loaded {} ({} {}, {:.1} s{})",
+            references.join(", "),
+            crate::report::bytes(streamed.sent),
+            compression.name(),
+            streamed.took.as_secs_f64(),
+            rate(streamed.sent, streamed.took)
+        ),
+    );
+    Ok(summary(
+        &shown,
+        "",
+        compression.name(),
+        streamed.sent,
+        streamed.took,
+    ))
 }
 
 pub fn register(m: &mut rhai::Module) {
+    fn image(ctx: NativeCallContext, reference: &str, opts: &Map) -> Fallible<Map> {
+        let o = options(&ctx, "ship", opts)?;
+        let scope = task_scope(&ctx)?;
+        ship_image(&scope, reference, &o).map_err(|e| prefixed(&ctx, "docker::ship", e))
+    }
+    fn bundle(ctx: NativeCallContext, path: &str, opts: &Map) -> Fallible<Map> {
+        let o = options(&ctx, "ship_bundle", opts)?;
+        let scope = task_scope(&ctx)?;
+        ship_bundle(&scope, Path::new(path), &o)
+            .map_err(|e| prefixed(&ctx, "docker::ship_bundle", e))
+    }
     m.set_native_fn("ship", |ctx: NativeCallContext, reference: &str| {
-        ship(&ctx, reference, &Map::new())
+        image(ctx, reference, &Map::new())
     });
     m.set_native_fn(
         "ship",
-        |ctx: NativeCallContext, reference: &str, opts: Map| ship(&ctx, reference, &opts),
+        |ctx: NativeCallContext, reference: &str, opts: Map| image(ctx, reference, &opts),
     );
+    m.set_native_fn("ship_bundle", |ctx: NativeCallContext, path: &str| {
+        bundle(ctx, path, &Map::new())
+    });
+    m.set_native_fn(
+        "ship_bundle",
+        |ctx: NativeCallContext, path: &str, opts: Map| bundle(ctx, path, &opts),
+    );
+}
+
+fn prefixed(ctx: &NativeCallContext, func: &str, e: Fail) -> Box<rhai::EvalAltResult> {
+    match e {
+        Fail::Message(m) => to_rhai(ctx, Fail::Message(format!("{func}: {m}"))),
+        other => to_rhai(ctx, other),
+    }
 }

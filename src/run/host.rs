@@ -48,21 +48,28 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
         running: step.running.clone(),
     });
 
+    let scope = TaskScope {
+        host: host_value(host),
+        env: env_value(step),
+        vars: value::table(&host.vars).into(),
+        ops: ops.clone(),
+        once: shared.once.clone(),
+        ships: shared.ships.clone(),
+    };
     let outcome: Result<(), (String, Option<String>, bool)> = match &step.work {
-        Work::Task { task, args } => {
-            let scope = TaskScope {
-                host: host_value(host),
-                env: env_value(step),
-                vars: value::table(&host.vars).into(),
-                ops: ops.clone(),
-                once: shared.once.clone(),
-                ships: shared.ships.clone(),
-            };
-            shared
-                .recipes
-                .call(task, args.clone(), scope)
-                .map_err(|f| (f.message, Some(f.detail), f.interrupted))
+        Work::BundleLoad(path) => {
+            match crate::recipe::ship::ship_bundle(&scope, path, &Default::default()) {
+                Ok(_) => Ok(()),
+                Err(crate::recipe::ship::Fail::Message(m)) => Err((m, None, false)),
+                Err(crate::recipe::ship::Fail::Interrupted) => {
+                    Err(("interrupted".into(), None, true))
+                }
+            }
         }
+        Work::Task { task, args } => shared
+            .recipes
+            .call(task, args.clone(), scope)
+            .map_err(|f| (f.message, Some(f.detail), f.interrupted)),
         Work::Command(command) => match ops.command(
             command,
             &CommandOptions {

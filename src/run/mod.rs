@@ -27,8 +27,13 @@ use crate::ssh::{ConnectOptions, KnownHosts, Session, SshError, Target};
 
 /// What one step runs on each of its hosts.
 pub enum Work {
-    Task { task: Task, args: Vec<Dynamic> },
+    Task {
+        task: Task,
+        args: Vec<Dynamic>,
+    },
     Command(String),
+    /// `rigs bundle load FILE`.
+    BundleLoad(std::path::PathBuf),
 }
 
 pub struct Step {
@@ -170,6 +175,11 @@ impl Runner {
                 servers: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// The invocation's image streams and bundles.
+    pub fn shipments(&self) -> &crate::ship::Shipments {
+        &self.shared.ships
     }
 
     pub async fn run(&self, steps: Vec<Step>) -> Outcome {

@@ -1567,6 +1567,18 @@ mod tests {
     }
 
     #[test]
+    fn headers_hold_archives_beyond_eight_gib() {
+        let size = 9 << 30;
+        let header = entry_header("image.tar.zst", size, 1_796_113_800).unwrap();
+        let parsed = Header::from_byte_slice(header.as_bytes());
+        assert_eq!(parsed.entry_size().unwrap(), size);
+        assert_eq!(
+            entry_name(parsed, 0, Path::new("x")).unwrap(),
+            "image.tar.zst"
+        );
+    }
+
+    #[test]
     fn hex_is_lowercase() {
         assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }

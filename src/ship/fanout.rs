@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::archive::{self, LayerNames, Output, OutputStats};
+use super::bundle::VerifiedBundle;
 use super::compress::{self, Compression, Encoder};
 use super::remote::{end_frame, frame_header, FRAME};
 
@@ -180,6 +181,7 @@ struct GatherState {
 }
 
 type ImageSlot = Arc<OnceLock<Result<ImageInfo, String>>>;
+type BundleSlot = Arc<OnceLock<Result<Arc<VerifiedBundle>, String>>>;
 
 /// A receiving host as the producer sees it: its name, its queue, its stall timeout.
 type Receiver = (String, mpsc::Sender<Arc<[u8]>>, Duration);
@@ -189,6 +191,7 @@ type Receiver = (String, mpsc::Sender<Arc<[u8]>>, Duration);
 pub struct Shipments {
     gatherings: Mutex<HashMap<String, Arc<Gathering>>>,
     images: Mutex<HashMap<String, ImageSlot>>,
+    bundles: Mutex<HashMap<PathBuf, BundleSlot>>,
 }
 
 impl Shipments {
@@ -202,6 +205,33 @@ impl Shipments {
             .or_default()
             .clone();
         cell.get_or_init(|| ImageInfo::inspect(reference)).clone()
+    }
+
+    /// The bundle at `path`, verified once per invocation before any host receives it.
+    pub fn bundle(&self, path: &std::path::Path) -> Result<Arc<VerifiedBundle>, String> {
+        let cell = self
+            .bundles
+            .lock()
+            .expect("bundles lock")
+            .entry(path.to_path_buf())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| {
+            super::bundle::verify(path)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+    }
+
+    /// Records a bundle verified before the run, so that hosts do not read it again.
+    pub fn insert_bundle(&self, path: &std::path::Path, verified: VerifiedBundle) {
+        let cell: BundleSlot = Arc::new(OnceLock::new());
+        let _ = cell.set(Ok(Arc::new(verified)));
+        self.bundles
+            .lock()
+            .expect("bundles lock")
+            .insert(path.to_path_buf(), cell);
     }
 
     /// Joins the stream `key` of `source` and returns this host's ticket once the stream starts.

@@ -9,9 +9,10 @@
 //! `docker::ship_bundle`) and `rigs bundle ...` drive these.
 
 pub mod archive;
-// pub mod bundle;
+pub mod bundle;
 pub mod compress;
 pub mod fanout;
+pub mod pack;
 pub mod remote;
 
 pub use compress::Compression;
