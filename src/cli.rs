@@ -511,7 +511,7 @@ fn bundle_command(words: &[String], compress: Option<&str>) -> Result<Option<Act
             sub.unwrap_or("")
         )));
     }
-    match (sub, &args[1..]) {
+    match (sub, args.get(1..).unwrap_or(&[])) {
         (Some("create"), [path, images @ ..]) if !images.is_empty() => {
             let compression = match compress {
                 None => crate::ship::Compression::Gzip,
