@@ -229,3 +229,167 @@ fn a_host_that_dies_mid_ship_fails_alone() {
         assert_eq!(lab.image_id(i, &big), lab.controller_image_id(&big));
     }
 }
+
+fn flip_byte(path: &std::path::Path, at: u64) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8];
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&[b[0] ^ 0x40]).unwrap();
+}
+
+#[test]
+fn bundles_round_trip_and_damaged_ones_load_nothing() {
+    let lab = DockerLab::start_with(2, &LabOptions { offline: vec![1] });
+    let p = project(&lab, &inventory(&lab, ""));
+    let (v1, v2) = (format!("{}:v1", lab.image()), format!("{}:v2", lab.image()));
+
+    let out = p
+        .clone()
+        .args(["bundle", "create", "app.rigs", &v1, &v2])
+        .timeout(120)
+        .run();
+    out.assert_code(0);
+    assert!(out.stdout.contains("created app.rigs"), "{}", out.stdout);
+    let bundle = p.path().join("app.rigs");
+    let out = p.clone().args(["bundle", "verify", "app.rigs"]).run();
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains(&v1) && out.stdout.contains(&v2) && out.stdout.contains("gzip"),
+        "{}",
+        out.stdout
+    );
+
+    // Damaged copies: refused before any host is touched.
+    let size = std::fs::metadata(&bundle).unwrap().len();
+    let flipped = p.path().join("flipped.rigs");
+    std::fs::copy(&bundle, &flipped).unwrap();
+    flip_byte(&flipped, 5000);
+    let truncated = p.path().join("truncated.rigs");
+    let bytes = std::fs::read(&bundle).unwrap();
+    std::fs::write(&truncated, &bytes[..(size as usize) / 2]).unwrap();
+    for (name, why) in [
+        ("flipped.rigs", "sha256 mismatch"),
+        ("truncated.rigs", "truncated"),
+    ] {
+        let out = p.clone().args(["bundle", "verify", name]).run();
+        out.assert_code(2);
+        assert!(out.stderr.contains(why), "{name}: {}", out.stderr);
+        let out = p
+            .clone()
+            .args(["-H", "h2", "bundle", "load", name])
+            .timeout(60)
+            .run();
+        out.assert_code(2);
+        assert!(out.stderr.contains(why), "{name}: {}", out.stderr);
+        assert!(
+            !out.stderr.contains("[h2]"),
+            "h2 was not touched: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(lab.docker_ok(1, &["image", "ls", "--all", "--quiet"]), "");
+
+    // The offline host loads the good one, with every image id as on the controller.
+    let out = p
+        .clone()
+        .args(["-H", "h2", "bundle", "load", "app.rigs", "--output", "json"])
+        .timeout(120)
+        .run();
+    out.assert_code(0);
+    for r in [&v1, &v2] {
+        assert_eq!(lab.image_id(1, r), lab.controller_image_id(r));
+    }
+    assert!(summary(&out.stdout)[0].2 > 500_000);
+    assert_eq!(lab.image_id(0, &v1), "", "only h2 was selected");
+
+    // Extraction gives files that plain tools check.
+    let out = p
+        .clone()
+        .args(["bundle", "extract", "app.rigs", "out"])
+        .run();
+    out.assert_code(0);
+    let check = std::process::Command::new("sha256sum")
+        .args(["--check", "--strict", "SHA256SUMS"])
+        .current_dir(p.path().join("out"))
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+}
+
+#[test]
+fn a_bundle_that_tries_to_escape_its_folder_is_refused() {
+    let p = Project::new();
+    let made = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import tarfile, io, sys\n\
+             t = tarfile.open(sys.argv[1], 'w')\n\
+             for name in ['image.tar.gz', '../evil', 'manifest.json']:\n\
+             \x20   i = tarfile.TarInfo(name); data = b'x' * 10; i.size = len(data)\n\
+             \x20   t.addfile(i, io.BytesIO(data))\n\
+             t.close()\n",
+        )
+        .arg(p.path().join("evil.rigs"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    for args in [
+        vec!["bundle", "verify", "evil.rigs"],
+        vec!["bundle", "extract", "evil.rigs", "out/inner"],
+        vec!["bundle", "load", "evil.rigs"],
+    ] {
+        let out = p.clone().args(args.clone()).run();
+        out.assert_code(2);
+        assert!(out.stderr.contains("evil"), "{args:?}: {}", out.stderr);
+    }
+    assert!(!p.path().join("out/evil").exists());
+    assert!(!p.path().join("evil").exists());
+}
+
+#[test]
+fn ship_errors_and_dry_runs_touch_nothing() {
+    let p = Project::new()
+        .recipe(
+            "docker.rhai",
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/docker.rhai"))
+                .unwrap(),
+        )
+        .inventory(
+            "hosts.toml",
+            "[vars]\nimage = \"127.0.0.1:5999/app\"\n\n[env.airgap]\nhosts = [\"web-1.invalid\", \"web-2.invalid\"]\nairgapped = true\n",
+        );
+    let out = p
+        .clone()
+        .args(["env:airgap", "--dry-run", "deploy:1.2.3"])
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains(
+            "[web-1.invalid] would run: docker load  # 127.0.0.1:5999/app:1.2.3 streamed"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("docker pull"), "{}", out.stderr);
+
+    let out = p
+        .clone()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["bundle", "create", "x.rigs", "nosuch:image"])
+        .run();
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains("`nosuch:image` is not an image on the controller"),
+        "{}",
+        out.stderr
+    );
+    assert!(!p.path().join("x.rigs").exists() && !p.path().join("x.rigs.part").exists());
+}
