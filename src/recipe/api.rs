@@ -47,6 +47,17 @@ pub(super) fn runtime(message: impl Into<String>, pos: Position) -> Box<EvalAltR
     ))
 }
 
+/// A host operation's failure as a script error (Ctrl-C stops the script).
+pub(super) fn op_error(ctx: &NativeCallContext, e: OpError) -> Box<EvalAltResult> {
+    match e {
+        OpError::Failed(m) => runtime(m, ctx.call_position()),
+        OpError::Interrupted => Box::new(EvalAltResult::ErrorTerminated(
+            Dynamic::from(INTERRUPTED),
+            ctx.call_position(),
+        )),
+    }
+}
+
 pub(super) fn task_scope(ctx: &NativeCallContext) -> Fallible<TaskScope> {
     ctx.tag()
         .and_then(|t| t.read_lock::<TaskScope>().map(|s| s.clone()))

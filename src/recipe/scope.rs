@@ -125,3 +125,13 @@ pub struct TaskScope {
     pub once: Arc<OnceStore>,
     pub ships: Arc<crate::ship::Shipments>,
 }
+
+impl TaskScope {
+    /// The host's inventory name.
+    pub fn host_name(&self) -> String {
+        self.host
+            .read_lock::<rhai::Map>()
+            .and_then(|m| m.get("name").map(|n| n.to_string()))
+            .unwrap_or_default()
+    }
+}

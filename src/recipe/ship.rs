@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rhai::{Dynamic, Map, NativeCallContext};
+use rhai::{Map, NativeCallContext};
 
-use super::api::{runtime, task_scope, Fallible};
+use super::api::{op_error as failed, runtime, task_scope, Fallible};
 use super::scope::{CommandOptions, CommandResult, HostOps, Level, OpError, TaskScope};
 use crate::quote::quote;
 use crate::ship::bundle::BundleCompression;
@@ -113,16 +113,6 @@ fn options(ctx: &NativeCallContext, func: &str, opts: &Map) -> Fallible<ShipOpti
     Ok(out)
 }
 
-fn failed(ctx: &NativeCallContext, e: OpError) -> Box<rhai::EvalAltResult> {
-    match e {
-        OpError::Failed(m) => runtime(m, ctx.call_position()),
-        OpError::Interrupted => Box::new(rhai::EvalAltResult::ErrorTerminated(
-            Dynamic::from(super::api::INTERRUPTED),
-            ctx.call_position(),
-        )),
-    }
-}
-
 fn quiet() -> CommandOptions {
     CommandOptions {
         quiet: true,
@@ -137,14 +127,6 @@ fn last_line(text: &str) -> &str {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("(no message)")
         .trim()
-}
-
-fn host_name(scope: &TaskScope) -> String {
-    scope
-        .host
-        .read_lock::<Map>()
-        .and_then(|m| m.get("name").map(|n| n.to_string()))
-        .unwrap_or_default()
 }
 
 /// What the host's engine holds.
@@ -213,9 +195,9 @@ fn stream_load(
     compression: Compression,
     display: String,
     what: &str,
-    total: Option<u64>,
+    total: Box<dyn Fn() -> Option<u64> + Send>,
 ) -> Result<Streamed, Fail> {
-    let host = host_name(scope);
+    let host = scope.host_name();
     let stream = StreamInput::new(ticket.rx, corrupt_at(&host));
     let done = Arc::new(AtomicBool::new(false));
     let watcher = {
@@ -226,10 +208,10 @@ fn stream_load(
             what.to_string(),
         );
         std::thread::spawn(move || {
-            ops.progress(&what, 0, total);
+            ops.progress(&what, 0, total());
             while !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
-                ops.progress(&what, stream.sent.load(Ordering::Relaxed), total);
+                ops.progress(&what, stream.sent.load(Ordering::Relaxed), total());
             }
         })
     };
@@ -367,7 +349,7 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
     } else {
         BTreeSet::new()
     };
-    let host = host_name(scope);
+    let host = scope.host_name();
     let layers = image.diff_ids.len();
     for attempt in 0.. {
         let sending = image.diff_ids.iter().filter(|d| !skip.contains(*d)).count();
@@ -389,7 +371,19 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
             compression.name()
         );
         let what = format!("shipping {reference}");
-        let streamed = stream_load(scope, ticket, compression, display, &what, None)?;
+        // Whole images: the size docker reports, scaled by the compression seen so far.
+        let total: Box<dyn Fn() -> Option<u64> + Send> = if skip.is_empty() {
+            let (group, size) = (group.clone(), image.size);
+            Box::new(move || {
+                let read = group.read.load(Ordering::Relaxed);
+                let written = group.written.load(Ordering::Relaxed);
+                (read > 0 && written > 0)
+                    .then(|| (size as f64 * written as f64 / read as f64) as u64)
+            })
+        } else {
+            Box::new(|| None)
+        };
+        let streamed = stream_load(scope, ticket, compression, display, &what, total)?;
         let state = group.state();
         if streamed.result.ok() {
             let id = host_image_id(ops, reference)?;
@@ -500,7 +494,7 @@ pub fn ship_bundle(scope: &TaskScope, path: &Path, o: &ShipOptions) -> Result<Ma
         scope,
         format!("bundle|{}|{}", manifest.archive.sha256, shown),
         Request {
-            host: host_name(scope),
+            host: scope.host_name(),
             compression,
             skip: BTreeSet::new(),
             stall: o.stall,
@@ -518,18 +512,18 @@ pub fn ship_bundle(scope: &TaskScope, path: &Path, o: &ShipOptions) -> Result<Ma
         quote(&shown),
         references.join(", ")
     );
-    let total = Some(manifest.archive.body_bytes);
+    let body = manifest.archive.body_bytes;
     let streamed = stream_load(
         scope,
         ticket,
         compression,
         display,
         &format!("loading {shown}"),
-        total,
+        Box::new(move || Some(body)),
     )?;
     let state = group.state();
     if !streamed.result.ok() {
-        if let Some(reason) = stream_failure(&streamed, &state, &host_name(scope)) {
+        if let Some(reason) = stream_failure(&streamed, &state, &scope.host_name()) {
             return Err(fail(format!("{shown}: {reason}")));
         }
         return Err(fail(format!(

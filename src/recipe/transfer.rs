@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use rhai::{Dynamic, Map, NativeCallContext};
 
-use super::api::{runtime, task_scope, Fallible};
-use super::scope::{CommandOptions, OpError, SudoOptions, TaskScope};
+use super::api::{op_error as failed, runtime, task_scope, Fallible};
+use super::scope::{CommandOptions, SudoOptions};
 use crate::quote::quote;
 
 struct TransferOptions {
@@ -80,16 +80,6 @@ fn options(
         }
     }
     Ok(out)
-}
-
-fn failed(ctx: &NativeCallContext, e: OpError) -> Box<rhai::EvalAltResult> {
-    match e {
-        OpError::Failed(m) => runtime(m, ctx.call_position()),
-        OpError::Interrupted => Box::new(rhai::EvalAltResult::ErrorTerminated(
-            Dynamic::from(super::api::INTERRUPTED),
-            ctx.call_position(),
-        )),
-    }
 }
 
 fn summary(bytes: u64, sha256: &str, path: &str) -> Map {
@@ -240,7 +230,7 @@ pub fn put(ctx: NativeCallContext, local: &str, remote: &str, opts: Map) -> Fall
 pub fn get(ctx: NativeCallContext, remote: &str, local: &str, opts: Map) -> Fallible<Map> {
     let o = options(&ctx, "get", &opts, &["sudo"])?;
     let scope = task_scope(&ctx)?;
-    let host = host_name(&scope);
+    let host = scope.host_name();
     let local = PathBuf::from(local.replace("{host}", &host));
     if local.as_os_str().is_empty() || local.to_string_lossy().ends_with('/') {
         return Err(runtime(
@@ -314,14 +304,6 @@ pub fn template(ctx: NativeCallContext, local: &str, remote: &str, opts: Map) ->
     let rendered = render(&text, &root)
         .map_err(|m| runtime(format!("template {local}: {m}"), ctx.call_position()))?;
     upload(&ctx, "template", Upload::Text(rendered), remote, &o)
-}
-
-fn host_name(scope: &TaskScope) -> String {
-    scope
-        .host
-        .read_lock::<Map>()
-        .and_then(|m| m.get("name").map(|n| n.to_string()))
-        .unwrap_or_default()
 }
 
 /// Replaces each `{{ path.to.value }}` with the value found under `root`.

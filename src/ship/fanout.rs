@@ -9,7 +9,7 @@
 //! only once its queue is full, memory stays bounded whatever the number of hosts, and a host
 //! that takes nothing for the stall timeout is dropped so that the rest carry on.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -136,6 +136,10 @@ pub struct Ticket {
 pub struct Group {
     pub compression: Option<Compression>,
     state: Mutex<GroupState>,
+    /// Archive bytes read into this copy so far, before compression...
+    pub read: std::sync::atomic::AtomicU64,
+    /// ...and what they became: together an estimate of the compression ratio.
+    pub written: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default, Clone)]
@@ -362,6 +366,9 @@ impl FrameSink {
         frame.extend_from_slice(&self.buf);
         self.hasher.update(&self.buf);
         self.bytes += self.buf.len() as u64;
+        self.group
+            .written
+            .fetch_add(self.buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
         self.buf.clear();
         self.broadcast(frame.into());
     }
@@ -398,7 +405,7 @@ impl Write for FrameSink {
 }
 
 struct GroupOut {
-    skip: std::collections::HashSet<String>,
+    skip: HashSet<String>,
     encoder: Box<dyn Encoder<FrameSink>>,
     group: Arc<Group>,
 }
@@ -446,7 +453,7 @@ fn start(requests: Vec<Request>, source: Source) -> Vec<Ticket> {
                 group: group.clone(),
             };
             GroupOut {
-                skip: skip.into_iter().collect(),
+                skip: skip.into_iter().collect::<HashSet<String>>(),
                 encoder: if precompressed {
                     Compression::None.encoder(sink, 1)
                 } else {
@@ -490,9 +497,11 @@ fn produce(source: Source, mut outs: Vec<GroupOut>) {
     }
 }
 
-fn save(reference: &str) -> Result<std::process::Child, String> {
+/// `docker save REFERENCES...` on the controller, its archive on stdout.
+pub(super) fn save(references: &[String]) -> Result<std::process::Child, String> {
     Command::new("docker")
-        .args(["save", reference])
+        .arg("save")
+        .args(references)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -500,7 +509,8 @@ fn save(reference: &str) -> Result<std::process::Child, String> {
         .map_err(|e| format!("cannot run docker save on the controller: {e}"))
 }
 
-fn finish_save(mut child: std::process::Child, reference: &str) -> Result<(), String> {
+/// Waits for `docker save`, turning its failure into a message.
+pub(super) fn finish_save(mut child: std::process::Child, what: &str) -> Result<(), String> {
     let mut err = String::new();
     if let Some(mut e) = child.stderr.take() {
         let _ = e.read_to_string(&mut err);
@@ -508,7 +518,7 @@ fn finish_save(mut child: std::process::Child, reference: &str) -> Result<(), St
     let status = child.wait().map_err(|e| e.to_string())?;
     if !status.success() {
         return Err(format!(
-            "docker save {reference} failed on the controller: {}",
+            "docker save {what} failed on the controller: {}",
             err.lines().last().unwrap_or("").trim()
         ));
     }
@@ -520,18 +530,35 @@ fn produce_save(image: &ImageInfo, outs: &mut [GroupOut]) -> Result<Vec<OutputSt
     let mut names = LayerNames::cached(&image.id).unwrap_or_default();
     let learn = !image.names_layers_by_digest() && !names.covers(&image.diff_ids);
     if learn && wants_delta {
-        let mut child = save(&image.reference)?;
+        let mut child = save(std::slice::from_ref(&image.reference))?;
         let stdout = child.stdout.take().expect("piped stdout");
         let scanned = archive::scan(stdout);
         finish_save(child, &image.reference)?;
         names = scanned.map_err(|e| format!("reading docker save output: {e}"))?;
         names.store(&image.id);
     }
-    let mut child = save(&image.reference)?;
+    let mut child = save(std::slice::from_ref(&image.reference))?;
     let stdout = child.stdout.take().expect("piped stdout");
-    let mut outputs: Vec<Output> = outs
+    let mut counted: Vec<(&HashSet<String>, Counted)> = outs
         .iter_mut()
-        .map(|o| Output::new(&o.skip, &mut o.encoder))
+        .map(|o| {
+            let GroupOut {
+                skip,
+                encoder,
+                group,
+            } = o;
+            (
+                &*skip,
+                Counted {
+                    inner: encoder,
+                    group,
+                },
+            )
+        })
+        .collect();
+    let mut outputs: Vec<Output> = counted
+        .iter_mut()
+        .map(|(skip, c)| Output::new(skip, c))
         .collect();
     let passed = archive::pass(stdout, &names, &mut outputs, learn && !wants_delta);
     let stats: Vec<OutputStats> = outputs.into_iter().map(|o| o.stats).collect();
@@ -550,6 +577,26 @@ fn produce_save(image: &ImageInfo, outs: &mut [GroupOut]) -> Result<Vec<OutputSt
         passed.names.store(&image.id);
     }
     Ok(stats)
+}
+
+/// An encoder's input, counted for the progress estimate.
+struct Counted<'a> {
+    inner: &'a mut Box<dyn Encoder<FrameSink>>,
+    group: &'a Group,
+}
+
+impl Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.group
+            .read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn produce_bundle(

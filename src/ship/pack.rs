@@ -8,14 +8,13 @@
 //! after verifying what it received.
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use super::archive::{self, LayerNames, Output};
 use super::bundle::{BundleCompression, BundleImage, BundleManifest, BundleWriter};
 use super::compress::{self, Compression};
-use super::fanout::ImageInfo;
+use super::fanout::{self, ImageInfo};
 
 pub fn bundle_compression(c: Compression) -> BundleCompression {
     match c {
@@ -46,14 +45,7 @@ pub fn create(
     }
     let writer =
         BundleWriter::create(path, bundle_compression(compression)).map_err(|e| e.to_string())?;
-    let mut child = Command::new("docker")
-        .arg("save")
-        .args(references)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run docker save on the controller: {e}"))?;
+    let mut child = fanout::save(references)?;
     let stdout = child.stdout.take().expect("piped stdout");
     let mut encoder = compression.encoder(writer, compress::threads());
     let none = HashSet::new();
@@ -65,17 +57,7 @@ pub fn create(
             _ => passed.map_err(|e| format!("reading docker save output: {e}")),
         }
     };
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut err);
-    }
-    let status = child.wait().map_err(|e| e.to_string())?;
-    if !status.success() {
-        return Err(format!(
-            "docker save failed on the controller: {}",
-            err.lines().last().unwrap_or("").trim()
-        ));
-    }
+    fanout::finish_save(child, &references.join(" "))?;
     passed?;
     let mut writer = encoder
         .finish()
