@@ -18,6 +18,12 @@ fn ship_only(tag, compress) {
 fn ship_ref(reference) {
     docker::ship(reference);
 }
+
+/// Load a bundle file.
+fn load_bundle(file) {
+    let r = docker::ship_bundle(file);
+    info(`bundle: ${r.bytes} bytes`);
+}
 "#;
 
 /// The lab's inventory with the app's variables; `extra_vars` go into `[vars]`.
@@ -308,6 +314,25 @@ fn bundles_round_trip_and_damaged_ones_load_nothing() {
     }
     assert!(summary(&out.stdout)[0].2 > 500_000);
     assert_eq!(lab.image_id(0, &v1), "", "only h2 was selected");
+
+    // From a recipe, on every host: h2 holds the images already and gets nothing.
+    let out = p
+        .clone()
+        .args(["env:lab", "load_bundle:app.rigs"])
+        .timeout(120)
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("[h2] app.rigs: the host already holds"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("[h2] bundle: 0 bytes"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(lab.image_id(0, &v2), lab.controller_image_id(&v2));
 
     // Extraction gives files that plain tools check.
     let out = p
