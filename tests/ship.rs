@@ -19,6 +19,11 @@ fn ship_ref(reference) {
     docker::ship(reference);
 }
 
+/// Ship any reference so that an interrupted ship can continue.
+fn ship_resumable(reference) {
+    docker::ship(reference, #{ resume: true, compress: false });
+}
+
 /// Load a bundle file.
 fn load_bundle(file) {
     let r = docker::ship_bundle(file);
@@ -183,49 +188,129 @@ fn a_stream_corrupted_on_the_way_loads_nothing_on_that_host_only() {
     }
 }
 
+/// rigs running in JSON mode, its stdout collected as it comes.
+struct Watched {
+    child: std::process::Child,
+    seen: Arc<Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Watched {
+    fn start(p: &Project, args: &[&str]) -> Watched {
+        let mut child = p.clone().args(args.to_vec()).spawn();
+        let seen = Arc::new(Mutex::new(String::new()));
+        let reader = {
+            let seen = seen.clone();
+            let stdout = child.stdout.take().unwrap();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    let mut s = seen.lock().unwrap();
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            })
+        };
+        Watched {
+            child,
+            seen,
+            reader,
+        }
+    }
+
+    /// Returns once a progress event shows bytes already sent to `host`.
+    fn wait_for_bytes(&self, host: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let marker = format!("\"host\":\"{host}\"");
+        loop {
+            let moving = self.seen.lock().unwrap().lines().any(|l| {
+                l.contains("\"event\":\"progress\"")
+                    && l.contains(&marker)
+                    && !l.contains("\"bytes\":0,")
+            });
+            if moving {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no progress: {}",
+                self.seen.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn interrupt(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn finish(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().unwrap();
+        self.reader.join().unwrap();
+        let out = self.seen.lock().unwrap().clone();
+        (status.code(), out)
+    }
+}
+
+#[test]
+fn an_interrupted_ship_resumes_where_it_stopped() {
+    let lab = DockerLab::start(1);
+    let big = lab.big_image("big", 60);
+    let p = project(&lab, &inventory(&lab, ""));
+    let args = [
+        "env:lab",
+        &format!("ship_resumable:{big}"),
+        "--output",
+        "json",
+    ];
+    let run = Watched::start(&p, &args);
+    run.wait_for_bytes("h1");
+    run.interrupt();
+    let (code, first) = run.finish();
+    assert_eq!(code, Some(130), "{first}");
+    assert_eq!(lab.image_id(0, &big), "");
+    let kept = summary(&first)[0].2;
+    let parts = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir("/home/rigs-test/.cache/rigs/ship")
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let before = parts();
+    assert!(!before.is_empty(), "the host kept what it received");
+
+    let out = p.clone().args(args).timeout(180).run();
+    out.assert_code(0);
+    assert!(out.stdout.contains("resuming after the"), "{}", out.stdout);
+    let sent = summary(&out.stdout)[0].2;
+    // A whole send is more than the 60 MiB of random data; this one skips what the host kept.
+    assert!(
+        kept > 0 && sent + 1_000_000 < 60 * 1024 * 1024,
+        "{sent} bytes sent after {kept} were sent before the interruption"
+    );
+    assert_eq!(lab.image_id(0, &big), lab.controller_image_id(&big));
+    let after = parts();
+    assert!(
+        before.iter().all(|p| !after.contains(p)),
+        "the part file is gone once loaded: {after:?}"
+    );
+}
+
 #[test]
 fn a_host_that_dies_mid_ship_fails_alone() {
     let mut lab = DockerLab::start(3);
     let big = lab.big_image("big", 80);
     let p = project(&lab, &inventory(&lab, ""));
-    let mut child = p
-        .clone()
-        .args(["env:lab", &format!("ship_ref:{big}"), "--output", "json"])
-        .spawn();
-    let seen = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let seen = seen.clone();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let mut s = seen.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let moving = seen.lock().unwrap().lines().any(|l| {
-            l.contains("\"event\":\"progress\"")
-                && l.contains("\"host\":\"h2\"")
-                && !l.contains("\"bytes\":0,")
-        });
-        if moving {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no progress: {}",
-            seen.lock().unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut run = Watched::start(
+        &p,
+        &["env:lab", &format!("ship_ref:{big}"), "--output", "json"],
+    );
+    run.wait_for_bytes("h2");
     lab.ssh.crash(1);
-    let status = child.wait().unwrap();
-    reader.join().unwrap();
-    let stdout = seen.lock().unwrap().clone();
-    assert_eq!(status.code(), Some(1), "{stdout}");
+    let (code, stdout) = run.finish();
+    assert_eq!(code, Some(1), "{stdout}");
     let rows = summary(&stdout);
     assert_eq!(rows[1].1, "failed", "{rows:?}");
     assert_eq!(rows[0].1, "ok", "{rows:?}");

@@ -13,7 +13,8 @@
 #   IMAGE_MB=150       size of the random data layer, in MB (10^6 bytes)
 #   DELTA_KB=100       size of the extra layer of bench/app:2, in KB (10^3 bytes)
 #   RATE=20mbit        rate of the shaped link (tc tbf syntax)
-#   SKIP_SHAPED=1      leave out the shaped-link case (f)
+#   SKIP_SHAPED=1      leave out the shaped-link cases (f1-f4)
+#   SHAPED_EXTRA=0     on the shaped link, only the full ship and the re-ship (f1, f2)
 #   PORT_BASE=2300     sshd of host N listens on PORT_BASE+N
 #   STEP_TIMEOUT=900   seconds any single transfer may take before the benchmark fails
 #   KEEP_WORK=1        keep the temporary folder (logs) instead of removing it
@@ -27,6 +28,7 @@ IMAGE_MB=${IMAGE_MB:-150}
 DELTA_KB=${DELTA_KB:-100}
 RATE=${RATE:-20mbit}
 SKIP_SHAPED=${SKIP_SHAPED:-0}
+SHAPED_EXTRA=${SHAPED_EXTRA:-1}
 PORT_BASE=${PORT_BASE:-2300}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 KEEP_WORK=${KEEP_WORK:-0}
@@ -294,35 +296,64 @@ check_image() { # HOST REF ID
     [[ $got == "$3" ]] || die "$1 has $2 as $got, expected $3"
 }
 
-# The usual way: docker save | gzip (level 6) | ssh host docker load, one pipeline per host, all
-# at once. Sets LAST_T (wall seconds). Each pipeline runs under timeout, which leads a process
-# group of its own, so cleanup can stop a whole pipeline.
-baseline() { # HOST...
-    local h t0 pid fail=0 pids=()
+# CPU use of the whole machine between two snapshots: prints "busy idle" jiffies.
+cpu_snap() {
+    local _c u n sy i w q sq st _rest
+    read -r _c u n sy i w q sq st _rest </proc/stat
+    echo "$((u + n + sy + q + sq + st)) $((i + w))"
+}
+cpu_pct() { # SNAPSHOT_BEFORE: percent of all cores busy since then
+    local b0 i0 b1 i1
+    read -r b0 i0 <<<"$1"
+    read -r b1 i1 <<<"$(cpu_snap)"
+    calc %.0f "100 * ($b1 - $b0) / (($b1 - $b0) + ($i1 - $i0) + 1e-9)"
+}
+
+# The usual way, one pipeline per host, all at once:
+#   gzip:   docker save | gzip (level 6) | ssh host docker load
+#   raw:    docker save | ssh host docker load                     (reference)
+#   direct: docker save | docker -H HOST_ENGINE load, no ssh       (reference: docker load's limit)
+# Sets LAST_T (wall seconds) and LAST_CPU. Each pipeline runs under timeout, which leads a
+# process group of its own, so cleanup can stop a whole pipeline.
+baseline() { # MODE HOST...
+    local mode=$1 h t0 c0 pid fail=0 pids=() pipe
+    shift
+    # shellcheck disable=SC2016 # the inner scripts take their values as arguments
+    case $mode in
+        gzip) pipe='docker -H "$1" save "$2" | gzip | ssh "${@:3}" docker load >/dev/null' ;;
+        raw) pipe='docker -H "$1" save "$2" | ssh "${@:3}" docker load >/dev/null' ;;
+        direct) pipe='docker -H "$1" save "$2" | docker -H "$3" load >/dev/null' ;;
+    esac
+    c0=$(cpu_snap)
     t0=$(now)
     for h in "$@"; do
-        # shellcheck disable=SC2016 # the inner script takes its values as arguments
-        timeout "$STEP_TIMEOUT" bash -o pipefail -c \
-            'docker -H "$1" save "$2" | gzip | ssh "${@:3}" docker load >/dev/null' _ \
-            "unix://$WORK/ctl/sock" bench/app:1 "${SSH_OPTS[@]}" -p "${PORT[$h]}" "root@${ADDR[$h]}" \
-            2>>"$WORK/baseline.err" &
+        if [[ $mode == direct ]]; then
+            timeout "$STEP_TIMEOUT" bash -o pipefail -c "$pipe" _ \
+                "unix://$WORK/ctl/sock" bench/app:1 "unix://$WORK/$h/sock" 2>>"$WORK/baseline.err" &
+        else
+            timeout "$STEP_TIMEOUT" bash -o pipefail -c "$pipe" _ \
+                "unix://$WORK/ctl/sock" bench/app:1 "${SSH_OPTS[@]}" -p "${PORT[$h]}" "root@${ADDR[$h]}" \
+                2>>"$WORK/baseline.err" &
+        fi
         pids+=("$!")
         PIDS_BG+=("$!")
     done
     for pid in "${pids[@]}"; do wait "$pid" || fail=1; done
     LAST_T=$(since "$t0")
+    LAST_CPU=$(cpu_pct "$c0")
     PIDS_BG=()
-    ((fail == 0)) || { tail -20 "$WORK/baseline.err" >&2; die "baseline pipeline failed"; }
+    ((fail == 0)) || { tail -20 "$WORK/baseline.err" >&2; die "baseline pipeline ($mode) failed"; }
     for h in "$@"; do check_image "$h" bench/app:1 "$ID1"; done
 }
-# rigs_ship INVENTORY TASK REF LABEL: sets LAST_T (wall seconds) and LAST_B (bytes_sent, total
-# over the hosts, from the JSON summary on the last line of stdout).
+# rigs_ship INVENTORY TASK REF LABEL: sets LAST_T (wall seconds), LAST_CPU and LAST_B
+# (bytes_sent, total over the hosts, from the JSON summary on the last line of stdout).
 RUN_NO=0
 rigs_ship() {
-    local inv=$1 task=$2 ref=$3 label=$4 t0 out err summary n ok
+    local inv=$1 task=$2 ref=$3 label=$4 t0 c0 out err summary n ok
     RUN_NO=$((RUN_NO + 1))
     out=$WORK/rigs-$RUN_NO-$label.json
     err=$WORK/rigs-$RUN_NO-$label.err
+    c0=$(cpu_snap)
     t0=$(now)
     if ! DOCKER_HOST=unix://$WORK/ctl/sock timeout --foreground "$STEP_TIMEOUT" "$RIGS" -f recipes -I "$inv" \
         --known-hosts "$WORK/known_hosts" --output json env:bench "$task:$ref" >"$out" 2>"$err"; then
@@ -331,6 +362,7 @@ rigs_ship() {
         die "rigs $task:$ref failed"
     fi
     LAST_T=$(since "$t0")
+    LAST_CPU=$(cpu_pct "$c0")
     summary=$(tail -n 1 "$out")
     [[ $(jq -r .event <<<"$summary") == summary ]] || die "last line of rigs output is not the summary: $summary"
     n=$(jq '.hosts | length' <<<"$summary")
@@ -339,94 +371,137 @@ rigs_ship() {
     LAST_B=$(jq .bytes_sent <<<"$summary")
 }
 
-declare -A T        # T[case,run] = seconds
-declare -A B        # B[case,run] = bytes sent (rigs cases)
-CASES=(a b c d e)
+# One run of a case, image removed from every host first; stores T, C and B[case,run].
+declare -A T C B
+run_case() { # CASE RUN
+    local c=$1 r=$2 h
+    clean_hosts
+    LAST_B=-
+    case $c in
+        a) baseline gzip h1 ;;
+        b) baseline gzip "${HOSTS[@]}" ;;
+        c) rigs_ship inv1.toml ship_ref bench/app:1 c ;;
+        d) rigs_ship inv3.toml ship_ref bench/app:1 d ;;
+        e) rigs_ship inv1.toml ship_raw bench/app:1 e ;;
+        x) baseline raw h1 ;;
+        y) baseline direct h1 ;;
+        z) rigs_ship inv3.toml ship_raw bench/app:1 z ;;
+    esac
+    if [[ $c == [dzb] ]]; then
+        for h in "${HOSTS[@]}"; do check_image "$h" bench/app:1 "$ID1"; done
+    else
+        check_image h1 bench/app:1 "$ID1"
+    fi
+    # shellcheck disable=SC2034 # C is read through med's nameref
+    T[$c,$r]=$LAST_T C[$c,$r]=$LAST_CPU B[$c,$r]=$LAST_B
+    log "  $(printf '%-46s %6s s  cpu %3s%%  sent %s' "$c ${DESC[$c]}" "$LAST_T" "$LAST_CPU" "$LAST_B")"
+}
+CASES=(a b c d e)   # the comparison asked for
+REFS=(x y z)        # references that explain it
 declare -A DESC=(
     [a]="baseline save|gzip|ssh|load, 1 host"
     [b]="baseline, 3 hosts (3 pipelines at once)"
     [c]="rigs docker::ship, 1 host (default)"
     [d]="rigs docker::ship, 3 hosts"
     [e]="rigs docker::ship compress:false, 1 host"
+    [x]="ref: save|ssh|load (no gzip), 1 host"
+    [y]="ref: save|docker load, no ssh, 1 host"
+    [z]="ref: rigs compress:false, 3 hosts"
 )
 cd "$PROJ"
 for ((r = 1; r <= RUNS; r++)); do
     log "round $r of $RUNS"
-    clean_hosts; baseline h1
-    T[a,$r]=$LAST_T; log "  a baseline 1 host      ${T[a,$r]} s"
-    clean_hosts; rigs_ship inv1.toml ship_ref bench/app:1 c; check_image h1 bench/app:1 "$ID1"
-    T[c,$r]=$LAST_T B[c,$r]=$LAST_B; log "  c rigs 1 host          ${T[c,$r]} s, ${B[c,$r]} bytes"
-    clean_hosts; baseline h1 h2 h3
-    T[b,$r]=$LAST_T; log "  b baseline 3 hosts     ${T[b,$r]} s"
-    clean_hosts; rigs_ship inv3.toml ship_ref bench/app:1 d
-    for h in "${HOSTS[@]}"; do check_image "$h" bench/app:1 "$ID1"; done
-    T[d,$r]=$LAST_T B[d,$r]=$LAST_B; log "  d rigs 3 hosts         ${T[d,$r]} s, ${B[d,$r]} bytes"
-    clean_hosts; rigs_ship inv1.toml ship_raw bench/app:1 e; check_image h1 bench/app:1 "$ID1"
-    T[e,$r]=$LAST_T B[e,$r]=$LAST_B; log "  e rigs raw 1 host      ${T[e,$r]} s, ${B[e,$r]} bytes"
+    # Baseline and rigs alternate.
+    for c in a c b d e x z y; do run_case "$c" "$r"; done
 done
 
 # --------------------------------------------------------------------------------- shaped link
-F1_T=- F1_B=- F2_T=- F2_B=-
+declare -A S      # S[name,t|b] for the shaped cases
+SHAPED_CASES=()
+shaped() { # NAME DESCRIPTION KIND TASK REF ID
+    local name=$1 desc=$2 kind=$3 task=$4 ref=$5 id=$6
+    log "  $name $desc"
+    if [[ $kind == baseline ]]; then
+        baseline gzip h1
+        S[$name,b]=-
+    else
+        rigs_ship inv1.toml "$task" "$ref" "$name"
+        S[$name,b]=$LAST_B
+    fi
+    check_image h1 "$ref" "$id"
+    S[$name,t]=$LAST_T S[$name,d]=$desc
+    SHAPED_CASES+=("$name")
+    log "     ${LAST_T} s, sent ${S[$name,b]}"
+}
 if [[ $SKIP_SHAPED != 1 ]]; then
-    clean_hosts
-    log "shaping $VETH_C: tbf rate $RATE burst 32kbit latency 400ms"
+    log "shaping $VETH_C: tbf rate $RATE burst 32kbit latency 400ms (each full send takes a minute or more)"
     tc qdisc add dev "$VETH_C" root tbf rate "$RATE" burst 32kbit latency 400ms
-    log "  f1 full ship of bench/app:1 to h1 over the shaped link (about a minute at 20 Mbit/s)"
-    rigs_ship inv1.toml ship_ref bench/app:1 f1; check_image h1 bench/app:1 "$ID1"
-    F1_T=$LAST_T F1_B=$LAST_B; log "  f1 ${F1_T} s, ${F1_B} bytes"
-    log "  f2 re-ship: bench/app:2 (app:1 + ${DELTA_KB} KB layer) to h1, which holds app:1"
-    rigs_ship inv1.toml ship_ref bench/app:2 f2; check_image h1 bench/app:2 "$ID2"
-    F2_T=$LAST_T F2_B=$LAST_B; log "  f2 ${F2_T} s, ${F2_B} bytes"
+    clean_hosts
+    shaped f1 "rigs full ship of app:1 (host empty)" rigs ship_ref bench/app:1 "$ID1"
+    shaped f2 "rigs re-ship app:2 (host has app:1)" rigs ship_ref bench/app:2 "$ID2"
+    if [[ $SHAPED_EXTRA == 1 ]]; then
+        clean_hosts
+        shaped f3 "ref: rigs compress:false full app:1" rigs ship_raw bench/app:1 "$ID1"
+        clean_hosts
+        shaped f4 "ref: baseline save|gzip|ssh|load app:1" baseline - bench/app:1 "$ID1"
+    fi
     tc qdisc del dev "$VETH_C" root
 fi
 
 # ------------------------------------------------------------------------------------- report
-MB1=$(calc %.1f "$SIZE1 / 1e6")
-med() { local c=$1 r v=(); for ((r = 1; r <= RUNS; r++)); do v+=("${T[$c,$r]}"); done; median "${v[@]}"; }
-medb() { local c=$1 r v=(); for ((r = 1; r <= RUNS; r++)); do v+=("${B[$c,$r]}"); done; median "${v[@]}"; }
+med() { # ARRAY CASE: the median over the runs
+    local -n values=$1
+    local c=$2 r v=()
+    for ((r = 1; r <= RUNS; r++)); do v+=("${values[$c,$r]}"); done
+    median "${v[@]}"
+}
 declare -A M
-for c in "${CASES[@]}"; do M[$c]=$(med "$c"); done
+for c in "${CASES[@]}" "${REFS[@]}"; do M[$c]=$(med T "$c"); done
 CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+verdict() { awk "BEGIN { exit !($1) }" && echo PASS || echo FAIL; }
+row() { # CASE
+    local c=$1 r runs=() sent=-
+    for ((r = 1; r <= RUNS && r <= 3; r++)); do runs+=("${T[$c,$r]}"); done
+    while ((${#runs[@]} < 3)); do runs+=(-); done
+    [[ ${B[$c,1]} == - ]] || sent=$(med B "$c")
+    printf '%-44s %6s %6s %6s %7s %6s %5s %11s\n' "$c  ${DESC[$c]}" "${runs[@]}" "${M[$c]}" \
+        "$(calc %.1f "$SIZE1 / 1e6 / ${M[$c]}")" "$(med C "$c")" "$sent"
+}
 {
     echo "rigs ship benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "machine: $(nproc) cores ($CPU), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1e6 }' /proc/meminfo) RAM, Linux $(uname -r)"
     echo "docker engine $ENGINE_VERSION (4 engines: controller + 3 hosts), docker client $CLIENT_VERSION, $(ssh -V 2>&1 | cut -d, -f1), $RIGS_VERSION"
-    echo "image bench/app:1: $SIZE1 bytes ($MB1 MB, docker image inspect .Size), 2 layers, random data;"
+    echo "image bench/app:1: $SIZE1 bytes ($(calc %.1f "$SIZE1 / 1e6") MB, docker image inspect .Size), 2 layers, random data;"
     echo "  docker save archive $SAVE_BYTES bytes, gzip -6 of it $GZIP_BYTES bytes"
     echo "load average at start $LOAD_START, at the end $(cut -d' ' -f1-3 /proc/loadavg); whole benchmark $(calc %.0f "$(now) - $T_START") s"
-    echo "wall seconds per run; MB/s = image size / median seconds (per host: each host gets the whole image)"
+    echo "seconds: wall time per run; MB/s: image size / median (per host: each host gets the whole image);"
+    echo "cpu%: median share of all $(nproc) cores busy during the run (hosts share the cores); sent: rigs bytes_sent"
     echo
-    printf '%-44s %7s %7s %7s %8s %7s %13s\n' case run1 run2 run3 median "MB/s" "bytes sent"
-    for c in "${CASES[@]}"; do
-        runs=()
-        for ((r = 1; r <= RUNS && r <= 3; r++)); do runs+=("${T[$c,$r]}"); done
-        while ((${#runs[@]} < 3)); do runs+=(-); done
-        if [[ $c == [cde] ]]; then sent=$(medb "$c"); else sent=-; fi
-        printf '%-44s %7s %7s %7s %8s %7s %13s\n' "$c  ${DESC[$c]}" "${runs[@]}" "${M[$c]}" \
-            "$(calc %.1f "$SIZE1 / 1e6 / ${M[$c]}")" "$sent"
-    done
+    printf '%-44s %6s %6s %6s %7s %6s %5s %11s\n' case run1 run2 run3 median "MB/s" "cpu%" sent
+    for c in "${CASES[@]}"; do row "$c"; done
+    for c in "${REFS[@]}"; do row "$c"; done
     echo
     R_CA=$(calc %.2f "${M[a]} / ${M[c]}")
     R_DB=$(calc %.2f "${M[b]} / ${M[d]}")
     R_EA=$(calc %.2f "${M[a]} / ${M[e]}")
     FAN_RIGS=$(calc %.2f "${M[d]} / ${M[c]}")
+    FAN_RAW=$(calc %.2f "${M[z]} / ${M[e]}")
     FAN_BASE=$(calc %.2f "${M[b]} / ${M[a]}")
-    echo "speed-up rigs vs baseline (baseline s / rigs s): 1 host $R_CA x, 3 hosts $R_DB x, compress:false 1 host $R_EA x"
-    echo "fan-out (3 hosts s / 1 host s): rigs $FAN_RIGS, baseline $FAN_BASE"
+    echo "rigs/baseline throughput (baseline s / rigs s): 1 host $R_CA x, 3 hosts $R_DB x, compress:false 1 host $R_EA x"
+    echo "fan-out (3 hosts s / 1 host s): rigs $FAN_RIGS, rigs compress:false $FAN_RAW, baseline $FAN_BASE"
     if [[ $SKIP_SHAPED != 1 ]]; then
         echo
         echo "shaped link to h1: tc tbf rate $RATE burst 32kbit latency 400ms on the controller's veth, one run each"
-        printf '%-44s %8s %13s %7s\n' case seconds "bytes sent" "MB/s"
-        printf '%-44s %8s %13s %7s\n' "f1 full ship bench/app:1 (host has nothing)" "$F1_T" "$F1_B" \
-            "$(calc %.2f "$F1_B / 1e6 / $F1_T")"
-        printf '%-44s %8s %13s %7s\n' "f2 re-ship bench/app:2 (host has app:1)" "$F2_T" "$F2_B" \
-            "$(calc %.3f "$F2_B / 1e6 / $F2_T")"
-        DELTA_PCT=$(calc %.3f "100 * $F2_B / $F1_B")
-        echo "delta bytes / full bytes: $(calc %.5f "$F2_B / $F1_B") ($DELTA_PCT %); time ratio $(calc %.3f "$F2_T / $F1_T")"
+        printf '%-44s %8s %11s %7s\n' case seconds sent "MB/s"
+        for n in "${SHAPED_CASES[@]}"; do
+            if [[ ${S[$n,b]} == - ]]; then mbs=-; else mbs=$(calc %.3f "${S[$n,b]} / 1e6 / ${S[$n,t]}"); fi
+            printf '%-44s %8s %11s %7s\n' "$n  ${S[$n,d]}" "${S[$n,t]}" "${S[$n,b]}" "$mbs"
+        done
+        DELTA_PCT=$(calc %.3f "100 * ${S[f2,b]} / ${S[f1,b]}")
+        echo "re-ship / full ship: bytes $(calc %.5f "${S[f2,b]} / ${S[f1,b]}") ($DELTA_PCT %), time $(calc %.3f "${S[f2,t]} / ${S[f1,t]}")"
     fi
     echo
     echo "goals:"
-    verdict() { awk "BEGIN { exit !($1) }" && echo PASS || echo FAIL; }
     echo "  rigs >= 2x baseline throughput to one host: $R_CA x  $(verdict "$R_CA >= 2")"
     echo "  rigs 3-host time <= 1.3x one-host time:     $FAN_RIGS  $(verdict "$FAN_RIGS <= 1.3")"
     if [[ $SKIP_SHAPED != 1 ]]; then

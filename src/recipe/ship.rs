@@ -55,6 +55,8 @@ pub struct ShipOptions {
     compression: Option<Compression>,
     delta: bool,
     stall: Duration,
+    /// Keep what the host received, so an interrupted ship continues where it stopped.
+    resume: bool,
 }
 
 impl Default for ShipOptions {
@@ -63,6 +65,7 @@ impl Default for ShipOptions {
             compression: None,
             delta: true,
             stall: fanout::DEFAULT_STALL,
+            resume: false,
         }
     }
 }
@@ -92,6 +95,11 @@ fn options(ctx: &NativeCallContext, func: &str, opts: &Map) -> Fallible<ShipOpti
                     .as_bool()
                     .map_err(|_| bad("delta", "true or false"))?
             }
+            "resume" => {
+                out.resume = value
+                    .as_bool()
+                    .map_err(|_| bad("resume", "true or false"))?
+            }
             "stall_timeout" => {
                 let secs = value
                     .as_int()
@@ -103,7 +111,7 @@ fn options(ctx: &NativeCallContext, func: &str, opts: &Map) -> Fallible<ShipOpti
             other => {
                 return Err(runtime(
                     format!(
-                        "docker::{func}: unknown option `{other}` (expected one of compress, delta, stall_timeout)"
+                        "docker::{func}: unknown option `{other}` (expected one of compress, delta, resume, stall_timeout)"
                     ),
                     ctx.call_position(),
                 ))
@@ -196,6 +204,7 @@ fn stream_load(
     display: String,
     what: &str,
     total: Box<dyn Fn() -> Option<u64> + Send>,
+    resume: Option<&str>,
 ) -> Result<Streamed, Fail> {
     let host = scope.host_name();
     let stream = StreamInput::new(ticket.rx, corrupt_at(&host));
@@ -217,7 +226,7 @@ fn stream_load(
     };
     let started = Instant::now();
     let result = scope.ops.command(
-        &remote::load_command(compression),
+        &remote::load_command(compression, resume),
         &CommandOptions {
             allow_fail: true,
             stdin_stream: Some(stream.clone()),
@@ -278,6 +287,24 @@ fn rate(bytes: u64, took: Duration) -> String {
         return String::new();
     }
     format!(", {}/s", crate::report::bytes((bytes as f64 / secs) as u64))
+}
+
+/// Names the part file of one stream: the same image, compression and layers give the same
+/// bytes, because `docker save` and the encoders are deterministic.
+fn part_key(id: &str, compression: Compression, skip: &BTreeSet<String>) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(id.as_bytes());
+    h.update(compression.name().as_bytes());
+    for layer in skip {
+        h.update(layer.as_bytes());
+    }
+    crate::ssh::hex(&h.finalize())[..32].to_string()
+}
+
+fn part_size(ops: &dyn HostOps, key: &str) -> Result<u64, Fail> {
+    let r = ops.command(&remote::part_size_command(key), &quiet(), false)?;
+    Ok(r.stdout.trim().parse().unwrap_or(0))
 }
 
 fn short(id: &str) -> &str {
@@ -351,8 +378,23 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
     };
     let host = scope.host_name();
     let layers = image.diff_ids.len();
+    let mut resumable = o.resume;
     for attempt in 0.. {
         let sending = image.diff_ids.iter().filter(|d| !skip.contains(*d)).count();
+        let key = resumable.then(|| part_key(&image.id, compression, &skip));
+        let resume_from = match &key {
+            Some(k) => part_size(ops, k)?,
+            None => 0,
+        };
+        if resume_from > 0 {
+            ops.message(
+                Level::Info,
+                &format!(
+                    "{reference}: resuming after the {} the host kept from an interrupted ship",
+                    crate::report::bytes(resume_from)
+                ),
+            );
+        }
         let ticket = join(
             scope,
             format!("save|{}|{reference}|{attempt}", image.id),
@@ -361,6 +403,7 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
                 compression,
                 skip: skip.clone(),
                 stall: o.stall,
+                resume_from,
             },
             Source::Save(image.clone()),
         )?;
@@ -383,7 +426,15 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
         } else {
             Box::new(|| None)
         };
-        let streamed = stream_load(scope, ticket, compression, display, &what, total)?;
+        let streamed = stream_load(
+            scope,
+            ticket,
+            compression,
+            display,
+            &what,
+            total,
+            key.as_deref(),
+        )?;
         let state = group.state();
         if streamed.result.ok() {
             let id = host_image_id(ops, reference)?;
@@ -415,6 +466,19 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
             m.insert("layers_sent".into(), (sending as rhai::INT).into());
             m.insert("layers_total".into(), (layers as rhai::INT).into());
             return Ok(m);
+        }
+        let cut = streamed.result.stderr.contains(remote::CUT);
+        if let (Some(k), false) = (&key, cut) {
+            // Only a stream cut short is worth keeping for the next attempt.
+            ops.command(&format!("rm -f {}", remote::part_path(k)), &quiet(), false)?;
+        }
+        if resume_from > 0 && !cut && streamed.result.stderr.contains(remote::MISMATCH) {
+            ops.message(
+                Level::Warn,
+                &format!("{reference}: what the host kept did not match; sending it all again"),
+            );
+            resumable = false;
+            continue;
         }
         if let Some(reason) = stream_failure(&streamed, &state, &host) {
             return Err(fail(format!("{reference}: {reason}")));
@@ -498,6 +562,7 @@ pub fn ship_bundle(scope: &TaskScope, path: &Path, o: &ShipOptions) -> Result<Ma
             compression,
             skip: BTreeSet::new(),
             stall: o.stall,
+            resume_from: 0,
         },
         Source::Bundle {
             path: path.to_path_buf(),
@@ -520,6 +585,7 @@ pub fn ship_bundle(scope: &TaskScope, path: &Path, o: &ShipOptions) -> Result<Ma
         display,
         &format!("loading {shown}"),
         Box::new(move || Some(body)),
+        None,
     )?;
     let state = group.state();
     if !streamed.result.ok() {

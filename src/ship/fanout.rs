@@ -123,6 +123,8 @@ pub struct Request {
     /// Layers (diff ids) to leave out.
     pub skip: BTreeSet<String>,
     pub stall: Duration,
+    /// Payload bytes the host kept from an interrupted earlier attempt.
+    pub resume_from: u64,
 }
 
 /// A host's place in a stream: its queue, and the group it shares with hosts needing the same.
@@ -187,8 +189,14 @@ struct GatherState {
 type ImageSlot = Arc<OnceLock<Result<ImageInfo, String>>>;
 type BundleSlot = Arc<OnceLock<Result<Arc<VerifiedBundle>, String>>>;
 
-/// A receiving host as the producer sees it: its name, its queue, its stall timeout.
-type Receiver = (String, mpsc::Sender<Arc<[u8]>>, Duration);
+/// A receiving host as the producer sees it.
+struct Receiver {
+    host: String,
+    tx: mpsc::Sender<Arc<[u8]>>,
+    stall: Duration,
+    /// Payload bytes the host already holds from an interrupted attempt, not to be sent again.
+    resume_from: u64,
+}
 
 /// Every stream of one invocation.
 #[derive(Default)]
@@ -325,52 +333,80 @@ struct FrameSink {
     group: Arc<Group>,
 }
 
+/// Queues `item` for one host, waiting while its queue is full; `false` when the host is gone
+/// or was dropped for stalling.
+fn deliver(group: &Group, r: &Receiver, mut item: Arc<[u8]>) -> bool {
+    let since = Instant::now();
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match r.tx.try_send(item) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                if since.elapsed() >= r.stall {
+                    group.update(|s| {
+                        s.dropped.insert(
+                            r.host.clone(),
+                            format!(
+                                "the host took no data for {} s while others waited",
+                                r.stall.as_secs()
+                            ),
+                        );
+                    });
+                    return false;
+                }
+                item = back;
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
 impl FrameSink {
     fn broadcast(&mut self, frame: Arc<[u8]>) {
         let group = self.group.clone();
-        self.hosts.retain(|(host, tx, stall)| {
-            let since = Instant::now();
-            let mut pause = Duration::from_micros(200);
-            let mut item = frame.clone();
-            loop {
-                match tx.try_send(item) {
-                    Ok(()) => return true,
-                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
-                    Err(mpsc::error::TrySendError::Full(back)) => {
-                        if since.elapsed() >= *stall {
-                            group.update(|s| {
-                                s.dropped.insert(
-                                    host.clone(),
-                                    format!(
-                                        "the host took no data for {} s while others waited",
-                                        stall.as_secs()
-                                    ),
-                                );
-                            });
-                            return false;
-                        }
-                        item = back;
-                        std::thread::sleep(pause);
-                        pause = (pause * 2).min(Duration::from_millis(10));
-                    }
-                }
-            }
-        });
+        self.hosts.retain(|r| deliver(&group, r, frame.clone()));
     }
 
     fn emit(&mut self) {
         if self.buf.is_empty() {
             return;
         }
-        let mut frame = frame_header(self.buf.len());
-        frame.extend_from_slice(&self.buf);
-        self.hasher.update(&self.buf);
-        self.bytes += self.buf.len() as u64;
+        let payload = std::mem::take(&mut self.buf);
+        self.hasher.update(&payload);
+        self.bytes += payload.len() as u64;
         self.group
             .written
-            .fetch_add(self.buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let mut shared: Option<Arc<[u8]>> = None;
+        let group = self.group.clone();
+        self.hosts.retain_mut(|r| {
+            let len = payload.len() as u64;
+            if r.resume_from >= len {
+                // The host has these bytes from an interrupted earlier attempt.
+                r.resume_from -= len;
+                return true;
+            }
+            let frame = if r.resume_from > 0 {
+                let rest = &payload[r.resume_from as usize..];
+                r.resume_from = 0;
+                let mut f = frame_header(rest.len());
+                f.extend_from_slice(rest);
+                f.into()
+            } else {
+                shared
+                    .get_or_insert_with(|| {
+                        let mut f = frame_header(payload.len());
+                        f.extend_from_slice(&payload);
+                        f.into()
+                    })
+                    .clone()
+            };
+            deliver(&group, r, frame)
+        });
+        self.buf = payload;
         self.buf.clear();
-        self.broadcast(frame.into());
     }
 
     /// Sends the end frame, once the group's outcome is recorded.
@@ -431,7 +467,12 @@ fn start(requests: Vec<Request>, source: Source) -> Vec<Ticket> {
             }
         };
         let (tx, rx) = mpsc::channel(QUEUE_FRAMES);
-        members[at].push((r.host, tx, r.stall));
+        members[at].push(Receiver {
+            host: r.host,
+            tx,
+            stall: r.stall,
+            resume_from: r.resume_from,
+        });
         tickets.push(Ticket {
             rx,
             group: groups[at].clone(),

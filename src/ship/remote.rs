@@ -19,6 +19,8 @@ pub const FRAME: usize = 4 * 1024 * 1024;
 
 /// Printed on stderr by the host when the stream it received does not match.
 pub const MISMATCH: &str = "rigs-ship: checksum mismatch";
+/// Printed on stderr by the host when the stream ended before its end frame.
+pub const CUT: &str = "rigs-ship: the stream ended early";
 
 /// A frame header.
 pub fn frame_header(len: usize) -> Vec<u8> {
@@ -39,17 +41,52 @@ fn printf_bytes(bytes: &[u8]) -> String {
     out
 }
 
-/// The shell line that receives a framed stream of `compression`-compressed archive into
-/// `docker load`, verifying it first.
-pub fn load_command(compression: Compression) -> String {
-    let trailer = printf_bytes(&compression.trailer());
+/// Where a host keeps what it received of a resumable stream, as a shell word (`key` is hex).
+pub fn part_path(key: &str) -> String {
+    debug_assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+    format!("\"${{XDG_CACHE_HOME:-$HOME/.cache}}/rigs/ship/{key}.part\"")
+}
+
+/// Prints how many bytes of the stream `key` the host holds from an earlier attempt.
+pub fn part_size_command(key: &str) -> String {
     format!(
-        "{{ exec 3>&1; \
-         h=$(while IFS= read -r n && [ \"$n\" != 0 ]; do head -c \"$n\" || exit 1; done | tee /dev/fd/3 | sha256sum) || h=failed; \
+        "p={}; if [ -f \"$p\" ]; then wc -c < \"$p\"; else echo 0; fi",
+        part_path(key)
+    )
+}
+
+/// The shell line that receives a framed stream of `compression`-compressed archive into
+/// `docker load`, verifying it first. With `resume`, the payload is also kept in the part file
+/// of that key: a later attempt replays the part and receives only the rest. The part goes once
+/// the load succeeds or the stream proves wrong; a stream cut short keeps it.
+pub fn load_command(compression: Compression, resume: Option<&str>) -> String {
+    let trailer = printf_bytes(&compression.trailer());
+    let (setup, source, keep, drop) = match resume {
+        None => (
+            String::new(),
+            "head -c \"$n\" || exit 1".to_string(),
+            "",
+            "",
+        ),
+        Some(key) => (
+            format!(
+                "p={}; mkdir -p \"${{p%/*}}\" && touch \"$p\" || exit 1; ",
+                part_path(key)
+            ),
+            "head -c \"$n\" | tee -a \"$p\" || exit 1".to_string(),
+            " && rm -f \"$p\"",
+            " rm -f \"$p\";",
+        ),
+    };
+    let replay = if resume.is_some() { "cat \"$p\"; " } else { "" };
+    format!(
+        "{setup}{{ exec 3>&1; \
+         h=$({{ {replay}while IFS= read -r n && [ \"$n\" != 0 ]; do {source}; done; }} | tee /dev/fd/3 | sha256sum) || h=failed; \
          IFS= read -r want || want=missing; h=${{h%% *}}; \
          if [ \"$h\" = \"$want\" ]; then printf '{trailer}'; \
-         else echo \"{MISMATCH}: received $h\" >&2; echo 'rigs-ship: rejected stream'; exit 3; fi; \
-         }} | docker load"
+         elif [ \"$want\" = missing ]; then echo \"{CUT}\" >&2; echo 'rigs-ship: rejected stream'; exit 4; \
+         else echo \"{MISMATCH}: received $h\" >&2;{drop} echo 'rigs-ship: rejected stream'; exit 3; fi; \
+         }} | docker load{keep}"
     )
 }
 
@@ -136,12 +173,18 @@ mod tests {
 
     #[test]
     fn the_trailer_is_written_by_printf_escapes_only() {
-        let line = load_command(Compression::Gzip);
+        let line = load_command(Compression::Gzip, None);
         assert!(line.ends_with("| docker load"));
         let start = line.find("printf '").unwrap() + 8;
         let escapes = &line[start..start + line[start..].find('\'').unwrap()];
         assert!(escapes.starts_with("\\037\\213"), "gzip magic: {escapes}");
         assert_eq!(escapes.len(), Compression::Gzip.trailer().len() * 4);
         assert_eq!(end_frame("ab"), b"0\nab\n");
+        let resumable = load_command(Compression::None, Some("ab12"));
+        assert!(resumable.contains("rigs/ship/ab12.part"), "{resumable}");
+        assert!(
+            resumable.ends_with("| docker load && rm -f \"$p\""),
+            "{resumable}"
+        );
     }
 }
