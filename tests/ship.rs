@@ -266,20 +266,35 @@ fn an_interrupted_ship_resumes_where_it_stopped() {
         "--output",
         "json",
     ];
-    let run = Watched::start(&p, &args);
-    run.wait_for_bytes("h1");
-    run.interrupt();
-    let (code, first) = run.finish();
-    assert_eq!(code, Some(130), "{first}");
-    assert_eq!(lab.image_id(0, &big), "");
-    let kept = summary(&first)[0].2;
     let parts = || -> Vec<std::path::PathBuf> {
         std::fs::read_dir("/home/rigs-test/.cache/rigs/ship")
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default()
     };
-    let before = parts();
-    assert!(!before.is_empty(), "the host kept what it received");
+    let earlier = parts();
+    let run = Watched::start(&p, &args);
+    // Interrupt once the host has kept a few megabytes, well before the end.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !parts().iter().any(|p| {
+        !earlier.contains(p) && std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) > 5_000_000
+    }) {
+        assert!(Instant::now() < deadline, "the host kept nothing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    run.interrupt();
+    let (code, first) = run.finish();
+    assert_eq!(code, Some(130), "{first}");
+    assert_eq!(lab.image_id(0, &big), "");
+    let kept = summary(&first)[0].2;
+    let before: Vec<_> = parts()
+        .into_iter()
+        .filter(|p| !earlier.contains(p))
+        .collect();
+    assert_eq!(
+        before.len(),
+        1,
+        "the host kept what it received: {before:?}"
+    );
 
     let out = p.clone().args(args).timeout(180).run();
     out.assert_code(0);
@@ -294,7 +309,8 @@ fn an_interrupted_ship_resumes_where_it_stopped() {
     let after = parts();
     assert!(
         before.iter().all(|p| !after.contains(p)),
-        "the part file is gone once loaded: {after:?}"
+        "the part file is gone once loaded: {after:?}\n{}",
+        out.stdout
     );
 }
 
@@ -303,7 +319,7 @@ fn a_host_that_dies_mid_ship_fails_alone() {
     let mut lab = DockerLab::start(3);
     let big = lab.big_image("big", 80);
     let p = project(&lab, &inventory(&lab, ""));
-    let mut run = Watched::start(
+    let run = Watched::start(
         &p,
         &["env:lab", &format!("ship_ref:{big}"), "--output", "json"],
     );

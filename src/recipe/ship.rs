@@ -291,15 +291,30 @@ fn rate(bytes: u64, took: Duration) -> String {
 
 /// Names the part file of one stream: the same image, compression and layers give the same
 /// bytes, because `docker save` and the encoders are deterministic.
+/// The key starts with the image id, so that all parts of one image can be found.
 fn part_key(id: &str, compression: Compression, skip: &BTreeSet<String>) -> String {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
-    h.update(id.as_bytes());
     h.update(compression.name().as_bytes());
     for layer in skip {
         h.update(layer.as_bytes());
     }
-    crate::ssh::hex(&h.finalize())[..32].to_string()
+    format!(
+        "{}{}",
+        part_prefix(id),
+        &crate::ssh::hex(&h.finalize())[..16]
+    )
+}
+
+fn part_prefix(id: &str) -> String {
+    let hex: String = id
+        .strip_prefix("sha256:")
+        .unwrap_or(id)
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(16)
+        .collect();
+    hex
 }
 
 fn part_size(ops: &dyn HostOps, key: &str) -> Result<u64, Fail> {
@@ -357,6 +372,14 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
     let held = query(ops)?;
     if held.has(&image.id) {
         tag(ops, &image.id, reference)?;
+        if o.resume {
+            // An interrupted ship may have finished loading after all: its parts are useless.
+            ops.command(
+                &remote::forget_parts_command(&part_prefix(&image.id)),
+                &quiet(),
+                false,
+            )?;
+        }
         ops.message(
             Level::Info,
             &format!(

@@ -50,6 +50,8 @@ pub struct Reporter {
 struct Transfer {
     started: Instant,
     shown: Option<Instant>,
+    /// Bytes at the last line shown: the first bytes to flow are shown at once.
+    shown_bytes: u64,
     /// Bytes of finished transfers (the summary's SENT column).
     total: u64,
 }
@@ -85,6 +87,7 @@ impl Reporter {
             let t = all.entry(host.to_string()).or_insert(Transfer {
                 started: now,
                 shown: None,
+                shown_bytes: 0,
                 total: 0,
             });
             if done == 0 {
@@ -102,10 +105,12 @@ impl Reporter {
                     false
                 }
                 None => true,
+                Some(_) if t.shown_bytes == 0 && done > 0 && self.mode != OutputMode::Plain => true,
                 Some(s) => now - s >= every,
             };
             if due {
                 t.shown = Some(now);
+                t.shown_bytes = done;
             }
             let secs = (now - t.started).as_secs_f64();
             (if secs > 0.0 { done as f64 / secs } else { 0.0 }, due)
@@ -146,10 +151,12 @@ impl Reporter {
         let t = all.entry(host.to_string()).or_insert(Transfer {
             started: Instant::now(),
             shown: None,
+            shown_bytes: 0,
             total: 0,
         });
         t.total += bytes;
         t.shown = None;
+        t.shown_bytes = 0;
     }
 
     /// Bytes sent to `host` over the whole run.

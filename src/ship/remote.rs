@@ -47,6 +47,12 @@ pub fn part_path(key: &str) -> String {
     format!("\"${{XDG_CACHE_HOME:-$HOME/.cache}}/rigs/ship/{key}.part\"")
 }
 
+/// Removes every part whose key starts with `prefix` (hex).
+pub fn forget_parts_command(prefix: &str) -> String {
+    debug_assert!(prefix.bytes().all(|b| b.is_ascii_hexdigit()));
+    format!("rm -f \"${{XDG_CACHE_HOME:-$HOME/.cache}}/rigs/ship/{prefix}\"*.part")
+}
+
 /// Prints how many bytes of the stream `key` the host holds from an earlier attempt.
 pub fn part_size_command(key: &str) -> String {
     format!(
