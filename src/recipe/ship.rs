@@ -363,13 +363,21 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
         )?;
         return Ok(summary(reference, "", "", 0, Duration::ZERO));
     }
-    let image: ImageInfo = scope.ships.image(reference).map_err(|e| {
-        fail(format!(
-            "`{reference}` is not an image on the controller: {e}\n\
-             build, pull or load it on the controller first (its docker follows DOCKER_HOST)"
-        ))
-    })?;
-    let held = query(ops)?;
+    // The controller's engine and the host's are asked at the same time.
+    let (image, held) = std::thread::scope(|threads| {
+        let image = threads.spawn(|| scope.ships.image(reference));
+        let held = query(ops);
+        (image.join(), held)
+    });
+    let image: ImageInfo = image
+        .unwrap_or_else(|_| Err("internal error: the image query panicked".into()))
+        .map_err(|e| {
+            fail(format!(
+                "`{reference}` is not an image on the controller: {e}\n\
+                 build, pull or load it on the controller first (its docker follows DOCKER_HOST)"
+            ))
+        })?;
+    let held = held?;
     if held.has(&image.id) {
         tag(ops, &image.id, reference)?;
         if o.resume {

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -148,6 +149,33 @@ impl<W: Write + Send> Encoder<W> for Zstd<'_, W> {
     }
 }
 
+/// One block as a gzip member. Blocks that do not shrink (layers of compressed files, media,
+/// model weights) are stored instead, which costs a copy instead of a compression and does not
+/// grow the data; after a run of them, only every 16th block is tried, until one shrinks again.
+fn gzip_member(data: &[u8], hopeless: &AtomicU32, seq: u64) -> io::Result<Vec<u8>> {
+    let streak = hopeless.load(Ordering::Relaxed);
+    let try_compress = streak < 4 || seq % 16 == 0;
+    if try_compress {
+        let mut member = flate2::write::GzEncoder::new(
+            Vec::with_capacity(data.len() / 2),
+            flate2::Compression::new(GZIP_LEVEL),
+        );
+        member.write_all(data)?;
+        let packed = member.finish()?;
+        if packed.len() < data.len() / 100 * 97 {
+            hopeless.store(0, Ordering::Relaxed);
+            return Ok(packed);
+        }
+        hopeless.fetch_add(1, Ordering::Relaxed);
+    }
+    let mut member = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() + 1024),
+        flate2::Compression::none(),
+    );
+    member.write_all(data)?;
+    member.finish()
+}
+
 type Job = (u64, Vec<u8>);
 type Done = (u64, io::Result<Vec<u8>>);
 
@@ -170,18 +198,16 @@ impl<W: Write> ParallelGzip<W> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (finished, done) = mpsc::channel::<Done>();
         let queue = Arc::new(Mutex::new(queue));
+        let hopeless = Arc::new(AtomicU32::new(0));
         let workers = (0..threads)
             .map(|_| {
                 let queue = queue.clone();
                 let finished = finished.clone();
+                let hopeless = hopeless.clone();
                 std::thread::spawn(move || loop {
                     let job = queue.lock().expect("gzip queue").recv();
                     let Ok((seq, data)) = job else { return };
-                    let mut member = flate2::write::GzEncoder::new(
-                        Vec::with_capacity(data.len() / 2),
-                        flate2::Compression::new(GZIP_LEVEL),
-                    );
-                    let result = member.write_all(&data).and_then(|_| member.finish());
+                    let result = gzip_member(&data, &hopeless, seq);
                     if finished.send((seq, result)).is_err() {
                         return;
                     }
@@ -328,6 +354,31 @@ mod tests {
                 assert!(packed.len() < data.len() / 4, "{c:?} compresses");
             }
         }
+    }
+
+    #[test]
+    fn incompressible_data_is_stored_not_grown() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let random: Vec<u8> = (0..GZIP_BLOCK * 9)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let packed = compress(Compression::Gzip, 2, &random);
+        assert!(
+            packed.len() < random.len() + random.len() / 500,
+            "{} bytes for {}",
+            packed.len(),
+            random.len()
+        );
+        let mut unpacked = Vec::new();
+        flate2::read::MultiGzDecoder::new(&packed[..])
+            .read_to_end(&mut unpacked)
+            .unwrap();
+        assert_eq!(&unpacked[..random.len()], &random[..]);
     }
 
     #[test]

@@ -326,6 +326,8 @@ impl Shipments {
 
 /// One group's output while producing: frames fanned out to its hosts' queues.
 struct FrameSink {
+    /// Waits on the hosts' queues, so that the producer wakes as soon as one has room.
+    rt: Arc<tokio::runtime::Runtime>,
     buf: Vec<u8>,
     hosts: Vec<Receiver>,
     hasher: Sha256,
@@ -335,38 +337,30 @@ struct FrameSink {
 
 /// Queues `item` for one host, waiting while its queue is full; `false` when the host is gone
 /// or was dropped for stalling.
-fn deliver(group: &Group, r: &Receiver, mut item: Arc<[u8]>) -> bool {
-    let since = Instant::now();
-    let mut pause = Duration::from_micros(200);
-    loop {
-        match r.tx.try_send(item) {
-            Ok(()) => return true,
-            Err(mpsc::error::TrySendError::Closed(_)) => return false,
-            Err(mpsc::error::TrySendError::Full(back)) => {
-                if since.elapsed() >= r.stall {
-                    group.update(|s| {
-                        s.dropped.insert(
-                            r.host.clone(),
-                            format!(
-                                "the host took no data for {} s while others waited",
-                                r.stall.as_secs()
-                            ),
-                        );
-                    });
-                    return false;
-                }
-                item = back;
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(10));
-            }
+fn deliver(rt: &tokio::runtime::Runtime, group: &Group, r: &Receiver, item: Arc<[u8]>) -> bool {
+    match rt.block_on(async { tokio::time::timeout(r.stall, r.tx.send(item)).await }) {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            group.update(|s| {
+                s.dropped.insert(
+                    r.host.clone(),
+                    format!(
+                        "the host took no data for {} s while others waited",
+                        r.stall.as_secs()
+                    ),
+                );
+            });
+            false
         }
     }
 }
 
 impl FrameSink {
     fn broadcast(&mut self, frame: Arc<[u8]>) {
-        let group = self.group.clone();
-        self.hosts.retain(|r| deliver(&group, r, frame.clone()));
+        let (group, rt) = (self.group.clone(), self.rt.clone());
+        self.hosts
+            .retain(|r| deliver(&rt, &group, r, frame.clone()));
     }
 
     fn emit(&mut self) {
@@ -380,7 +374,7 @@ impl FrameSink {
             .written
             .fetch_add(payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let mut shared: Option<Arc<[u8]>> = None;
-        let group = self.group.clone();
+        let (group, rt) = (self.group.clone(), self.rt.clone());
         self.hosts.retain_mut(|r| {
             let len = payload.len() as u64;
             if r.resume_from >= len {
@@ -403,7 +397,7 @@ impl FrameSink {
                     })
                     .clone()
             };
-            deliver(&group, r, frame)
+            deliver(&rt, &group, r, frame)
         });
         self.buf = payload;
         self.buf.clear();
@@ -479,6 +473,12 @@ fn start(requests: Vec<Request>, source: Source) -> Vec<Ticket> {
         });
     }
     let threads = compress::threads();
+    let rt = Arc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime for the image producer"),
+    );
     // A bundle's archive is compressed already: its bytes pass through as they are.
     let precompressed = matches!(source, Source::Bundle { .. });
     let outs: Vec<GroupOut> = keys
@@ -487,6 +487,7 @@ fn start(requests: Vec<Request>, source: Source) -> Vec<Ticket> {
         .zip(groups)
         .map(|(((compression, skip), hosts), group)| {
             let sink = FrameSink {
+                rt: rt.clone(),
                 buf: Vec::with_capacity(FRAME + 64 * 1024),
                 hosts,
                 hasher: Sha256::new(),
@@ -601,7 +602,9 @@ fn produce_save(image: &ImageInfo, outs: &mut [GroupOut]) -> Result<Vec<OutputSt
         .iter_mut()
         .map(|(skip, c)| Output::new(skip, c))
         .collect();
-    let passed = archive::pass(stdout, &names, &mut outputs, learn && !wants_delta);
+    // Names are learnt only when a delta needs them: hashing every layer would cost the
+    // controller CPU that the stream needs.
+    let passed = archive::pass(stdout, &names, &mut outputs, false);
     let stats: Vec<OutputStats> = outputs.into_iter().map(|o| o.stats).collect();
     let passed = match passed {
         Ok(p) => p,
@@ -614,9 +617,7 @@ fn produce_save(image: &ImageInfo, outs: &mut [GroupOut]) -> Result<Vec<OutputSt
         }
     };
     finish_save(child, &image.reference)?;
-    if learn && !wants_delta && passed.names.covers(&image.diff_ids) {
-        passed.names.store(&image.id);
-    }
+    debug_assert!(passed.names.by_path.is_empty());
     Ok(stats)
 }
 
