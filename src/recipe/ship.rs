@@ -479,12 +479,17 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
             ops.message(
                 Level::Info,
                 &format!(
-                    "{reference}: loaded {} ({sending} of {layers} layers sent, {} {}, {:.1} s{})",
+                    "{reference}: loaded {} ({sending} of {layers} layers sent as {} {} for a {} image, {:.1} s{})",
                     short(&image.id),
                     crate::report::bytes(streamed.sent),
                     compression.name(),
+                    crate::report::bytes(image.size),
                     streamed.took.as_secs_f64(),
-                    rate(streamed.sent, streamed.took)
+                    if skip.is_empty() {
+                        rate(image.size, streamed.took)
+                    } else {
+                        String::new()
+                    }
                 ),
             );
             let mut m = summary(
