@@ -133,6 +133,32 @@ pub struct Cli {
     #[arg(long = "max-fail", value_name = "N|P%", help_heading = "Execution")]
     pub max_fail: Option<String>,
 
+    /// Roll through the hosts N (or P%) at a time; a batch with a failed host stops the run
+    /// (default: the environment's `batch`, else all at once)
+    #[arg(long = "batch", value_name = "N|P%", help_heading = "Execution")]
+    pub batch: Option<String>,
+
+    /// Run on N hosts first, and on the rest only if all of them succeed
+    #[arg(long = "canary", value_name = "N", help_heading = "Execution")]
+    pub canary: Option<usize>,
+
+    /// Seconds to wait after the canary hosts succeeded, before the rest
+    #[arg(
+        long = "canary-wait",
+        value_name = "SECS",
+        requires = "canary",
+        help_heading = "Execution"
+    )]
+    pub canary_wait: Option<f64>,
+
+    /// Seconds to wait for an environment's deploy lock held by another run (default: refuse)
+    #[arg(long = "lock-wait", value_name = "SECS", help_heading = "Execution")]
+    pub lock_wait: Option<f64>,
+
+    /// Answer yes to confirmations (`lock:release`)
+    #[arg(short = 'y', long = "yes", help_heading = "Execution")]
+    pub yes: bool,
+
     /// Print what would run on which host; connect to nothing, change nothing
     #[arg(short = 'n', long = "dry-run", help_heading = "Execution")]
     pub dry_run: bool,
@@ -288,6 +314,11 @@ pub struct Config {
     pub secrets: Option<PathBuf>,
     pub pool_size: Option<usize>,
     pub max_fail: Option<crate::run::MaxFail>,
+    pub batch: Option<crate::run::MaxFail>,
+    pub canary: Option<usize>,
+    pub canary_wait: Option<Duration>,
+    pub lock_wait: Option<Duration>,
+    pub yes: bool,
     pub dry_run: bool,
     pub output: Option<OutputMode>,
     pub verbose: bool,
@@ -354,6 +385,31 @@ impl Config {
                     )
                 })
             })
+            .transpose()?;
+        let batch = cli
+            .batch
+            .as_deref()
+            .map(|b| {
+                crate::run::MaxFail::parse(b)
+                    .filter(|m| !matches!(m, crate::run::MaxFail::Count(0)))
+                    .ok_or_else(|| {
+                        Error::usage_hint(
+                            format!("--batch expects N or P% (at least 1), got `{b}`"),
+                            "for example --batch 2 or --batch 25%",
+                        )
+                    })
+            })
+            .transpose()?;
+        if cli.canary == Some(0) {
+            return Err(Error::usage("--canary must be at least 1"));
+        }
+        let canary_wait = cli
+            .canary_wait
+            .map(|s| seconds("--canary-wait", s))
+            .transpose()?;
+        let lock_wait = cli
+            .lock_wait
+            .map(|s| seconds("--lock-wait", s))
             .transpose()?;
         let informational = [cli.list, cli.describe.is_some(), cli.list_hosts];
         if informational.iter().filter(|b| **b).count() > 1 {
@@ -424,6 +480,11 @@ impl Config {
             secrets: cli.secrets,
             pool_size,
             max_fail,
+            batch,
+            canary: cli.canary,
+            canary_wait,
+            lock_wait,
+            yes: cli.yes,
             dry_run: cli.dry_run,
             output: cli.output,
             verbose: cli.verbose,

@@ -9,6 +9,7 @@ pub mod cancel;
 pub mod cli;
 pub mod diagnostic;
 pub mod error;
+pub mod history;
 pub mod inventory;
 pub mod prompt;
 pub mod quote;
@@ -20,6 +21,7 @@ pub mod secret;
 pub mod ship;
 pub mod ssh;
 pub mod task_call;
+pub mod time;
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -246,6 +248,30 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
         }
         Ok(hosts)
     };
+    // `--batch`, else the environment's `batch` variable.
+    let batch_for = |env: &Option<String>| -> Result<Option<run::MaxFail>> {
+        if config.batch.is_some() {
+            return Ok(config.batch);
+        }
+        let Some(value) = env
+            .as_ref()
+            .and_then(|e| inventory.envs.get(e))
+            .and_then(|e| e.vars.get("batch"))
+        else {
+            return Ok(None);
+        };
+        let text = match value {
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        run::MaxFail::parse(&text).map(Some).ok_or_else(|| {
+            Error::usage_hint(
+                format!("the environment's `batch` must be N or \"P%\", not {value}"),
+                "for example batch = 2 or batch = \"25%\" in [env.NAME] vars",
+            )
+        })
+    };
     let mut unused_env: Option<&task_call::TaskCall> = None;
     for call in calls {
         if call.name == "env" {
@@ -264,16 +290,55 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
             continue;
         }
         unused_env = None;
-        let (task, args) = recipes.resolve(call)?;
+        let work = match builtin_task(call, &env, &recipes)? {
+            Some(work) => work,
+            None => {
+                let (task, args) = recipes.resolve(call)?;
+                run::Work::Task { task, args }
+            }
+        };
         let hosts = hosts_for(&env, &format!("task `{}`", call.name))?;
         steps.push(run::Step {
             label: call.to_string(),
-            work: run::Work::Task { task, args },
+            work,
             hosts,
             env: env.clone(),
             env_vars: env_vars(&env),
             running: Default::default(),
+            batch: batch_for(&env)?,
         });
+    }
+    if let Some(step) = steps
+        .iter()
+        .find(|s| matches!(s.work, run::Work::Lock(run::LockAction::Release)))
+    {
+        if !config.yes && !config.dry_run {
+            let question = format!(
+                "Remove the deploy lock of env:{} on {} host(s), whoever holds it?",
+                step.env.as_deref().unwrap_or(""),
+                step.hosts.len()
+            );
+            match prompt::confirm(&question) {
+                Some(true) => {}
+                Some(false) => {
+                    return Err(Error::usage("lock:release: not confirmed; nothing done"))
+                }
+                None => {
+                    return Err(Error::usage_hint(
+                        "lock:release removes another run's lock and needs a confirmation",
+                        "run it on a terminal, or add --yes",
+                    ))
+                }
+            }
+        }
+    }
+    if config.canary.is_some() || config.batch.is_some() {
+        if let Some(step) = steps.iter().find(|s| matches!(s.work, run::Work::Lock(_))) {
+            return Err(Error::usage(format!(
+                "`{}` does not roll in batches; leave out --batch and --canary",
+                step.label
+            )));
+        }
     }
     if let (Some(previous), None, None) = (unused_env, command, bundle_load) {
         if !steps.is_empty() {
@@ -293,6 +358,7 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
             env: env.clone(),
             env_vars: env_vars(&env),
             running: Default::default(),
+            batch: batch_for(&env)?,
         });
     }
     if let Some(command) = command {
@@ -304,6 +370,7 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
             env: env.clone(),
             env_vars: env_vars(&env),
             running: Default::default(),
+            batch: batch_for(&env)?,
         });
     }
 
@@ -377,6 +444,9 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
             sudo_adhoc: config.sudo,
             dry_run: config.dry_run,
             command_timeout: config.command_timeout,
+            lock_wait: config.lock_wait,
+            canary: config.canary,
+            canary_wait: config.canary_wait,
         },
         secrets,
         masker,
@@ -404,8 +474,27 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
             }
         }
     });
+    let shows_history = steps.iter().any(|s| matches!(s.work, run::Work::History));
     let outcome = runtime.block_on(runner.run(steps));
+    if shows_history {
+        let rows = runner.history_rows();
+        match mode {
+            OutputMode::Json => {
+                for row in &rows {
+                    let mut event = row.clone();
+                    event["event"] = "history".into();
+                    println!("{event}");
+                }
+            }
+            _ if rows.is_empty() => println!("No history yet on these hosts."),
+            _ => print!("{}", history::table(&rows)),
+        }
+    }
     reporter.summary(&outcome.hosts, outcome.interrupted);
+    if outcome.refused.is_some() {
+        runtime.shutdown_timeout(Duration::from_millis(500));
+        return Ok(EXIT_HOST_FAILED);
+    }
     runtime.shutdown_timeout(Duration::from_millis(500));
     Ok(if outcome.interrupted {
         EXIT_INTERRUPTED
@@ -414,6 +503,42 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
     } else {
         EXIT_OK
     })
+}
+
+/// `history` and `lock:status|release`: built into rigs, unless a recipe defines `history`.
+fn builtin_task(
+    call: &task_call::TaskCall,
+    env: &Option<String>,
+    recipes: &Recipes,
+) -> Result<Option<run::Work>> {
+    match call.name.as_str() {
+        "history" if recipes.task("history").is_err() => {
+            if !call.args.is_empty() {
+                return Err(Error::usage("`history` takes no arguments"));
+            }
+            Ok(Some(run::Work::History))
+        }
+        "lock" => {
+            let action = match call.single_value() {
+                Some("status") => run::LockAction::Status,
+                Some("release") => run::LockAction::Release,
+                _ => {
+                    return Err(Error::usage_hint(
+                        format!("unknown lock command `{call}`"),
+                        "rigs env:NAME lock:status, or lock:release to remove a stale lock",
+                    ))
+                }
+            };
+            if env.is_none() {
+                return Err(Error::usage_hint(
+                    format!("`{call}` needs an environment"),
+                    format!("write env:NAME before it, e.g. rigs env:production {call}"),
+                ));
+            }
+            Ok(Some(run::Work::Lock(action)))
+        }
+        _ => Ok(None),
+    }
 }
 
 fn no_task_after(env: &task_call::TaskCall) -> Error {

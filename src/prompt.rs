@@ -1,4 +1,4 @@
-//! Asking the person at the terminal for a password or passphrase, without echo.
+//! Asking the person at the terminal: a password or passphrase without echo, or a yes/no.
 //!
 //! Prompts read from `/dev/tty`, not standard input, so they work while stdin is piped, and they
 //! happen before parallel work starts, so they never fight with progress output.
@@ -33,6 +33,24 @@ pub fn hidden(label: &str) -> Option<Secret> {
     let _ = writeln!(out);
     read.ok()?;
     Some(Secret::new(line.trim_end_matches(['\n', '\r'])))
+}
+
+/// Asks a yes/no question on the terminal; only `y` or `yes` is yes. `None` without a terminal.
+pub fn confirm(question: &str) -> Option<bool> {
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .ok()?;
+    let mut out = tty.try_clone().ok()?;
+    let _ = write!(out, "{question} [y/N] ");
+    let _ = out.flush();
+    let mut line = String::new();
+    std::io::BufReader::new(&tty).read_line(&mut line).ok()?;
+    Some(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 /// Turns terminal echo off until dropped.

@@ -145,6 +145,23 @@ pub fn build_engine(dir: &Path, cancel: Cancel) -> Engine {
     engine.register_static_module("registry", super::docker::registry_module().into());
     engine.register_fn("once", once);
     engine.register_fn("secret", secret);
+    engine.register_fn(
+        "note",
+        |ctx: NativeCallContext, text: Dynamic| -> Fallible<()> {
+            task_scope(&ctx)?.ops.note(&text.to_string());
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "record",
+        |ctx: NativeCallContext, key: &str, value: Dynamic| -> Fallible<()> {
+            task_scope(&ctx)?
+                .ops
+                .record(key, super::value::to_json(&value));
+            Ok(())
+        },
+    );
+    engine.register_fn("history", history);
     engine.register_fn("info", |ctx: NativeCallContext, msg: Dynamic| {
         message(&ctx, Level::Info, msg)
     });
@@ -350,6 +367,28 @@ fn result_map(r: CommandResult) -> Map {
     m.insert("stdout".into(), r.stdout.into());
     m.insert("stderr".into(), r.stderr.into());
     m
+}
+
+/// This host's deployment history, oldest first: one map per task run (see the book's
+/// "Safe releases" chapter for the fields).
+fn history(ctx: NativeCallContext) -> Fallible<rhai::Array> {
+    let scope = task_scope(&ctx)?;
+    let r = scope
+        .ops
+        .command(
+            &crate::history::read_command(500),
+            &CommandOptions {
+                quiet: true,
+                allow_fail: true,
+                ..CommandOptions::default()
+            },
+            false,
+        )
+        .map_err(|e| op_error(&ctx, e))?;
+    Ok(crate::history::parse(&r.stdout)
+        .into_iter()
+        .map(super::value::from_json)
+        .collect())
 }
 
 fn once(ctx: NativeCallContext, f: FnPtr) -> Fallible<Dynamic> {

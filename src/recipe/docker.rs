@@ -182,31 +182,13 @@ fn run_args(
     Ok((args, stdin))
 }
 
-fn json_value(v: serde_json::Value) -> Dynamic {
-    match v {
-        serde_json::Value::Null => Dynamic::UNIT,
-        serde_json::Value::Bool(b) => b.into(),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => i.into(),
-            None => n.as_f64().unwrap_or(0.0).into(),
-        },
-        serde_json::Value::String(s) => s.into(),
-        serde_json::Value::Array(a) => a.into_iter().map(json_value).collect::<Array>().into(),
-        serde_json::Value::Object(o) => o
-            .into_iter()
-            .map(|(k, v)| (k.into(), json_value(v)))
-            .collect::<Map>()
-            .into(),
-    }
-}
-
 /// One JSON object per line (docker's `--format '{{json .}}'`) as an array of maps.
 fn json_lines(ctx: &NativeCallContext, func: &str, text: &str) -> Fallible<Array> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             serde_json::from_str::<serde_json::Value>(l)
-                .map(json_value)
+                .map(super::value::from_json)
                 .map_err(|e| {
                     runtime(
                         format!("docker::{func}: unexpected output from docker: {e}"),

@@ -440,9 +440,12 @@ impl Recipes {
         } else {
             out.push_str(&format!("    parameters: {}\n", task.params.join(", ")));
         }
+        if task.locks() {
+            out.push_str("    takes the environment's deploy lock (@lock)\n");
+        }
         if !task.doc.is_empty() {
             out.push('\n');
-            for line in &task.doc {
+            for line in task.doc.iter().filter(|l| l.trim() != "@lock") {
                 if line.is_empty() {
                     out.push('\n');
                 } else {

@@ -30,6 +30,9 @@ pub struct CommandOptions {
     pub stdout_file: Option<std::path::PathBuf>,
     /// Run through sudo.
     pub sudo: Option<SudoOptions>,
+    /// Bookkeeping that must run even after Ctrl-C (releasing locks, writing history): it is
+    /// not interrupted, and is bounded by its own short timeout instead.
+    pub cleanup: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -93,6 +96,10 @@ pub trait HostOps: Send + Sync {
     fn progress(&self, what: &str, done: u64, total: Option<u64>);
     /// Bytes this host received from the controller, for the summary.
     fn transferred(&self, bytes: u64);
+    /// A short note on this host's outcome for the summary (`note(...)`); the last one wins.
+    fn note(&self, text: &str);
+    /// A field for this task's line in the deployment history (`record(...)`).
+    fn record(&self, key: &str, value: serde_json::Value);
 }
 
 /// One `once(...)` value: computed by the first host to get there, or the error it hit.

@@ -20,8 +20,13 @@ impl Task {
         self.doc
             .iter()
             .map(|l| l.trim())
-            .find(|l| !l.is_empty())
+            .find(|l| !l.is_empty() && !l.starts_with('@'))
             .unwrap_or("")
+    }
+
+    /// Whether its docs have the line `@lock`: it takes the environment's deploy lock.
+    pub fn locks(&self) -> bool {
+        self.doc.iter().any(|l| l.trim() == "@lock")
     }
 
     /// `deploy:TAG,FORCE` — how to call it.

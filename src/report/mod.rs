@@ -145,6 +145,19 @@ impl Reporter {
         }
     }
 
+    /// A batch of a rolling run starts.
+    pub fn batch(&self, number: usize, total: usize, hosts: &[&str], task: &str) {
+        match self.mode {
+            OutputMode::Json => self.json(json!({
+                "event": "batch", "task": task, "batch": number, "batches": total, "hosts": hosts,
+            })),
+            _ => self.line(
+                StreamKind::Stderr,
+                &format!("batch {number}/{total} of {task}: {}", hosts.join(", ")),
+            ),
+        }
+    }
+
     /// Records bytes a finished transfer sent to `host`.
     pub fn transferred(&self, host: &str, bytes: u64) {
         let mut all = self.transfers.lock().expect("transfers lock");

@@ -34,6 +34,8 @@ pub struct HostSummary {
     pub error: Option<String>,
     /// Bytes streamed to it from the controller (images, files).
     pub bytes_sent: u64,
+    /// What its last task said of the outcome with `note(...)`, e.g. the version it runs.
+    pub note: Option<String>,
 }
 
 pub fn json(hosts: &[HostSummary], interrupted: bool) -> serde_json::Value {
@@ -43,7 +45,7 @@ pub fn json(hosts: &[HostSummary], interrupted: bool) -> serde_json::Value {
             json!({
                 "host": h.host, "status": h.status.as_str(), "error": h.error,
                 "tasks": h.tasks, "duration_ms": h.duration.as_millis() as u64,
-                "bytes_sent": h.bytes_sent,
+                "bytes_sent": h.bytes_sent, "note": h.note,
             })
         })
         .collect();
@@ -71,17 +73,19 @@ pub fn table(
         .unwrap_or(4)
         .max(4);
     let sent = hosts.iter().any(|h| h.bytes_sent > 0);
-    let mut out = if sent {
-        format!(
-            "\n{:<host_w$}  {:<11}  {:>8}  {:>9}  ERROR\n",
-            "HOST", "STATUS", "TIME", "SENT"
-        )
-    } else {
-        format!(
-            "\n{:<host_w$}  {:<11}  {:>8}  ERROR\n",
-            "HOST", "STATUS", "TIME"
-        )
-    };
+    let note_w = hosts
+        .iter()
+        .filter_map(|h| h.note.as_ref().map(|n| n.chars().count()))
+        .max();
+    let mut header = format!("\n{:<host_w$}  {:<11}  {:>8}", "HOST", "STATUS", "TIME");
+    if sent {
+        header.push_str(&format!("  {:>9}", "SENT"));
+    }
+    if let Some(w) = note_w {
+        header.push_str(&format!("  {:<w$}", "NOTE", w = w.max(4)));
+    }
+    header.push_str("  ERROR\n");
+    let mut out = header;
     for h in hosts {
         let status = format!("{:<11}", h.status.as_str());
         let status = match h.status {
@@ -94,20 +98,22 @@ pub fn table(
             .as_deref()
             .and_then(|e| e.lines().next())
             .unwrap_or("");
-        let row = if sent {
-            format!(
-                "{:<host_w$}  {status}  {:>8}  {:>9}  {error}",
-                h.host,
-                super::seconds(h.duration),
-                bytes(h.bytes_sent)
-            )
-        } else {
-            format!(
-                "{:<host_w$}  {status}  {:>8}  {error}",
-                h.host,
-                super::seconds(h.duration)
-            )
-        };
+        let mut row = format!(
+            "{:<host_w$}  {status}  {:>8}",
+            h.host,
+            super::seconds(h.duration)
+        );
+        if sent {
+            row.push_str(&format!("  {:>9}", bytes(h.bytes_sent)));
+        }
+        if let Some(w) = note_w {
+            row.push_str(&format!(
+                "  {:<w$}",
+                h.note.as_deref().unwrap_or(""),
+                w = w.max(4)
+            ));
+        }
+        row.push_str(&format!("  {error}"));
         out.push_str(row.trim_end());
         out.push('\n');
     }

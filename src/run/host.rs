@@ -19,13 +19,19 @@ use crate::ssh::{markers, ExecInput, ExecOutcome, SshError, Stdin, Stream};
 pub struct StepResult {
     pub status: HostStatus,
     pub error: Option<String>,
+    /// The task's `note(...)`, for the summary.
+    pub note: Option<String>,
 }
+
+/// How long bookkeeping after a task may take on a host (history, locks).
+const CLEANUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl StepResult {
     pub fn failed(error: String) -> Self {
         StepResult {
             status: HostStatus::Failed,
             error: Some(error),
+            note: None,
         }
     }
 }
@@ -38,6 +44,7 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
         return StepResult {
             status: HostStatus::Skipped,
             error: Some("not started: interrupted".into()),
+            note: None,
         };
     }
     reporter.task_start(&host.name, &step.label);
@@ -46,6 +53,8 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
         host: host.clone(),
         label: step.label.clone(),
         running: step.running.clone(),
+        note: Mutex::new(None),
+        records: Mutex::new(serde_json::Map::new()),
     });
 
     let scope = TaskScope {
@@ -57,6 +66,28 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
         ships: shared.ships.clone(),
     };
     let outcome: Result<(), (String, Option<String>, bool)> = match &step.work {
+        Work::History => match ops.command(
+            &crate::history::read_command(HISTORY_LINES),
+            &CommandOptions {
+                quiet: true,
+                allow_fail: true,
+                ..CommandOptions::default()
+            },
+            false,
+        ) {
+            Ok(r) => {
+                let rows = crate::history::parse(&r.stdout);
+                shared
+                    .history_rows
+                    .lock()
+                    .expect("history rows")
+                    .extend(rows);
+                Ok(())
+            }
+            Err(OpError::Failed(m)) => Err((m, None, false)),
+            Err(OpError::Interrupted) => Err(("interrupted".into(), None, true)),
+        },
+        Work::Lock(action) => lock_work(ops.as_ref(), step, *action),
         Work::BundleLoad(path) => {
             match crate::recipe::ship::ship_bundle(&scope, path, &Default::default()) {
                 Ok(_) => Ok(()),
@@ -109,10 +140,119 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
         detail.as_deref(),
         took,
     );
+    let note = ops.note.lock().expect("note lock").clone();
+    if !shared.settings.dry_run {
+        let records = std::mem::take(&mut *ops.records.lock().expect("records lock"));
+        super::history::append(
+            shared,
+            ops.as_ref(),
+            step,
+            host,
+            super::history::Outcome {
+                status,
+                error: masked_error.as_deref(),
+                took,
+                note: note.as_deref(),
+                records,
+            },
+        );
+    }
     StepResult {
         status,
         error: masked_error,
+        note: note.map(|n| shared.masker.mask(&n).into_owned()),
     }
+}
+
+/// Lines of each host's history that `rigs env:NAME history` reads.
+const HISTORY_LINES: usize = 50;
+
+type WorkResult = Result<(), (String, Option<String>, bool)>;
+
+/// `lock:status` and `lock:release` on one host.
+fn lock_work(ops: &HostRunner, step: &Step, action: super::LockAction) -> WorkResult {
+    let env = step.env.as_deref().unwrap_or_default();
+    let command = match action {
+        super::LockAction::Status => super::lock::status_command(env),
+        super::LockAction::Release => super::lock::force_release_command(env),
+    };
+    let r = ops
+        .command(
+            &command,
+            &CommandOptions {
+                quiet: true,
+                allow_fail: true,
+                cleanup: true,
+                ..CommandOptions::default()
+            },
+            false,
+        )
+        .map_err(|e| match e {
+            OpError::Failed(m) => (m, None, false),
+            OpError::Interrupted => ("interrupted".to_string(), None, true),
+        })?;
+    if !r.ok() {
+        return Err((
+            format!(
+                "cannot read the lock: {}",
+                r.stderr.lines().last().unwrap_or("")
+            ),
+            None,
+            false,
+        ));
+    }
+    let info = r.stdout.trim();
+    let (text, note) = match (action, info.is_empty()) {
+        (_, true) => (
+            format!("env:{env} is not locked here"),
+            "unlocked".to_string(),
+        ),
+        (super::LockAction::Status, false) => (
+            format!(
+                "env:{env} is locked by {}",
+                super::lock::describe(info.lines().next().unwrap_or(""))
+            ),
+            "locked".to_string(),
+        ),
+        (super::LockAction::Release, false) => (
+            format!(
+                "released the lock of env:{env} held by {}",
+                super::lock::describe(info.lines().next().unwrap_or(""))
+            ),
+            "released".to_string(),
+        ),
+    };
+    ops.message(Level::Info, &text);
+    ops.note(&note);
+    Ok(())
+}
+
+/// Runs one quiet bookkeeping command on `host` outside any task (locks), through the same
+/// connection and reporting as task commands.
+pub(super) fn bookkeeping(
+    shared: &Arc<Shared>,
+    host: &Host,
+    label: &str,
+    command: &str,
+) -> Result<CommandResult, OpError> {
+    let ops = HostRunner {
+        shared: shared.clone(),
+        host: host.clone(),
+        label: label.to_string(),
+        running: Default::default(),
+        note: Mutex::new(None),
+        records: Mutex::new(serde_json::Map::new()),
+    };
+    ops.command(
+        command,
+        &CommandOptions {
+            quiet: true,
+            allow_fail: true,
+            cleanup: true,
+            ..CommandOptions::default()
+        },
+        false,
+    )
 }
 
 fn host_value(host: &Host) -> Dynamic {
@@ -148,6 +288,8 @@ struct HostRunner {
     host: Host,
     label: String,
     running: Arc<std::sync::atomic::AtomicUsize>,
+    note: Mutex<Option<String>>,
+    records: Mutex<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Counts a host as running its step until dropped.
@@ -190,13 +332,28 @@ impl HostOps for HostRunner {
                 .clone()
                 .unwrap_or_else(|| command.to_string()),
         };
-        shared
-            .reporter
-            .command(name, &self.label, &shown, local, shared.settings.dry_run);
+        if options.cleanup {
+            // Bookkeeping (history, locks) is not the task's work: shown only with -v.
+            shared.reporter.verbose(name, &format!("$ {shown}"));
+        } else {
+            shared
+                .reporter
+                .command(name, &self.label, &shown, local, shared.settings.dry_run);
+        }
         if shared.settings.dry_run {
             return Ok(CommandResult::default());
         }
-        let timeout = options.timeout.or(shared.settings.command_timeout);
+        let timeout = if options.cleanup {
+            Some(options.timeout.unwrap_or(CLEANUP_TIMEOUT))
+        } else {
+            options.timeout.or(shared.settings.command_timeout)
+        };
+        let never = crate::cancel::Cancel::default();
+        let cancel = if options.cleanup {
+            &never
+        } else {
+            &shared.cancel
+        };
         let stdin = match (&options.stdin_stream, &options.stdin_file, &options.stdin) {
             (Some(stream), _, _) => Stdin::Stream(stream),
             (None, Some(path), _) => Stdin::File(path),
@@ -238,7 +395,7 @@ impl HostOps for HostRunner {
                     sudo.as_deref().unwrap_or(command),
                     stdin,
                     timeout,
-                    &shared.cancel,
+                    cancel,
                     &mut on_output,
                 ))
                 .map_err(|e| match e {
@@ -276,7 +433,7 @@ impl HostOps for HostRunner {
                                 .map(|p| p.expose().as_bytes()),
                         },
                         timeout,
-                        &shared.cancel,
+                        cancel,
                         on_output,
                     ),
                 )
@@ -326,6 +483,17 @@ impl HostOps for HostRunner {
 
     fn cancelled(&self) -> bool {
         self.shared.cancel.is_cancelled()
+    }
+
+    fn note(&self, text: &str) {
+        *self.note.lock().expect("note lock") = Some(text.to_string());
+    }
+
+    fn record(&self, key: &str, value: serde_json::Value) {
+        self.records
+            .lock()
+            .expect("records lock")
+            .insert(key.to_string(), value);
     }
 
     fn peers(&self) -> usize {

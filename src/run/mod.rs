@@ -6,9 +6,11 @@
 //! given later tasks; the others carry on. Ctrl-C stops new hosts from starting, closes running
 //! channels, and still prints the summary.
 
+pub mod history;
 mod host;
 mod lines;
 mod local;
+pub mod lock;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,17 @@ pub enum Work {
     Command(String),
     /// `rigs bundle load FILE`.
     BundleLoad(std::path::PathBuf),
+    /// `rigs env:NAME history`: each host's recent history, gathered for one table.
+    History,
+    /// `rigs env:NAME lock:status` / `lock:release`.
+    Lock(LockAction),
+}
+
+/// What `lock:...` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockAction {
+    Status,
+    Release,
 }
 
 pub struct Step {
@@ -46,6 +59,8 @@ pub struct Step {
     pub env_vars: Map,
     /// Hosts running this step right now.
     pub running: Arc<std::sync::atomic::AtomicUsize>,
+    /// `--batch` or the environment's `batch`: hosts per batch.
+    pub batch: Option<MaxFail>,
 }
 
 pub struct Settings {
@@ -57,6 +72,46 @@ pub struct Settings {
     pub sudo_adhoc: bool,
     pub dry_run: bool,
     pub command_timeout: Option<Duration>,
+    /// `--lock-wait`: how long to wait for an environment's lock held by another run.
+    pub lock_wait: Option<Duration>,
+    /// `--canary N`: hosts to run on first, alone.
+    pub canary: Option<usize>,
+    /// `--canary-wait`: pause after the canary hosts succeeded.
+    pub canary_wait: Option<Duration>,
+}
+
+/// The hosts of `step` still in the run (indices), batch by batch: the canary hosts first, then
+/// batches of the step's batch size (one batch with all when it has none).
+fn batches(step: &Step, failed: &[String], canary: Option<usize>) -> Vec<Vec<usize>> {
+    let hosts: Vec<usize> = (0..step.hosts.len())
+        .filter(|&i| !failed.contains(&step.hosts[i].name))
+        .collect();
+    let mut out = Vec::new();
+    let mut rest: &[usize] = &hosts;
+    if let Some(n) = canary.filter(|_| hosts.len() > 1) {
+        let n = n.min(hosts.len());
+        out.push(rest[..n].to_vec());
+        rest = &rest[n..];
+    }
+    let size = step
+        .batch
+        .map(|b| b.threshold(hosts.len()))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    for chunk in rest.chunks(size.min(rest.len().max(1))) {
+        out.push(chunk.to_vec());
+    }
+    if out.is_empty() {
+        out.push(Vec::new());
+    }
+    out
+}
+
+/// An environment lock this run holds, and where.
+struct HeldLock {
+    env: String,
+    token: String,
+    hosts: Vec<Host>,
 }
 
 /// A host's step result, with the pool slot it held.
@@ -67,7 +122,8 @@ type Finished = (
     tokio::sync::OwnedSemaphorePermit,
 );
 
-/// `--max-fail N|P%`: how many failed hosts stop new hosts from starting.
+/// A number of hosts, or a share of them: how many failed hosts stop new hosts from starting
+/// (`--max-fail`), or how many hosts a batch holds (`--batch`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MaxFail {
     Count(usize),
@@ -115,6 +171,8 @@ pub(crate) struct Shared {
     pub masker: Masker,
     pub once: Arc<OnceStore>,
     pub ships: Arc<crate::ship::Shipments>,
+    /// History lines gathered by `Work::History`.
+    pub history_rows: Mutex<Vec<serde_json::Value>>,
     pub runtime: tokio::runtime::Handle,
     connections: Mutex<HashMap<String, ConnectionSlot>>,
     known_hosts: KnownHostsFiles,
@@ -126,6 +184,8 @@ pub(crate) struct Shared {
 pub struct Outcome {
     pub hosts: Vec<HostSummary>,
     pub interrupted: bool,
+    /// Nothing ran: an environment was locked by another run.
+    pub refused: Option<String>,
 }
 
 impl Outcome {
@@ -163,6 +223,7 @@ impl Runner {
                 masker,
                 once: Arc::new(OnceStore::default()),
                 ships: Arc::new(crate::ship::Shipments::default()),
+                history_rows: Mutex::new(Vec::new()),
                 runtime,
                 connections: Mutex::new(HashMap::new()),
                 known_hosts: KnownHostsFiles {
@@ -175,6 +236,18 @@ impl Runner {
                 servers: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// The history lines `Work::History` gathered, oldest first.
+    pub fn history_rows(&self) -> Vec<serde_json::Value> {
+        let mut rows = std::mem::take(&mut *self.shared.history_rows.lock().expect("history"));
+        rows.sort_by(|a, b| {
+            a["time"]
+                .as_str()
+                .unwrap_or("")
+                .cmp(b["time"].as_str().unwrap_or(""))
+        });
+        rows
     }
 
     /// The invocation's image streams and bundles.
@@ -196,11 +269,27 @@ impl Runner {
                         tasks: Vec::new(),
                         error: None,
                         bytes_sent: 0,
+                        note: None,
                     });
                 }
             }
         }
+        let held = match self.take_locks(&steps).await {
+            Ok(held) => held,
+            Err(message) => {
+                shared.reporter.message(None, true, &message);
+                for s in summaries.iter_mut() {
+                    s.error = Some("not started: the environment is locked".into());
+                }
+                return Outcome {
+                    hosts: summaries,
+                    interrupted: shared.cancel.is_cancelled(),
+                    refused: Some(message),
+                };
+            }
+        };
         let mut failed: Vec<String> = Vec::new();
+        let mut stopped: Option<String> = None;
         let total = summaries.len();
         let max_fail = shared.settings.max_fail.map(|m| m.threshold(total));
         let over_limit = |failed: &Vec<String>| max_fail.is_some_and(|m| failed.len() >= m);
@@ -227,6 +316,9 @@ impl Runner {
                 };
                 summary.duration = begun.elapsed();
                 summary.status = result.status;
+                if result.note.is_some() {
+                    summary.note = result.note;
+                }
                 match result.status {
                     HostStatus::Ok => summary.tasks.push(step.label.clone()),
                     _ => {
@@ -235,56 +327,105 @@ impl Runner {
                     }
                 }
             };
-            for (index, host) in step.hosts.iter().enumerate() {
-                if failed.contains(&host.name) {
-                    continue;
+            let batches = batches(&step, &failed, shared.settings.canary);
+            for (number, batch) in batches.iter().enumerate() {
+                if batches.len() > 1 {
+                    let names: Vec<&str> =
+                        batch.iter().map(|&i| step.hosts[i].name.as_str()).collect();
+                    shared
+                        .reporter
+                        .batch(number + 1, batches.len(), &names, &step.label);
                 }
-                // Wait for a free slot, recording hosts that finish meanwhile, so `--max-fail`
-                // sees failures before the next host starts.
-                let permit = loop {
+                let failed_before = failed.len();
+                for &index in batch {
+                    let host = &step.hosts[index];
+                    if failed.contains(&host.name) {
+                        continue;
+                    }
+                    // Wait for a free slot, recording hosts that finish meanwhile, so `--max-fail`
+                    // sees failures before the next host starts.
+                    let permit = loop {
+                        if over_limit(&failed) {
+                            break None;
+                        }
+                        tokio::select! {
+                            p = semaphore.clone().acquire_owned() => break Some(p.expect("semaphore open")),
+                            Some(done) = running.join_next(), if !running.is_empty() => record(done, &mut failed),
+                            _ = shared.cancel.cancelled() => break None,
+                        }
+                    };
+                    let Some(permit) = permit else {
+                        while let Some(done) = running.join_next().await {
+                            record(done, &mut failed);
+                        }
+                        break 'steps;
+                    };
                     if over_limit(&failed) {
-                        break None;
+                        drop(permit);
+                        continue;
                     }
-                    tokio::select! {
-                        p = semaphore.clone().acquire_owned() => break Some(p.expect("semaphore open")),
-                        Some(done) = running.join_next(), if !running.is_empty() => record(done, &mut failed),
-                        _ = shared.cancel.cancelled() => break None,
-                    }
-                };
-                let Some(permit) = permit else {
-                    while let Some(done) = running.join_next().await {
-                        record(done, &mut failed);
-                    }
-                    break 'steps;
-                };
-                if over_limit(&failed) {
-                    drop(permit);
-                    continue;
+                    let begun = *started
+                        .entry(host.name.clone())
+                        .or_insert_with(Instant::now);
+                    let shared = shared.clone();
+                    let step = step.clone();
+                    // The permit travels back with the result and is released only once the result
+                    // is recorded, so the next host cannot start before `--max-fail` has seen it.
+                    let counted = host::Running::enter(&step.running);
+                    running.spawn(async move {
+                        let _counted = counted;
+                        let host_name = step.hosts[index].name.clone();
+                        let result = tokio::task::spawn_blocking(move || {
+                            host::run_step(&shared, &step, index)
+                        })
+                        .await
+                        .unwrap_or_else(|e| {
+                            host::StepResult::failed(format!("internal error: task panicked: {e}"))
+                        });
+                        (host_name, begun, result, permit)
+                    });
                 }
-                let begun = *started
-                    .entry(host.name.clone())
-                    .or_insert_with(Instant::now);
-                let shared = shared.clone();
-                let step = step.clone();
-                // The permit travels back with the result and is released only once the result
-                // is recorded, so the next host cannot start before `--max-fail` has seen it.
-                let counted = host::Running::enter(&step.running);
-                running.spawn(async move {
-                    let _counted = counted;
-                    let host_name = step.hosts[index].name.clone();
-                    let result =
-                        tokio::task::spawn_blocking(move || host::run_step(&shared, &step, index))
-                            .await
-                            .unwrap_or_else(|e| {
-                                host::StepResult::failed(format!(
-                                    "internal error: task panicked: {e}"
-                                ))
-                            });
-                    (host_name, begun, result, permit)
-                });
+                while let Some(done) = running.join_next().await {
+                    record(done, &mut failed);
+                }
+                if shared.cancel.is_cancelled() {
+                    break 'steps;
+                }
+                let last = number + 1 == batches.len();
+                if failed.len() > failed_before && !last {
+                    let reason = if number == 0 && shared.settings.canary.is_some() {
+                        "not started: the canary failed".to_string()
+                    } else {
+                        format!("not started: batch {} failed", number + 1)
+                    };
+                    stopped = Some(reason);
+                    break 'steps;
+                }
+                if let (0, false, Some(wait)) = (number, last, shared.settings.canary_wait) {
+                    if shared.settings.canary.is_some() && !shared.settings.dry_run {
+                        shared.reporter.message(
+                            None,
+                            false,
+                            &format!(
+                                "canary ok; waiting {} before the other hosts",
+                                crate::report::seconds(wait)
+                            ),
+                        );
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = shared.cancel.cancelled() => break 'steps,
+                        }
+                    }
+                }
             }
-            while let Some(done) = running.join_next().await {
-                record(done, &mut failed);
+        }
+
+        if let Some(reason) = stopped {
+            for s in summaries
+                .iter_mut()
+                .filter(|s| s.status == HostStatus::Skipped)
+            {
+                s.error = Some(reason.clone());
             }
         }
 
@@ -308,11 +449,142 @@ impl Runner {
         for s in summaries.iter_mut() {
             s.bytes_sent = shared.reporter.bytes_sent(&s.host);
         }
+        self.release_locks(held).await;
         self.close_all().await;
         Outcome {
             hosts: summaries,
             interrupted,
+            refused: None,
         }
+    }
+
+    /// Takes the lock of every environment that a `@lock` task runs in, on all of that
+    /// environment's selected hosts, waiting up to `--lock-wait` for another run's lock.
+    async fn take_locks(&self, steps: &[Step]) -> Result<Vec<HeldLock>, String> {
+        let shared = &self.shared;
+        if shared.settings.dry_run {
+            return Ok(Vec::new());
+        }
+        let mut wanted: Vec<(String, Vec<Host>, Vec<String>)> = Vec::new();
+        for step in steps {
+            let (Work::Task { task, .. }, Some(env)) = (&step.work, &step.env) else {
+                continue;
+            };
+            if !task.locks() {
+                continue;
+            }
+            let at = match wanted.iter().position(|w| &w.0 == env) {
+                Some(at) => at,
+                None => {
+                    wanted.push((env.clone(), Vec::new(), Vec::new()));
+                    wanted.len() - 1
+                }
+            };
+            for h in &step.hosts {
+                if !wanted[at].1.iter().any(|x| x.name == h.name) {
+                    wanted[at].1.push(h.clone());
+                }
+            }
+            wanted[at].2.push(step.label.clone());
+        }
+        let token = lock::token();
+        let deadline = shared.settings.lock_wait.map(|w| Instant::now() + w);
+        let mut held: Vec<HeldLock> = Vec::new();
+        for (env, hosts, tasks) in wanted {
+            let info = lock::info(&token, &env, &tasks.join(" "));
+            let command = lock::acquire_command(&env, &info);
+            loop {
+                let results = self.on_hosts(&hosts, "lock", &command).await;
+                let mut got = Vec::new();
+                let mut holder: Option<(String, String)> = None;
+                for (host, result) in hosts.iter().zip(results) {
+                    match result {
+                        Ok(r) if r.stdout.starts_with("acquired") => got.push(host.clone()),
+                        Ok(r) if r.stdout.starts_with("held") => {
+                            let text = r.stdout.lines().nth(1).unwrap_or("").to_string();
+                            holder.get_or_insert((host.name.clone(), text));
+                        }
+                        Ok(r) => {
+                            holder.get_or_insert((
+                                host.name.clone(),
+                                format!("(could not take it: {})", r.stderr.trim()),
+                            ));
+                        }
+                        // An unreachable host fails in its task; it cannot be deployed anyway.
+                        Err(_) => {}
+                    }
+                }
+                let Some((host, text)) = holder else {
+                    held.push(HeldLock {
+                        env: env.clone(),
+                        token: token.clone(),
+                        hosts: got,
+                    });
+                    break;
+                };
+                self.on_hosts(&got, "lock", &lock::release_command(&env, &token))
+                    .await;
+                let waiting = deadline.is_some_and(|d| Instant::now() < d);
+                if !waiting || shared.cancel.is_cancelled() {
+                    self.release_locks(held).await;
+                    let holder = if text.starts_with('(') {
+                        text
+                    } else {
+                        format!("by {}", lock::describe(&text))
+                    };
+                    return Err(format!(
+                        "env:{env} is locked on {host} {holder}\n\
+                         wait for it with --lock-wait SECS, or, if that run is gone, release it \
+                         with `rigs env:{env} lock:release`"
+                    ));
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shared.cancel.cancelled() => {}
+                }
+            }
+        }
+        Ok(held)
+    }
+
+    async fn release_locks(&self, held: Vec<HeldLock>) {
+        for lock in held {
+            self.on_hosts(
+                &lock.hosts,
+                "lock",
+                &lock::release_command(&lock.env, &lock.token),
+            )
+            .await;
+        }
+    }
+
+    /// Runs a bookkeeping command on every host at once.
+    async fn on_hosts(
+        &self,
+        hosts: &[Host],
+        label: &str,
+        command: &str,
+    ) -> Vec<Result<crate::recipe::CommandResult, OpError>> {
+        let mut set = tokio::task::JoinSet::new();
+        for (i, host) in hosts.iter().enumerate() {
+            let (shared, host, label, command) = (
+                self.shared.clone(),
+                host.clone(),
+                label.to_string(),
+                command.to_string(),
+            );
+            set.spawn_blocking(move || (i, host::bookkeeping(&shared, &host, &label, &command)));
+        }
+        let mut out: Vec<Option<Result<crate::recipe::CommandResult, OpError>>> =
+            (0..hosts.len()).map(|_| None).collect();
+        while let Some(joined) = set.join_next().await {
+            if let Ok((i, r)) = joined {
+                out[i] = Some(r);
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(OpError::Failed("internal error".into()))))
+            .collect()
     }
 
     async fn close_all(&self) {
