@@ -267,7 +267,7 @@ fn an_interrupted_ship_resumes_where_it_stopped() {
         "json",
     ];
     let parts = || -> Vec<std::path::PathBuf> {
-        std::fs::read_dir("/home/rigs-test/.cache/rigs/ship")
+        std::fs::read_dir(lab.home(0).join(".cache/rigs/ship"))
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default()
     };

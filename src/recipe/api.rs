@@ -385,8 +385,11 @@ fn history(ctx: NativeCallContext) -> Fallible<rhai::Array> {
             false,
         )
         .map_err(|e| op_error(&ctx, e))?;
+    let name = scope.host_name();
     Ok(crate::history::parse(&r.stdout)
         .into_iter()
+        // A shared home folder (NFS) holds other hosts' lines too.
+        .filter(|row| row["host"].as_str() == Some(name.as_str()))
         .map(super::value::from_json)
         .collect())
 }

@@ -505,6 +505,7 @@ fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Arr
 
 pub fn module() -> Module {
     let mut m = Module::new();
+    super::health::register(&mut m);
     super::ship::register(&mut m);
     m.set_native_fn(
         "login",

@@ -239,15 +239,15 @@ impl Check {
                 }
                 "host" => host = Some(text(key, value)?),
                 "cmd" => cmd = Some(text(key, value)?),
-                "docker" => match value.as_bool() {
-                    Ok(true) => docker = true,
-                    _ => {
-                        return Err(
+                "docker" => {
+                    match value.as_bool() {
+                        Ok(true) => docker = true,
+                        _ => return Err(
                             "option `docker` must be true (wait for the container's HEALTHCHECK)"
                                 .into(),
-                        )
+                        ),
                     }
-                },
+                }
                 "inside" => {
                     check.inside = value
                         .as_bool()
@@ -490,7 +490,10 @@ struct Waiter<'a> {
 
 impl Waiter<'_> {
     fn error(&self, message: impl AsRef<str>) -> Box<rhai::EvalAltResult> {
-        runtime(format!("{FUNC}: {}", message.as_ref()), self.ctx.call_position())
+        runtime(
+            format!("{FUNC}: {}", message.as_ref()),
+            self.ctx.call_position(),
+        )
     }
 
     /// Runs one quiet line on the host; a failing exit is the caller's to judge.
@@ -639,7 +642,6 @@ impl Waiter<'_> {
         let mut first_restarts = None;
         let mut tools: Option<Tools> = None;
         let mut probes = 0u64;
-        let mut last = String::from("none");
         loop {
             if self.scope.ops.cancelled() {
                 return Err(op_error(self.ctx, OpError::Interrupted));
@@ -654,7 +656,7 @@ impl Waiter<'_> {
                 Ok(verdict) => verdict,
                 Err(seen) => Verdict::NotYet(seen),
             };
-            match verdict {
+            let last = match verdict {
                 Verdict::Healthy => {
                     let secs = started.elapsed().as_secs_f64();
                     self.scope.ops.message(
@@ -677,8 +679,8 @@ impl Waiter<'_> {
                         self.name
                     )))
                 }
-                Verdict::NotYet(seen) => last = seen,
-            }
+                Verdict::NotYet(seen) => seen,
+            };
             let now = Instant::now();
             if check.retries.is_some_and(|r| probes >= r) {
                 return Err(self.error(format!(
@@ -726,9 +728,12 @@ impl Waiter<'_> {
             Ok(r) => Ok(Ok(check.judge(&r))),
             // The connection ended the probe at its limit (its own timeouts did not fire, or it
             // has none): the server took too long, which is a probe result, not a lost host.
-            Err(OpError::Failed(_)) if limit.is_some_and(|l| began.elapsed() >= l) => Ok(Err(
-                format!("no answer within {:.0} s", limit.unwrap_or_default().as_secs_f64()),
-            )),
+            Err(OpError::Failed(_)) if limit.is_some_and(|l| began.elapsed() >= l) => {
+                Ok(Err(format!(
+                    "no answer within {:.0} s",
+                    limit.unwrap_or_default().as_secs_f64()
+                )))
+            }
             Err(e) => Err(op_error(self.ctx, e)),
         }
     }
@@ -809,7 +814,10 @@ mod tests {
         assert_eq!(check, Check::default());
         assert_eq!(check.timeout, Duration::from_secs(60));
         assert_eq!(check.interval, Duration::from_secs(1));
-        assert_eq!(parse(&[("docker", true.into())]).unwrap().probe, Probe::Docker);
+        assert_eq!(
+            parse(&[("docker", true.into())]).unwrap().probe,
+            Probe::Docker
+        );
     }
 
     #[test]
@@ -974,8 +982,11 @@ mod tests {
             check.probe_line("app", &busybox).unwrap(),
             "docker exec app sh -c 'nc -w 5 127.0.0.1 8080 </dev/null'"
         );
-        let check = parse(&[("cmd", "test -e '/run/ready'".into()), ("inside", true.into())])
-            .unwrap();
+        let check = parse(&[
+            ("cmd", "test -e '/run/ready'".into()),
+            ("inside", true.into()),
+        ])
+        .unwrap();
         assert_eq!(
             check.probe_line("app", &busybox).unwrap(),
             "docker exec app sh -c 'test -e '\\''/run/ready'\\'''"
@@ -984,7 +995,10 @@ mod tests {
             .unwrap()
             .probe_line("app", &Tools::default())
             .unwrap_err();
-        assert!(e.starts_with("neither nc nor bash is in container `app`"), "{e}");
+        assert!(
+            e.starts_with("neither nc nor bash is in container `app`"),
+            "{e}"
+        );
     }
 
     #[test]

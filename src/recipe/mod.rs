@@ -8,6 +8,7 @@
 mod api;
 pub mod docker;
 pub mod error;
+mod health;
 mod scope;
 pub mod ship;
 mod task;

@@ -292,9 +292,11 @@ fn rate(bytes: u64, took: Duration) -> String {
 /// Names the part file of one stream: the same image, compression and layers give the same
 /// bytes, because `docker save` and the encoders are deterministic.
 /// The key starts with the image id, so that all parts of one image can be found.
-fn part_key(id: &str, compression: Compression, skip: &BTreeSet<String>) -> String {
+fn part_key(id: &str, host: &str, compression: Compression, skip: &BTreeSet<String>) -> String {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
+    // Hosts that share a home folder must not share a part.
+    h.update(host.as_bytes());
     h.update(compression.name().as_bytes());
     for layer in skip {
         h.update(layer.as_bytes());
@@ -412,7 +414,7 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
     let mut resumable = o.resume;
     for attempt in 0.. {
         let sending = image.diff_ids.iter().filter(|d| !skip.contains(*d)).count();
-        let key = resumable.then(|| part_key(&image.id, compression, &skip));
+        let key = resumable.then(|| part_key(&image.id, &host, compression, &skip));
         let resume_from = match &key {
             Some(k) => part_size(ops, k)?,
             None => 0,

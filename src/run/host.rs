@@ -76,7 +76,11 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
             false,
         ) {
             Ok(r) => {
-                let rows = crate::history::parse(&r.stdout);
+                // A shared home folder holds other hosts' lines too.
+                let rows: Vec<_> = crate::history::parse(&r.stdout)
+                    .into_iter()
+                    .filter(|row| row["host"].as_str() == Some(host.name.as_str()))
+                    .collect();
                 shared
                     .history_rows
                     .lock()

@@ -57,14 +57,17 @@ pub fn token() -> String {
     crate::ssh::hex(&sha2::Sha256::digest(seed.as_bytes()))[..24].to_string()
 }
 
-/// Prints `acquired`, or `held` and the holder's info.
-pub fn acquire_command(env: &str, info: &Value) -> String {
+/// Prints `acquired`, or `held` and the holder's info. Hosts that share a home folder (NFS)
+/// share the lock too: finding this run's own token counts as acquired.
+pub fn acquire_command(env: &str, info: &Value, token: &str) -> String {
     let d = path(env);
     format!(
         "mkdir -p \"$HOME/.rigs/locks\" && if mkdir {d} 2>/dev/null; then \
          printf '%s\\n' {} > {d}/info && echo acquired; \
+         elif grep -q {} {d}/info 2>/dev/null; then echo acquired; \
          else echo held; cat {d}/info 2>/dev/null; fi",
-        quote(&info.to_string())
+        quote(&info.to_string()),
+        quote(&format!("\"token\":\"{token}\""))
     )
 }
 

@@ -247,6 +247,8 @@ impl Runner {
                 .unwrap_or("")
                 .cmp(b["time"].as_str().unwrap_or(""))
         });
+        // Hosts that share a home folder (NFS) share one file: show each line once.
+        rows.dedup();
         rows
     }
 
@@ -492,7 +494,7 @@ impl Runner {
         let mut held: Vec<HeldLock> = Vec::new();
         for (env, hosts, tasks) in wanted {
             let info = lock::info(&token, &env, &tasks.join(" "));
-            let command = lock::acquire_command(&env, &info);
+            let command = lock::acquire_command(&env, &info, &token);
             loop {
                 let results = self.on_hosts(&hosts, "lock", &command).await;
                 let mut got = Vec::new();

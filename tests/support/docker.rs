@@ -111,7 +111,28 @@ impl DockerLab {
             .iter()
             .map(|e| e.socket.display().to_string())
             .collect();
-        let ssh = SshLab::start_each(n, |i| format!("SetEnv DOCKER_HOST=unix://{}", sockets[i]));
+        // Each host gets a home folder of its own, as separate machines have: locks, history
+        // and kept parts of one lab never meet another's, or another host's.
+        let homes: Vec<PathBuf> = (0..n)
+            .map(|i| {
+                let home = dir.path().join(format!("home-h{}", i + 1));
+                std::fs::create_dir_all(&home).unwrap();
+                let chown = Command::new("chown")
+                    .arg(format!("{}:", super::user::TEST_USER))
+                    .arg(&home)
+                    .status()
+                    .unwrap();
+                assert!(chown.success(), "chown {}", home.display());
+                home
+            })
+            .collect();
+        let ssh = SshLab::start_each(n, |i| {
+            format!(
+                "SetEnv DOCKER_HOST=unix://{} HOME={}",
+                sockets[i],
+                homes[i].display()
+            )
+        });
         let lab = DockerLab {
             ssh,
             engines,
@@ -164,6 +185,11 @@ impl DockerLab {
     /// Stops the registry, to prove something works without it.
     pub fn stop_registry(&mut self) {
         self.registry = None;
+    }
+
+    /// Host `i`'s home folder, where rigs keeps its locks, history and kept parts there.
+    pub fn home(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("home-h{}", i + 1))
     }
 
     /// The docker client configuration (registry login) the tests use for host `i`.
@@ -298,7 +324,9 @@ impl DockerLab {
         std::fs::create_dir_all(root.join("bin")).unwrap();
         std::fs::create_dir_all(root.join("www")).unwrap();
         std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-        for applet in ["sh", "httpd", "wget", "cat", "env", "sleep", "echo", "ls"] {
+        for applet in [
+            "sh", "httpd", "wget", "cat", "env", "sleep", "echo", "ls", "nc",
+        ] {
             let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
         }
         let base = self.base_image();
