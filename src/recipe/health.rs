@@ -460,12 +460,12 @@ fn http_status(r: &CommandResult) -> Option<i64> {
     r.stderr
         .lines()
         .chain(r.stdout.lines())
-        .filter_map(|line| {
+        .rev()
+        .find_map(|line| {
             let at = line.find("HTTP/")?;
-            line[at..].split_whitespace().nth(1)?.parse::<i64>().ok()
+            let code = line[at..].split_whitespace().nth(1)?.parse::<i64>().ok()?;
+            Some(code).filter(|c| (100..=599).contains(c))
         })
-        .filter(|c| (100..=599).contains(c))
-        .last()
 }
 
 /// Seconds for messages: as given (`60`, `0.5`).
@@ -500,6 +500,8 @@ impl Waiter<'_> {
     fn run(&self, line: &str, limit: Option<Duration>) -> Result<CommandResult, OpError> {
         let options = CommandOptions {
             quiet: true,
+            // Probes repeat every interval: their lines show with -v only (a dry run shows one).
+            silent: !self.scope.ops.dry_run(),
             allow_fail: true,
             timeout: limit,
             ..CommandOptions::default()
@@ -553,6 +555,7 @@ impl Waiter<'_> {
             _ if restarted => format!("restarted (it exited with code {})", state.exit_code),
             "exited" | "dead" => format!("exited with code {}", state.exit_code),
             "restarting" => format!("is restarting (it exited with code {})", state.exit_code),
+            "created" => "was created but is not started".to_string(),
             other => format!("is {other}"),
         };
         let logs = match self.last_logs() {

@@ -17,6 +17,8 @@ pub struct CommandOptions {
     pub allow_fail: bool,
     /// Do not echo the command's output (it is still returned).
     pub quiet: bool,
+    /// Do not show the command line either, except with `-v` (polling probes).
+    pub silent: bool,
     pub timeout: Option<Duration>,
     /// Fed to the command's standard input, then EOF.
     pub stdin: Option<String>,

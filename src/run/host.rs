@@ -336,8 +336,8 @@ impl HostOps for HostRunner {
                 .clone()
                 .unwrap_or_else(|| command.to_string()),
         };
-        if options.cleanup {
-            // Bookkeeping (history, locks) is not the task's work: shown only with -v.
+        if options.cleanup || options.silent {
+            // Bookkeeping (history, locks) and polling are not the task's work: shown with -v.
             shared.reporter.verbose(name, &format!("$ {shown}"));
         } else {
             shared
