@@ -6,6 +6,7 @@ mod harness;
 
 mod cli;
 mod docker;
+mod examples;
 mod files;
 mod health;
 mod host_keys;
