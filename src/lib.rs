@@ -38,6 +38,7 @@ use secret::{Masker, SecretStore};
 
 /// Runs rigs with these process arguments and returns the exit code.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    raise_open_files_limit();
     let config = match Config::from_args(args) {
         Ok(c) => c,
         Err(CliExit::Clap(e)) => {
@@ -58,6 +59,24 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Err(e) => {
             eprintln!("{e}");
             e.exit_code()
+        }
+    }
+}
+
+/// Every host holds a socket (two behind a jump host), and the default soft limit of 1024 open
+/// files is below a thousand hosts: the soft limit goes up to the hard one, as far as the
+/// system allows without privileges.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max.min(1 << 20);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
     }
 }

@@ -8,7 +8,8 @@
 # See README.md next to this file for what is measured and how to read the output.
 #
 # Environment knobs (all optional):
-#   RIGS=PATH          rigs binary (default: target/release/rigs of this checkout; built if missing)
+#   RIGS=PATH          rigs binary to test (default: target/release/rigs of this checkout, which
+#                      the script first brings up to date with cargo build --release)
 #   RUNS=3             runs per unshaped case (the median is reported)
 #   IMAGE_MB=150       size of the random data layer, in MB (10^6 bytes)
 #   DELTA_KB=100       size of the extra layer of bench/app:2, in KB (10^3 bytes)
@@ -17,11 +18,14 @@
 #   SHAPED_EXTRA=0     on the shaped link, only the full ship and the re-ship (f1, f2)
 #   PORT_BASE=2300     sshd of host N listens on PORT_BASE+N
 #   STEP_TIMEOUT=900   seconds any single transfer may take before the benchmark fails
+#   QUIET_WAIT=30      before each run, wait up to this many seconds for an idle second (0: don't)
 #   KEEP_WORK=1        keep the temporary folder (logs) instead of removing it
+#   HOLD=1             set up the lab and the images, print how to reach them, wait for Ctrl-C
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+RIGS_GIVEN=${RIGS:-}
 RIGS=${RIGS:-$REPO/target/release/rigs}
 RUNS=${RUNS:-3}
 IMAGE_MB=${IMAGE_MB:-150}
@@ -29,6 +33,8 @@ DELTA_KB=${DELTA_KB:-100}
 RATE=${RATE:-20mbit}
 SKIP_SHAPED=${SKIP_SHAPED:-0}
 SHAPED_EXTRA=${SHAPED_EXTRA:-1}
+HOLD=${HOLD:-0}
+QUIET_WAIT=${QUIET_WAIT:-30}
 PORT_BASE=${PORT_BASE:-2300}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 KEEP_WORK=${KEEP_WORK:-0}
@@ -113,6 +119,7 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+minimum() { printf '%s\n' "$@" | sort -g | head -n 1; }
 
 unset SSH_AUTH_SOCK RIGS_RECIPES RIGS_INVENTORY RIGS_OUTPUT RIGS_KNOWN_HOSTS RIGS_SECRETS DOCKER_CONTEXT
 export DOCKER_CLI_HINTS=false
@@ -121,12 +128,25 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 T_START=$(now)
 
 # ---------------------------------------------------------------------------------------- rigs
-if [[ ! -x $RIGS ]]; then
-    log "building rigs (cargo build --release, a few minutes)"
-    (cd "$REPO" && cargo build --release) >"$WORK/cargo.log" 2>&1 ||
-        { tail -30 "$WORK/cargo.log" >&2; die "cargo build failed"; }
+if [[ -z ${RIGS_GIVEN:-} ]]; then
+    log "cargo build --release (a no-op when target/release/rigs is up to date; ~5 min cold)"
+    if ! (cd "$REPO" && cargo build --release) >"$WORK/cargo.log" 2>&1; then
+        tail -30 "$WORK/cargo.log" >&2
+        [[ -x $RIGS ]] || die "cargo build failed and there is no $RIGS"
+        log "warning: cargo build failed; benchmarking the existing $RIGS, which may be older than the tree"
+        BUILD_NOTE=" (cargo build failed: existing binary of $(date -r "$RIGS" '+%Y-%m-%d %H:%M'), may be stale)"
+    fi
 fi
+[[ -x $RIGS ]] || die "no rigs binary at $RIGS"
+# A private copy: a build finishing elsewhere during the benchmark must not swap the binary.
+cp -p "$RIGS" "$WORK/rigs"
+RIGS_BUILT=$(date -r "$RIGS" '+%Y-%m-%d %H:%M')
+RIGS_SRC=$RIGS
+RIGS=$WORK/rigs
 RIGS_VERSION=$("$RIGS" --version 2>/dev/null || echo "rigs (unknown version)")
+COMMIT=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)
+COMMIT+=", binary $RIGS_SRC of $RIGS_BUILT"
+COMMIT+=${BUILD_NOTE:-}
 
 # ------------------------------------------------------------------------------------- engines
 # engine NAME: start a dockerd with everything of its own under $WORK/NAME, socket $WORK/NAME/sock
@@ -197,7 +217,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 MaxSessions 50
 MaxStartups 100:30:200
-SetEnv DOCKER_HOST=unix://$d/sock
+SetEnv DOCKER_HOST=unix://$d/sock XDG_CACHE_HOME=$d/cache
 LogLevel ERROR
 EOF
     echo "[${ADDR[$h]}]:${PORT[$h]} $(cut -d' ' -f1,2 "$d/host_key.pub")" >>"$WORK/known_hosts"
@@ -281,6 +301,22 @@ SAVE_BYTES=$(dk ctl save bench/app:1 | wc -c)
 GZIP_BYTES=$(dk ctl save bench/app:1 | gzip | wc -c)
 log "bench/app:1 $SIZE1 bytes ($ID1), save archive $SAVE_BYTES, gzip -6 $GZIP_BYTES; bench/app:2 $SIZE2 bytes, $LAYERS2 layers"
 
+if [[ $HOLD == 1 ]]; then
+    cat >&2 <<EOF
+lab ready; Ctrl-C (or kill $$) tears it down
+  controller engine: export DOCKER_HOST=unix://$WORK/ctl/sock
+  host engines:      docker -H unix://$WORK/h1/sock ...   (h2, h3 likewise)
+  ssh:               ssh ${SSH_OPTS[*]} -p ${PORT[h1]} root@${ADDR[h1]}
+  rigs:              cd $PROJ && DOCKER_HOST=unix://$WORK/ctl/sock $RIGS -f recipes -I inv1.toml \\
+                       --known-hosts $WORK/known_hosts --output json env:bench ship_ref:bench/app:1
+  shape h1's link:   tc qdisc add dev $VETH_C root tbf rate $RATE burst 32kbit latency 400ms
+EOF
+    trap 'exit 0' INT TERM
+    sleep infinity &
+    PIDS_BG+=("$!")
+    wait "$!"
+fi
+
 # ------------------------------------------------------------------------------- the transfers
 clean_hosts() {
     local h
@@ -323,11 +359,26 @@ baseline() { # MODE HOST...
         gzip) pipe='docker -H "$1" save "$2" | gzip | ssh "${@:3}" docker load >/dev/null' ;;
         raw) pipe='docker -H "$1" save "$2" | ssh "${@:3}" docker load >/dev/null' ;;
         direct) pipe='docker -H "$1" save "$2" | docker -H "$3" load >/dev/null' ;;
+        tee3)
+            # One save into three engines at once, as rigs does: no ssh, no compression.
+            rm -f "$WORK/fifo1" "$WORK/fifo2"
+            mkfifo "$WORK/fifo1" "$WORK/fifo2"
+            pipe='docker -H "$3" load <"$6" >/dev/null & p1=$!
+                  docker -H "$4" load <"$7" >/dev/null & p2=$!
+                  docker -H "$1" save "$2" | tee "$6" "$7" | docker -H "$5" load >/dev/null
+                  s=$?; wait "$p1" && wait "$p2" && exit "$s"' ;;
     esac
     c0=$(cpu_snap)
     t0=$(now)
     for h in "$@"; do
-        if [[ $mode == direct ]]; then
+        if [[ $mode == tee3 ]]; then
+            timeout "$STEP_TIMEOUT" bash -o pipefail -c "$pipe" _ "unix://$WORK/ctl/sock" bench/app:1 \
+                "unix://$WORK/h1/sock" "unix://$WORK/h2/sock" "unix://$WORK/h3/sock" \
+                "$WORK/fifo1" "$WORK/fifo2" 2>>"$WORK/baseline.err" &
+            pids+=("$!")
+            PIDS_BG+=("$!")
+            break
+        elif [[ $mode == direct ]]; then
             timeout "$STEP_TIMEOUT" bash -o pipefail -c "$pipe" _ \
                 "unix://$WORK/ctl/sock" bench/app:1 "unix://$WORK/$h/sock" 2>>"$WORK/baseline.err" &
         else
@@ -355,7 +406,7 @@ rigs_ship() {
     err=$WORK/rigs-$RUN_NO-$label.err
     c0=$(cpu_snap)
     t0=$(now)
-    if ! DOCKER_HOST=unix://$WORK/ctl/sock timeout --foreground "$STEP_TIMEOUT" "$RIGS" -f recipes -I "$inv" \
+    if ! DOCKER_HOST=unix://$WORK/ctl/sock XDG_CACHE_HOME=$WORK/cache timeout --foreground "$STEP_TIMEOUT" "$RIGS" -f recipes -I "$inv" \
         --known-hosts "$WORK/known_hosts" --output json env:bench "$task:$ref" >"$out" 2>"$err"; then
         log "rigs failed: (cd $PROJ && DOCKER_HOST=unix://$WORK/ctl/sock $RIGS -f recipes -I $inv --known-hosts $WORK/known_hosts --output json env:bench $task:$ref)"
         tail -n 20 "$out" "$err" >&2
@@ -369,6 +420,23 @@ rigs_ship() {
     ok=$(jq .ok <<<"$summary")
     [[ $ok == "$n" && $n -gt 0 ]] || die "rigs summary: $ok of $n hosts ok: $summary"
     LAST_B=$(jq .bytes_sent <<<"$summary")
+}
+
+# Wait (up to QUIET_WAIT seconds) for a second in which the machine is at most 15% busy, so that
+# a build running next to the benchmark does not land inside a measurement. Counts the runs that
+# had to start on a busy machine anyway.
+BUSY_STARTS=0
+quiet() {
+    local i c0 pct
+    ((QUIET_WAIT > 0)) || return 0
+    for ((i = 0; i < QUIET_WAIT; i++)); do
+        c0=$(cpu_snap)
+        sleep 1
+        pct=$(cpu_pct "$c0")
+        ((pct <= 15)) && return 0
+    done
+    log "  machine still ${pct}% busy after ${QUIET_WAIT} s; measuring anyway"
+    BUSY_STARTS=$((BUSY_STARTS + 1))
 }
 
 # One run of a case, image removed from every host first; stores T, C and B[case,run].
@@ -386,8 +454,9 @@ run_case() { # CASE RUN
         x) baseline raw h1 ;;
         y) baseline direct h1 ;;
         z) rigs_ship inv3.toml ship_raw bench/app:1 z ;;
+        w) baseline tee3 "${HOSTS[@]}" ;;
     esac
-    if [[ $c == [dzb] ]]; then
+    if [[ $c == [dzbw] ]]; then
         for h in "${HOSTS[@]}"; do check_image "$h" bench/app:1 "$ID1"; done
     else
         check_image h1 bench/app:1 "$ID1"
@@ -397,7 +466,7 @@ run_case() { # CASE RUN
     log "  $(printf '%-46s %6s s  cpu %3s%%  sent %s' "$c ${DESC[$c]}" "$LAST_T" "$LAST_CPU" "$LAST_B")"
 }
 CASES=(a b c d e)   # the comparison asked for
-REFS=(x y z)        # references that explain it
+REFS=(x y w z)      # references that explain it
 declare -A DESC=(
     [a]="baseline save|gzip|ssh|load, 1 host"
     [b]="baseline, 3 hosts (3 pipelines at once)"
@@ -406,13 +475,14 @@ declare -A DESC=(
     [e]="rigs docker::ship compress:false, 1 host"
     [x]="ref: save|ssh|load (no gzip), 1 host"
     [y]="ref: save|docker load, no ssh, 1 host"
+    [w]="ref: save|tee|3x docker load, no ssh"
     [z]="ref: rigs compress:false, 3 hosts"
 )
 cd "$PROJ"
 for ((r = 1; r <= RUNS; r++)); do
     log "round $r of $RUNS"
     # Baseline and rigs alternate.
-    for c in a c b d e x z y; do run_case "$c" "$r"; done
+    for c in a c b d e x z y w; do quiet; run_case "$c" "$r"; done
 done
 
 # --------------------------------------------------------------------------------- shaped link
@@ -420,6 +490,7 @@ declare -A S      # S[name,t|b] for the shaped cases
 SHAPED_CASES=()
 shaped() { # NAME DESCRIPTION KIND TASK REF ID
     local name=$1 desc=$2 kind=$3 task=$4 ref=$5 id=$6
+    quiet
     log "  $name $desc"
     if [[ $kind == baseline ]]; then
         baseline gzip h1
@@ -449,11 +520,11 @@ if [[ $SKIP_SHAPED != 1 ]]; then
 fi
 
 # ------------------------------------------------------------------------------------- report
-med() { # ARRAY CASE: the median over the runs
+med() { # ARRAY CASE [minimum]: the median (or the minimum) over the runs
     local -n values=$1
-    local c=$2 r v=()
+    local c=$2 how=${3:-median} r v=()
     for ((r = 1; r <= RUNS; r++)); do v+=("${values[$c,$r]}"); done
-    median "${v[@]}"
+    "$how" "${v[@]}"
 }
 declare -A M
 for c in "${CASES[@]}" "${REFS[@]}"; do M[$c]=$(med T "$c"); done
@@ -464,20 +535,23 @@ row() { # CASE
     for ((r = 1; r <= RUNS && r <= 3; r++)); do runs+=("${T[$c,$r]}"); done
     while ((${#runs[@]} < 3)); do runs+=(-); done
     [[ ${B[$c,1]} == - ]] || sent=$(med B "$c")
-    printf '%-44s %6s %6s %6s %7s %6s %5s %11s\n' "$c  ${DESC[$c]}" "${runs[@]}" "${M[$c]}" \
-        "$(calc %.1f "$SIZE1 / 1e6 / ${M[$c]}")" "$(med C "$c")" "$sent"
+    printf '%-44s %6s %6s %6s %7s %6s %6s %5s %11s\n' "$c  ${DESC[$c]}" "${runs[@]}" "${M[$c]}" \
+        "$(calc %.1f "$SIZE1 / 1e6 / ${M[$c]}")" "$(med T "$c" minimum)" "$(med C "$c")" "$sent"
 }
 {
     echo "rigs ship benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "machine: $(nproc) cores ($CPU), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1e6 }' /proc/meminfo) RAM, Linux $(uname -r)"
-    echo "docker engine $ENGINE_VERSION (4 engines: controller + 3 hosts), docker client $CLIENT_VERSION, $(ssh -V 2>&1 | cut -d, -f1), $RIGS_VERSION"
+    echo "docker engine $ENGINE_VERSION (4 engines: controller + 3 hosts), docker client $CLIENT_VERSION, $(ssh -V 2>&1 | cut -d, -f1)"
+    echo "$RIGS_VERSION at commit $COMMIT"
     echo "image bench/app:1: $SIZE1 bytes ($(calc %.1f "$SIZE1 / 1e6") MB, docker image inspect .Size), 2 layers, random data;"
     echo "  docker save archive $SAVE_BYTES bytes, gzip -6 of it $GZIP_BYTES bytes"
+    echo "runs that started on a busy machine (other work >15% CPU for ${QUIET_WAIT} s): $BUSY_STARTS"
     echo "load average at start $LOAD_START, at the end $(cut -d' ' -f1-3 /proc/loadavg); whole benchmark $(calc %.0f "$(now) - $T_START") s"
     echo "seconds: wall time per run; MB/s: image size / median (per host: each host gets the whole image);"
+    echo "best: the fastest run (least disturbed by anything else running on the machine);"
     echo "cpu%: median share of all $(nproc) cores busy during the run (hosts share the cores); sent: rigs bytes_sent"
     echo
-    printf '%-44s %6s %6s %6s %7s %6s %5s %11s\n' case run1 run2 run3 median "MB/s" "cpu%" sent
+    printf '%-44s %6s %6s %6s %7s %6s %6s %5s %11s\n' case run1 run2 run3 median "MB/s" best "cpu%" sent
     for c in "${CASES[@]}"; do row "$c"; done
     for c in "${REFS[@]}"; do row "$c"; done
     echo
@@ -487,8 +561,11 @@ row() { # CASE
     FAN_RIGS=$(calc %.2f "${M[d]} / ${M[c]}")
     FAN_RAW=$(calc %.2f "${M[z]} / ${M[e]}")
     FAN_BASE=$(calc %.2f "${M[b]} / ${M[a]}")
+    FAN_LAB=$(calc %.2f "${M[w]} / ${M[y]}")
     echo "rigs/baseline throughput (baseline s / rigs s): 1 host $R_CA x, 3 hosts $R_DB x, compress:false 1 host $R_EA x"
-    echo "fan-out (3 hosts s / 1 host s): rigs $FAN_RIGS, rigs compress:false $FAN_RAW, baseline $FAN_BASE"
+    echo "  the same from the best runs: 1 host $(calc %.2f "$(med T a minimum) / $(med T c minimum)") x, 3 hosts $(calc %.2f "$(med T b minimum) / $(med T d minimum)") x; rigs fan-out $(calc %.2f "$(med T d minimum) / $(med T c minimum)")"
+    echo "fan-out (3 hosts s / 1 host s): rigs $FAN_RIGS, rigs compress:false $FAN_RAW, baseline $FAN_BASE;"
+    echo "  the lab's own floor, docker load alone (w / y): $FAN_LAB (the 3 hosts share this machine's cores and disk)"
     if [[ $SKIP_SHAPED != 1 ]]; then
         echo
         echo "shaped link to h1: tc tbf rate $RATE burst 32kbit latency 400ms on the controller's veth, one run each"
