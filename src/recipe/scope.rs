@@ -11,6 +11,7 @@ use rhai::Dynamic;
 
 use crate::secret::Secret;
 
+/// How a command runs: output, failure, input and privileges.
 #[derive(Clone, Default)]
 pub struct CommandOptions {
     /// A non-zero exit does not fail the host.
@@ -35,6 +36,18 @@ pub struct CommandOptions {
     /// Bookkeeping that must run even after Ctrl-C (releasing locks, writing history): it is
     /// not interrupted, and is bounded by its own short timeout instead.
     pub cleanup: bool,
+}
+
+impl CommandOptions {
+    /// Bookkeeping around a task (history, locks): quiet, judged by the caller, not interrupted.
+    pub fn bookkeeping() -> CommandOptions {
+        CommandOptions {
+            quiet: true,
+            allow_fail: true,
+            cleanup: true,
+            ..CommandOptions::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -90,11 +90,8 @@ pub(crate) fn append(
         quote(&text)
     );
     let options = CommandOptions {
-        quiet: true,
-        allow_fail: true,
-        cleanup: true,
         display: Some(format!("(append to {HOST_FILE})")),
-        ..CommandOptions::default()
+        ..CommandOptions::bookkeeping()
     };
     let lost = matches!(outcome.status, HostStatus::Failed | HostStatus::Interrupted)
         && outcome

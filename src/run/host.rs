@@ -88,8 +88,7 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
                     .extend(rows);
                 Ok(())
             }
-            Err(OpError::Failed(m)) => Err((m, None, false)),
-            Err(OpError::Interrupted) => Err(("interrupted".into(), None, true)),
+            Err(e) => Err(failure(e)),
         },
         Work::Lock(action) => lock_work(ops.as_ref(), step, *action),
         Work::BundleLoad(path) => {
@@ -119,8 +118,7 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
                 None,
                 false,
             )),
-            Err(OpError::Failed(m)) => Err((m, None, false)),
-            Err(OpError::Interrupted) => Err(("interrupted".into(), None, true)),
+            Err(e) => Err(failure(e)),
         },
     };
     let took = started.elapsed();
@@ -181,20 +179,8 @@ fn lock_work(ops: &HostRunner, step: &Step, action: super::LockAction) -> WorkRe
         super::LockAction::Release => super::lock::force_release_command(env),
     };
     let r = ops
-        .command(
-            &command,
-            &CommandOptions {
-                quiet: true,
-                allow_fail: true,
-                cleanup: true,
-                ..CommandOptions::default()
-            },
-            false,
-        )
-        .map_err(|e| match e {
-            OpError::Failed(m) => (m, None, false),
-            OpError::Interrupted => ("interrupted".to_string(), None, true),
-        })?;
+        .command(&command, &CommandOptions::bookkeeping(), false)
+        .map_err(failure)?;
     if !r.ok() {
         return Err((
             format!(
@@ -247,16 +233,15 @@ pub(super) fn bookkeeping(
         note: Mutex::new(None),
         records: Mutex::new(serde_json::Map::new()),
     };
-    ops.command(
-        command,
-        &CommandOptions {
-            quiet: true,
-            allow_fail: true,
-            cleanup: true,
-            ..CommandOptions::default()
-        },
-        false,
-    )
+    ops.command(command, &CommandOptions::bookkeeping(), false)
+}
+
+/// A host operation's failure as a step's outcome: message, detail, interrupted.
+fn failure(e: OpError) -> (String, Option<String>, bool) {
+    match e {
+        OpError::Failed(m) => (m, None, false),
+        OpError::Interrupted => ("interrupted".into(), None, true),
+    }
 }
 
 fn host_value(host: &Host) -> Dynamic {
