@@ -11,7 +11,11 @@
 #   RIGS=PATH          rigs binary to test (default: target/release/rigs of this checkout, which
 #                      the script first brings up to date with cargo build --release)
 #   RUNS=3             runs per unshaped case (the median is reported)
-#   IMAGE_MB=150       size of the random data layer, in MB (10^6 bytes)
+#   IMAGE_MB=150       size of the data layer, in MB (10^6 bytes)
+#   PAYLOAD=random     what the data layer holds: random (incompressible: the worst case for
+#                      compression) or files (this machine's /usr/bin: programs compress about
+#                      2.8:1, like the typical application image)
+#   LOGIN=rigs-test    the account both rigs and the baseline log in as
 #   DELTA_KB=100       size of the extra layer of bench/app:2, in KB (10^3 bytes)
 #   RATE=20mbit        rate of the shaped link (tc tbf syntax)
 #   SKIP_SHAPED=1      leave out the shaped-link cases (f1-f4)
@@ -38,6 +42,10 @@ QUIET_WAIT=${QUIET_WAIT:-30}
 PORT_BASE=${PORT_BASE:-2300}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 KEEP_WORK=${KEEP_WORK:-0}
+# Both rigs and the baseline log in as this account. Not root: root's shell start-up files on
+# this kind of machine cost ~75 ms per SSH command (pyenv), which would be charged to every
+# command rigs runs and only once to the baseline's single pipeline.
+LOGIN=${LOGIN:-rigs-test}
 RESULTS=$HERE/results-latest.txt
 
 NETNS=rigs-bench-h1
@@ -70,6 +78,8 @@ fi
 
 # Short path: dockerd's containerd sockets live under the exec root (108-byte socket path limit).
 WORK=$(mktemp -d /tmp/rbs.XXXXXX)
+chmod 755 "$WORK"
+id "$LOGIN" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$LOGIN"
 PIDS_DOCKERD=()
 PIDS_SSHD=()
 PIDS_BG=()
@@ -156,7 +166,7 @@ start_engine() {
     printf '{ "exec-opts": ["native.cgroupdriver=cgroupfs"] }\n' >"$d/daemon.json"
     dockerd --config-file "$d/daemon.json" --data-root "$d/data" --exec-root "$d/exec" \
         --pidfile "$d/dockerd.pid" --host "unix://$d/sock" \
-        --bridge none --iptables=false --ip6tables=false >"$d/dockerd.log" 2>&1 &
+        --bridge none --iptables=false --ip6tables=false --group "$LOGIN" >"$d/dockerd.log" 2>&1 &
     PIDS_DOCKERD+=("$!")
 }
 wait_engine() {
@@ -180,6 +190,7 @@ CLIENT_VERSION=$(dk ctl version --format '{{.Client.Version}}')
 if [[ ! -d /run/sshd ]]; then mkdir -p /run/sshd && chmod 755 /run/sshd && MADE_RUN_SSHD=1; fi
 ssh-keygen -q -t ed25519 -N '' -C rigs-bench-client -f "$WORK/client_key"
 cp "$WORK/client_key.pub" "$WORK/authorized_keys"
+chmod 644 "$WORK/authorized_keys"
 : >"$WORK/known_hosts"
 
 log "network namespace $NETNS with veth $VETH_C ($NET_C) <-> $VETH_H ($NET_H)"
@@ -204,6 +215,7 @@ ADDR[h1]=$NET_H
 start_sshd() {
     local h=$1 d=$WORK/$1
     ssh-keygen -q -t ed25519 -N '' -C "rigs-bench-$h" -f "$d/host_key"
+    mkdir -p "$d/cache" && chown "$LOGIN:" "$d/cache" && chmod 755 "$d"
     cat >"$d/sshd_config" <<EOF
 ListenAddress ${ADDR[$h]}:${PORT[$h]}
 HostKey $d/host_key
@@ -231,7 +243,7 @@ EOF
 SSH_OPTS=(-F /dev/null -i "$WORK/client_key" -o IdentitiesOnly=yes -o BatchMode=yes
     -o UserKnownHostsFile="$WORK/known_hosts" -o GlobalKnownHostsFile=/dev/null
     -o StrictHostKeyChecking=yes)
-ssh_host() { local h=$1; shift; ssh "${SSH_OPTS[@]}" -p "${PORT[$h]}" "root@${ADDR[$h]}" "$@"; }
+ssh_host() { local h=$1; shift; ssh "${SSH_OPTS[@]}" -p "${PORT[$h]}" "$LOGIN@${ADDR[$h]}" "$@"; }
 
 log "starting 3 sshd (h1 at ${ADDR[h1]}:${PORT[h1]} in $NETNS, h2/h3 on 127.0.0.1)"
 for h in "${HOSTS[@]}"; do start_sshd "$h"; done
@@ -265,8 +277,8 @@ inventory() { # FILE HOST...
     {
         printf '[env.bench]\nhosts = [%s]\n' "$list"
         for h in "$@"; do
-            printf '\n[hosts.%s]\naddress = "%s"\nport = %s\nuser = "root"\nidentity = "%s"\n' \
-                "$h" "${ADDR[$h]}" "${PORT[$h]}" "$WORK/client_key"
+            printf '\n[hosts.%s]\naddress = "%s"\nport = %s\nuser = "%s"\nidentity = "%s"\n' \
+                "$h" "${ADDR[$h]}" "${PORT[$h]}" "$LOGIN" "$WORK/client_key"
         done
     } >"$file"
 }
@@ -274,18 +286,29 @@ inventory "$PROJ/inv1.toml" h1
 inventory "$PROJ/inv3.toml" h1 h2 h3
 
 # ------------------------------------------------------------------------------------- images
-log "building bench/app:1 (${IMAGE_MB} MB random layer on busybox) and bench/app:2 (+${DELTA_KB} KB)"
+log "building bench/app:1 (${IMAGE_MB} MB ${PAYLOAD:-random} layer on busybox) and bench/app:2 (+${DELTA_KB} KB)"
 ROOT=$WORK/root
 mkdir -p "$ROOT/bin" "$ROOT/tmp" "$ROOT/etc"
 cp "$(command -v busybox)" "$ROOT/bin/busybox"
 for app in sh ls cat head sha256sum; do ln -s busybox "$ROOT/bin/$app"; done
 tar -C "$ROOT" -c . | dk ctl import - bench/base:1 >/dev/null
-head -c $((IMAGE_MB * 1000 * 1000)) /dev/urandom >"$WORK/payload.bin"
 dk ctl create --network none --name bench-build1 bench/base:1 /bin/sh >/dev/null
+if [[ ${PAYLOAD:-random} == files ]]; then
+    mkdir -p "$WORK/payload.bin"
+    total=0
+    for f in /usr/bin/*; do
+        [[ -f $f && ! -L $f ]] || continue
+        cp "$f" "$WORK/payload.bin/"
+        total=$((total + $(stat -c %s "$f")))
+        ((total < IMAGE_MB * 1000 * 1000)) || break
+    done
+else
+    head -c $((IMAGE_MB * 1000 * 1000)) /dev/urandom >"$WORK/payload.bin"
+fi
 dk ctl cp "$WORK/payload.bin" bench-build1:/payload.bin
 dk ctl commit bench-build1 bench/app:1 >/dev/null
 dk ctl rm bench-build1 >/dev/null
-rm -f "$WORK/payload.bin"
+rm -rf "$WORK/payload.bin"
 head -c $((DELTA_KB * 1000)) /dev/urandom >"$WORK/delta.bin"
 dk ctl create --network none --name bench-build2 bench/app:1 /bin/sh >/dev/null
 dk ctl cp "$WORK/delta.bin" bench-build2:/delta.bin
@@ -306,7 +329,7 @@ if [[ $HOLD == 1 ]]; then
 lab ready; Ctrl-C (or kill $$) tears it down
   controller engine: export DOCKER_HOST=unix://$WORK/ctl/sock
   host engines:      docker -H unix://$WORK/h1/sock ...   (h2, h3 likewise)
-  ssh:               ssh ${SSH_OPTS[*]} -p ${PORT[h1]} root@${ADDR[h1]}
+  ssh:               ssh ${SSH_OPTS[*]} -p ${PORT[h1]} $LOGIN@${ADDR[h1]}
   rigs:              cd $PROJ && DOCKER_HOST=unix://$WORK/ctl/sock $RIGS -f recipes -I inv1.toml \\
                        --known-hosts $WORK/known_hosts --output json env:bench ship_ref:bench/app:1
   shape h1's link:   tc qdisc add dev $VETH_C root tbf rate $RATE burst 32kbit latency 400ms
@@ -383,7 +406,7 @@ baseline() { # MODE HOST...
                 "unix://$WORK/ctl/sock" bench/app:1 "unix://$WORK/$h/sock" 2>>"$WORK/baseline.err" &
         else
             timeout "$STEP_TIMEOUT" bash -o pipefail -c "$pipe" _ \
-                "unix://$WORK/ctl/sock" bench/app:1 "${SSH_OPTS[@]}" -p "${PORT[$h]}" "root@${ADDR[$h]}" \
+                "unix://$WORK/ctl/sock" bench/app:1 "${SSH_OPTS[@]}" -p "${PORT[$h]}" "$LOGIN@${ADDR[$h]}" \
                 2>>"$WORK/baseline.err" &
         fi
         pids+=("$!")
@@ -543,7 +566,7 @@ row() { # CASE
     echo "machine: $(nproc) cores ($CPU), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1e6 }' /proc/meminfo) RAM, Linux $(uname -r)"
     echo "docker engine $ENGINE_VERSION (4 engines: controller + 3 hosts), docker client $CLIENT_VERSION, $(ssh -V 2>&1 | cut -d, -f1)"
     echo "$RIGS_VERSION at commit $COMMIT"
-    echo "image bench/app:1: $SIZE1 bytes ($(calc %.1f "$SIZE1 / 1e6") MB, docker image inspect .Size), 2 layers, random data;"
+    echo "image bench/app:1: $SIZE1 bytes ($(calc %.1f "$SIZE1 / 1e6") MB, docker image inspect .Size), 2 layers, ${PAYLOAD:-random} data;"
     echo "  docker save archive $SAVE_BYTES bytes, gzip -6 of it $GZIP_BYTES bytes"
     echo "runs that started on a busy machine (other work >15% CPU for ${QUIET_WAIT} s): $BUSY_STARTS"
     echo "load average at start $LOAD_START, at the end $(cut -d' ' -f1-3 /proc/loadavg); whole benchmark $(calc %.0f "$(now) - $T_START") s"

@@ -196,26 +196,36 @@ struct Streamed {
     took: Duration,
 }
 
-/// Runs the verified load with `ticket`'s stream on stdin, showing progress meanwhile.
-fn stream_load(
-    scope: &TaskScope,
-    ticket: Ticket,
+/// One streamed load, as [`stream_load`] runs it.
+struct Load<'a> {
     compression: Compression,
+    /// What the output shows for the command.
     display: String,
-    what: &str,
+    /// What the progress line is about.
+    what: String,
+    /// Bytes to send, as far as known at each moment.
     total: Box<dyn Fn() -> Option<u64> + Send>,
-    resume: Option<&str>,
-) -> Result<Streamed, Fail> {
+    /// Key of the part file, for a resumable stream.
+    resume: Option<&'a str>,
+    /// Reference whose image id to print after loading.
+    check: Option<&'a str>,
+}
+
+/// Runs the verified load with `ticket`'s stream on stdin, showing progress meanwhile.
+fn stream_load(scope: &TaskScope, ticket: Ticket, load: Load) -> Result<Streamed, Fail> {
+    let Load {
+        compression,
+        display,
+        what,
+        total,
+        resume,
+        check,
+    } = load;
     let host = scope.host_name();
     let stream = StreamInput::new(ticket.rx, corrupt_at(&host));
     let done = Arc::new(AtomicBool::new(false));
     let watcher = {
-        let (ops, stream, done, what) = (
-            scope.ops.clone(),
-            stream.clone(),
-            done.clone(),
-            what.to_string(),
-        );
+        let (ops, stream, done, what) = (scope.ops.clone(), stream.clone(), done.clone(), what);
         std::thread::spawn(move || {
             ops.progress(&what, 0, total());
             while !done.load(Ordering::Relaxed) {
@@ -226,8 +236,10 @@ fn stream_load(
     };
     let started = Instant::now();
     let result = scope.ops.command(
-        &remote::load_command(compression, resume),
+        &remote::load_command(compression, resume, check),
         &CommandOptions {
+            // rigs says what was loaded itself, with sizes and times.
+            quiet: true,
             allow_fail: true,
             stdin_stream: Some(stream.clone()),
             display: Some(display),
@@ -462,15 +474,18 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
         let streamed = stream_load(
             scope,
             ticket,
-            compression,
-            display,
-            &what,
-            total,
-            key.as_deref(),
+            Load {
+                compression,
+                display,
+                what,
+                total,
+                resume: key.as_deref(),
+                check: Some(reference),
+            },
         )?;
         let state = group.state();
         if streamed.result.ok() {
-            let id = host_image_id(ops, reference)?;
+            let id = remote::loaded_id(&streamed.result.stdout).unwrap_or_default();
             if id != image.id {
                 return Err(fail(format!(
                     "after loading, the host has {reference} as {}, the controller as {}",
@@ -619,11 +634,14 @@ pub fn ship_bundle(scope: &TaskScope, path: &Path, o: &ShipOptions) -> Result<Ma
     let streamed = stream_load(
         scope,
         ticket,
-        compression,
-        display,
-        &format!("loading {shown}"),
-        Box::new(move || Some(body)),
-        None,
+        Load {
+            compression,
+            display,
+            what: format!("loading {shown}"),
+            total: Box::new(move || Some(body)),
+            resume: None,
+            check: None,
+        },
     )?;
     let state = group.state();
     if !streamed.result.ok() {

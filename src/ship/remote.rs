@@ -65,8 +65,11 @@ pub fn part_size_command(key: &str) -> String {
 /// `docker load`, verifying it first. With `resume`, the payload is also kept in the part file
 /// of that key: a later attempt replays the part and receives only the rest. The part goes once
 /// the load succeeds or the stream proves wrong; a stream cut short keeps it.
-pub fn load_command(compression: Compression, resume: Option<&str>) -> String {
-    let trailer = printf_bytes(&compression.trailer());
+pub fn load_command(compression: Compression, resume: Option<&str>, check: Option<&str>) -> String {
+    let trailer = match compression {
+        Compression::None => "'; head -c 1024 /dev/zero; printf '".to_string(),
+        other => printf_bytes(&other.trailer()),
+    };
     let (setup, source, keep, drop) = match resume {
         None => (
             String::new(),
@@ -92,8 +95,27 @@ pub fn load_command(compression: Compression, resume: Option<&str>) -> String {
          if [ \"$h\" = \"$want\" ]; then printf '{trailer}'; \
          elif [ \"$want\" = missing ]; then echo \"{CUT}\" >&2; echo 'rigs-ship: rejected stream'; exit 4; \
          else echo \"{MISMATCH}: received $h\" >&2;{drop} echo 'rigs-ship: rejected stream'; exit 3; fi; \
-         }} | docker load{keep}"
+         }} | docker load{loaded}{keep}",
+        loaded = match check {
+            // The loaded image's id, in the same round trip.
+            Some(reference) => format!(
+                " && docker image inspect --format '{LOADED} {{{{.Id}}}}' {}",
+                crate::quote::quote(reference)
+            ),
+            None => String::new(),
+        }
     )
+}
+
+/// Prefixes the image id printed after a load.
+pub const LOADED: &str = "rigs-loaded";
+
+/// The id [`load_command`] printed after loading, if any.
+pub fn loaded_id(stdout: &str) -> Option<&str> {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(LOADED))
+        .map(str::trim)
 }
 
 /// One shell line asking the engine its version and, for every image it holds, its id and
@@ -179,18 +201,24 @@ mod tests {
 
     #[test]
     fn the_trailer_is_written_by_printf_escapes_only() {
-        let line = load_command(Compression::Gzip, None);
+        let line = load_command(Compression::Gzip, None, None);
         assert!(line.ends_with("| docker load"));
         let start = line.find("printf '").unwrap() + 8;
         let escapes = &line[start..start + line[start..].find('\'').unwrap()];
         assert!(escapes.starts_with("\\037\\213"), "gzip magic: {escapes}");
         assert_eq!(escapes.len(), Compression::Gzip.trailer().len() * 4);
         assert_eq!(end_frame("ab"), b"0\nab\n");
-        let resumable = load_command(Compression::None, Some("ab12"));
-        assert!(resumable.contains("rigs/ship/ab12.part"), "{resumable}");
+        let resumable = load_command(Compression::None, Some("ab12"), Some("app:1"));
         assert!(
-            resumable.ends_with("| docker load && rm -f \"$p\""),
+            resumable.contains("--format 'rigs-loaded {{.Id}}' app:1"),
             "{resumable}"
         );
+        assert_eq!(
+            loaded_id("Loaded image: x\nrigs-loaded sha256:ab\n"),
+            Some("sha256:ab")
+        );
+        assert!(resumable.contains("rigs/ship/ab12.part"), "{resumable}");
+        assert!(resumable.ends_with("app:1 && rm -f \"$p\""), "{resumable}");
+        assert!(resumable.contains("head -c 1024 /dev/zero"), "{resumable}");
     }
 }
