@@ -112,7 +112,7 @@ pub struct Cli {
     #[arg(long = "secrets", value_name = "FILE", env = "RIGS_SECRETS")]
     pub secrets: Option<PathBuf>,
 
-    /// Run on at most N hosts at once (default: all)
+    /// Run on at most N hosts at once (default: all, up to 256 at a time)
     #[arg(
         short = 'z',
         long = "pool-size",

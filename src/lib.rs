@@ -448,7 +448,7 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
         .thread_stack_size(8 * 1024 * 1024)
         // One blocking thread per running host, plus room for the runtime's own blocking work
         // (file reads of transfers), which must never wait for a host to finish.
-        .max_blocking_threads(config.pool_size.unwrap_or(512).clamp(1, 4096) + 64)
+        .max_blocking_threads(config.pool_size.unwrap_or(run::DEFAULT_POOL).clamp(1, 4096) + 64)
         .build()
         .map_err(|e| Error::io("<tokio runtime>", e))?;
     let runner = run::Runner::new(
