@@ -16,8 +16,8 @@ pub fn available() -> bool {
         .is_ok()
 }
 
-/// Prints `label` on the terminal and reads one line with echo off. `None` without a terminal.
-pub fn hidden(label: &str) -> Option<Secret> {
+/// The terminal, with `label` already written on it: one handle to read, one to write.
+fn ask(label: &str) -> Option<(std::fs::File, std::fs::File)> {
     let tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -26,6 +26,12 @@ pub fn hidden(label: &str) -> Option<Secret> {
     let mut out = tty.try_clone().ok()?;
     let _ = write!(out, "{label}");
     let _ = out.flush();
+    Some((tty, out))
+}
+
+/// Prints `label` on the terminal and reads one line with echo off. `None` without a terminal.
+pub fn hidden(label: &str) -> Option<Secret> {
+    let (tty, mut out) = ask(label)?;
     let restore = EchoOff::new(&tty);
     let mut line = String::new();
     let read = std::io::BufReader::new(&tty).read_line(&mut line);
@@ -37,14 +43,7 @@ pub fn hidden(label: &str) -> Option<Secret> {
 
 /// Asks a yes/no question on the terminal; only `y` or `yes` is yes. `None` without a terminal.
 pub fn confirm(question: &str) -> Option<bool> {
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .ok()?;
-    let mut out = tty.try_clone().ok()?;
-    let _ = write!(out, "{question} [y/N] ");
-    let _ = out.flush();
+    let (tty, _out) = ask(&format!("{question} [y/N] "))?;
     let mut line = String::new();
     std::io::BufReader::new(&tty).read_line(&mut line).ok()?;
     Some(matches!(

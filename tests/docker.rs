@@ -4,20 +4,7 @@ use crate::harness::{DockerLab, Project, REGISTRY_PASSWORD, REGISTRY_USER};
 
 /// A project with the repository's standard recipes and an inventory for the lab.
 fn project(lab: &DockerLab, extra_vars: &str) -> Project {
-    let recipes = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/docker.rhai");
-    let mut inventory = lab.inventory_toml();
-    inventory.push_str(&format!(
-        "\n[vars]\nimage = \"{}\"\ncontainer = \"app\"\nregistry = \"{}\"\nregistry_user = \"{REGISTRY_USER}\"\nnetwork = \"none\"\n{extra_vars}",
-        lab.image(),
-        lab.registry()
-    ));
-    let p = Project::new()
-        .recipe("docker.rhai", &std::fs::read_to_string(recipes).unwrap())
-        .inventory("lab.toml", &inventory)
-        .env("REGISTRY_PASSWORD", REGISTRY_PASSWORD);
-    lab.ssh
-        .write_known_hosts(&p.path().join("home/.ssh/known_hosts"));
-    p
+    lab.standard_project(extra_vars)
 }
 
 #[test]

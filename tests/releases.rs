@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{DockerLab, Project, REGISTRY_PASSWORD, REGISTRY_USER};
+use crate::harness::{DockerLab, Project, REGISTRY_PASSWORD};
 
 const SLOW: &str = r#"
 /// Hold the environment for a while.
@@ -16,21 +16,7 @@ fn hold(secs) {
 
 /// The standard recipes, the lab's hosts, and `extra` inventory variables.
 fn project(lab: &DockerLab, extra_vars: &str) -> Project {
-    let recipes = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/docker.rhai");
-    let mut inventory = lab.inventory_toml();
-    inventory.push_str(&format!(
-        "\n[vars]\nimage = \"{}\"\ncontainer = \"app\"\nregistry = \"{}\"\nregistry_user = \"{REGISTRY_USER}\"\nnetwork = \"none\"\n{extra_vars}",
-        lab.image(),
-        lab.registry()
-    ));
-    let p = Project::new()
-        .recipe("docker.rhai", &std::fs::read_to_string(recipes).unwrap())
-        .recipe("slow.rhai", SLOW)
-        .inventory("lab.toml", &inventory)
-        .env("REGISTRY_PASSWORD", REGISTRY_PASSWORD);
-    lab.ssh
-        .write_known_hosts(&p.path().join("home/.ssh/known_hosts"));
-    p
+    lab.standard_project(extra_vars).recipe("slow.rhai", SLOW)
 }
 
 /// The JSON events of a run, in order.

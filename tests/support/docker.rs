@@ -187,6 +187,26 @@ impl DockerLab {
         self.registry = None;
     }
 
+    /// A project with the repository's standard recipes (`recipes/docker.rhai`) and an inventory
+    /// of this lab's hosts with the app's variables (logged in to the lab registry), plus
+    /// `extra_vars` in `[vars]`.
+    pub fn standard_project(&self, extra_vars: &str) -> super::Project {
+        let recipes = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/docker.rhai");
+        let mut inventory = self.inventory_toml();
+        inventory.push_str(&format!(
+            "\n[vars]\nimage = \"{}\"\ncontainer = \"app\"\nregistry = \"{}\"\nregistry_user = \"{REGISTRY_USER}\"\nnetwork = \"none\"\n{extra_vars}",
+            self.image(),
+            self.registry()
+        ));
+        let p = super::Project::new()
+            .recipe("docker.rhai", &std::fs::read_to_string(recipes).unwrap())
+            .inventory("lab.toml", &inventory)
+            .env("REGISTRY_PASSWORD", REGISTRY_PASSWORD);
+        self.ssh
+            .write_known_hosts(&p.path().join("home/.ssh/known_hosts"));
+        p
+    }
+
     /// Host `i`'s home folder, where rigs keeps its locks, history and kept parts there.
     pub fn home(&self, i: usize) -> PathBuf {
         self.dir.path().join(format!("home-h{}", i + 1))
