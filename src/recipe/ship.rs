@@ -43,13 +43,6 @@ fn fail(message: impl Into<String>) -> Fail {
     Fail::Message(message.into())
 }
 
-fn to_rhai(ctx: &NativeCallContext, e: Fail) -> Box<rhai::EvalAltResult> {
-    match e {
-        Fail::Message(m) => runtime(m, ctx.call_position()),
-        Fail::Interrupted => failed(ctx, OpError::Interrupted),
-    }
-}
-
 pub struct ShipOptions {
     /// `None`: the best the host's engine loads.
     compression: Option<Compression>,
@@ -621,7 +614,6 @@ pub fn ship_bundle(scope: &TaskScope, path: &Path, o: &ShipOptions) -> Result<Ma
             path: path.to_path_buf(),
             offset: verified.archive_offset,
             body: manifest.archive.body_bytes,
-            compression,
         },
     )?;
     let group = ticket.group.clone();
@@ -711,9 +703,10 @@ pub fn register(m: &mut rhai::Module) {
     );
 }
 
+/// A failure as a script error naming the function, pointing at the call.
 fn prefixed(ctx: &NativeCallContext, func: &str, e: Fail) -> Box<rhai::EvalAltResult> {
     match e {
-        Fail::Message(m) => to_rhai(ctx, Fail::Message(format!("{func}: {m}"))),
-        other => to_rhai(ctx, other),
+        Fail::Message(m) => runtime(format!("{func}: {m}"), ctx.call_position()),
+        Fail::Interrupted => failed(ctx, OpError::Interrupted),
     }
 }

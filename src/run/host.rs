@@ -337,9 +337,8 @@ impl HostOps for HostRunner {
         } else {
             options.timeout.or(shared.settings.command_timeout)
         };
-        let never = crate::cancel::Cancel::default();
         let cancel = if options.cleanup {
-            &never
+            &shared.never
         } else {
             &shared.cancel
         };

@@ -166,6 +166,8 @@ pub(crate) struct Shared {
     pub reporter: Arc<Reporter>,
     pub connect: ConnectOptions,
     pub cancel: Cancel,
+    /// Never cancelled: what bookkeeping after Ctrl-C runs under.
+    pub never: Cancel,
     pub settings: Settings,
     pub secrets: SecretStore,
     pub masker: Masker,
@@ -218,6 +220,7 @@ impl Runner {
                 reporter,
                 connect,
                 cancel,
+                never: Cancel::default(),
                 settings,
                 secrets,
                 masker,

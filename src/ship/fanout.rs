@@ -112,7 +112,6 @@ pub enum Source {
         path: PathBuf,
         offset: u64,
         body: u64,
-        compression: Compression,
     },
 }
 
@@ -136,7 +135,6 @@ pub struct Ticket {
 /// The outcome of one compressed copy, filled in by the producer before its end frame is sent.
 #[derive(Default)]
 pub struct Group {
-    pub compression: Option<Compression>,
     state: Mutex<GroupState>,
     /// Archive bytes read into this copy so far, before compression...
     pub read: std::sync::atomic::AtomicU64,
@@ -453,10 +451,7 @@ fn start(requests: Vec<Request>, source: Source) -> Vec<Ticket> {
             None => {
                 keys.push(key);
                 members.push(Vec::new());
-                groups.push(Arc::new(Group {
-                    compression: Some(r.compression),
-                    ..Group::default()
-                }));
+                groups.push(Arc::new(Group::default()));
                 keys.len() - 1
             }
         };
@@ -606,8 +601,8 @@ fn produce_save(image: &ImageInfo, outs: &mut [GroupOut]) -> Result<Vec<OutputSt
     // controller CPU that the stream needs.
     let passed = archive::pass(stdout, &names, &mut outputs, false);
     let stats: Vec<OutputStats> = outputs.into_iter().map(|o| o.stats).collect();
-    let passed = match passed {
-        Ok(p) => p,
+    match passed {
+        Ok(_) => {}
         Err(e) => {
             let _ = child.kill();
             let saved = finish_save(child, &image.reference);
@@ -615,9 +610,8 @@ fn produce_save(image: &ImageInfo, outs: &mut [GroupOut]) -> Result<Vec<OutputSt
                 .err()
                 .unwrap_or_else(|| format!("reading docker save output: {e}")));
         }
-    };
+    }
     finish_save(child, &image.reference)?;
-    debug_assert!(passed.names.by_path.is_empty());
     Ok(stats)
 }
 
