@@ -50,13 +50,7 @@ impl Compression {
 
     /// The best compression an engine of this server version can load: zstd from 23.0 on.
     pub fn for_engine(version: &str) -> Compression {
-        let major: u32 = version
-            .trim()
-            .split(['.', '-', '+'])
-            .next()
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(0);
-        if major >= 23 {
+        if engine_major(version) >= 23 {
             Compression::Zstd
         } else {
             Compression::Gzip
@@ -90,6 +84,16 @@ impl Compression {
             Compression::Zstd => Box::new(Zstd::new(out, threads)),
         }
     }
+}
+
+/// The major number of a Docker engine version (`20.10.24+dfsg1` -> 20); 0 when unreadable.
+pub fn engine_major(version: &str) -> u32 {
+    version
+        .trim()
+        .split(['.', '-', '+'])
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A compressing writer that hands its output back when finished.

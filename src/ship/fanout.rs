@@ -73,13 +73,7 @@ impl ImageInfo {
 
     /// Engines before 25 name layers by v1 id, which only their content digest maps to.
     fn names_layers_by_digest(&self) -> bool {
-        let major: u32 = self
-            .engine_version
-            .split('.')
-            .next()
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(0);
-        major >= 25
+        compress::engine_major(&self.engine_version) >= 25
     }
 }
 
