@@ -151,7 +151,7 @@ pub struct Cli {
     )]
     pub canary_wait: Option<f64>,
 
-    /// Seconds to wait for an environment's deploy lock held by another run (default: refuse)
+    /// Seconds to wait for a host's deploy lock held by another run (default: refuse)
     #[arg(long = "lock-wait", value_name = "SECS", help_heading = "Execution")]
     pub lock_wait: Option<f64>,
 

@@ -40,6 +40,9 @@ pub enum Error {
         suggestions: Vec<String>,
         hint: String,
     },
+    /// Variables that do not match what the recipes declare (`const VARIABLES`), one line per
+    /// problem naming the task, the recipe file and the hosts.
+    Variables { problems: Vec<String> },
     /// Work done on this machine alone failed (`bundle create`, `bundle verify`).
     Failed { message: String, code: i32 },
     /// Ctrl-C before any host was started.
@@ -111,6 +114,20 @@ impl fmt::Display for Error {
                     }
                 }
                 write!(f, "\n  hint: {hint}")
+            }
+            Error::Variables { problems } => {
+                write!(
+                    f,
+                    "error: the variables do not match what the recipes declare; nothing was run"
+                )?;
+                for p in problems {
+                    write!(f, "\n  {p}")?;
+                }
+                write!(
+                    f,
+                    "\n  hint: set variables in the inventory ([vars], [env.NAME] vars, [hosts.NAME] \
+                     vars) or with --set NAME=VALUE; `rigs -d TASK` lists the ones a task reads"
+                )
             }
             Error::Failed { message, .. } => write!(f, "error: {message}"),
             Error::Interrupted => write!(f, "interrupted"),

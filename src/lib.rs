@@ -309,7 +309,7 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
             continue;
         }
         unused_env = None;
-        let work = match builtin_task(call, &env, &recipes)? {
+        let work = match builtin_task(call, &recipes)? {
             Some(work) => work,
             None => {
                 let (task, args) = recipes.resolve(call)?;
@@ -327,15 +327,22 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
             batch: batch_for(&env)?,
         });
     }
+    let from_set: Vec<String> = config.set.iter().map(|(k, _)| k.clone()).collect();
+    check_variables(&recipes, &mut steps, &from_set)?;
     if let Some(step) = steps
         .iter()
         .find(|s| matches!(s.work, run::Work::Lock(run::LockAction::Release)))
     {
         if !config.yes && !config.dry_run {
+            let mut names: Vec<&str> = step.hosts.iter().map(|h| h.name.as_str()).collect();
+            if names.len() > 6 {
+                names.truncate(5);
+                names.push("...");
+            }
             let question = format!(
-                "Remove the deploy lock of env:{} on {} host(s), whoever holds it?",
-                step.env.as_deref().unwrap_or(""),
-                step.hosts.len()
+                "Remove the deploy lock of {} host(s) ({}), whoever holds it?",
+                step.hosts.len(),
+                names.join(", ")
             );
             match prompt::confirm(&question) {
                 Some(true) => {}
@@ -524,12 +531,42 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
     })
 }
 
+/// Checks every host's variables for every task against the declarations of the task's recipe
+/// file, and fills in their defaults, before anything connects. Problems shared by several
+/// hosts are told once, with the hosts.
+fn check_variables(recipes: &Recipes, steps: &mut [run::Step], from_set: &[String]) -> Result<()> {
+    let mut problems: Vec<(String, Vec<String>)> = Vec::new();
+    for step in steps.iter_mut() {
+        let run::Work::Task { task, .. } = &step.work else {
+            continue;
+        };
+        for host in step.hosts.iter_mut() {
+            for problem in recipes.check_variables(task, &mut host.vars, from_set) {
+                let text = format!(
+                    "{problem}\n    for {} ({})",
+                    step.label,
+                    recipes.file_of(task)
+                );
+                match problems.iter_mut().find(|(t, _)| *t == text) {
+                    Some((_, hosts)) => hosts.push(host.name.clone()),
+                    None => problems.push((text, vec![host.name.clone()])),
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Variables {
+        problems: problems
+            .into_iter()
+            .map(|(text, hosts)| format!("{text} on {}", hosts.join(", ")))
+            .collect(),
+    })
+}
+
 /// `history` and `lock:status|release`: built into rigs, unless a recipe defines `history`.
-fn builtin_task(
-    call: &task_call::TaskCall,
-    env: &Option<String>,
-    recipes: &Recipes,
-) -> Result<Option<run::Work>> {
+fn builtin_task(call: &task_call::TaskCall, recipes: &Recipes) -> Result<Option<run::Work>> {
     match call.name.as_str() {
         "history" if recipes.task("history").is_err() => {
             if !call.args.is_empty() {
@@ -544,16 +581,11 @@ fn builtin_task(
                 _ => {
                     return Err(Error::usage_hint(
                         format!("unknown lock command `{call}`"),
-                        "rigs env:NAME lock:status, or lock:release to remove a stale lock",
+                        "rigs env:NAME lock:status (or -H HOST lock:status), or lock:release to \
+                         remove a stale lock",
                     ))
                 }
             };
-            if env.is_none() {
-                return Err(Error::usage_hint(
-                    format!("`{call}` needs an environment"),
-                    format!("write env:NAME before it, e.g. rigs env:production {call}"),
-                ));
-            }
             Ok(Some(run::Work::Lock(action)))
         }
         _ => Ok(None),

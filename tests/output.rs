@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{Project, SshLab};
+use crate::harness::{DockerLab, Project, SshLab};
 
 const CHAIN: &str = r#"
 /// First task.
@@ -110,4 +110,44 @@ fn json_reports_failures_with_errors() {
     let summary = events.last().unwrap();
     assert_eq!(summary["failed"], 1);
     assert_eq!(summary["ok"], 1);
+}
+
+/// Whether `text` holds a 64-digit hex word: a container or image ID as docker prints them.
+fn has_long_id(text: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_hexdigit())
+        .any(|w| w.len() == 64)
+}
+
+#[test]
+fn a_two_host_deploy_reads_in_a_dozen_lines_and_verbose_shows_the_rest() {
+    let lab = DockerLab::start(2);
+    let p = lab.standard_project("health = \"wget -qO- http://127.0.0.1:8080/version\"\n");
+    let out = p
+        .clone()
+        .args(["--output", "plain", "env:lab", "deploy:v1"])
+        .timeout(180)
+        .run();
+    out.assert_code(0);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    if let Ok(path) = std::env::var("RIGS_CAPTURE_DEPLOY") {
+        std::fs::write(path, &text).unwrap();
+    }
+    assert!(text.lines().count() <= 14, "{text}");
+    assert!(!text.contains("inspect"), "{text}");
+    assert!(!has_long_id(&text), "{text}");
+    for h in ["h1", "h2"] {
+        assert!(
+            text.contains(&format!("[{h}] $ docker run --detach --name app")),
+            "{text}"
+        );
+    }
+
+    let out = p
+        .args(["--output", "plain", "-v", "env:lab", "deploy:v2"])
+        .timeout(180)
+        .run();
+    out.assert_code(0);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("$ docker container inspect"), "{text}");
+    assert!(has_long_id(&text), "{text}");
 }

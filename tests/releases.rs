@@ -1,16 +1,27 @@
 //! Safe releases against real engines: rolling and canary runs gated by health checks, automatic
-//! rollback of an unhealthy release, environment locks, and the deployment history.
+//! rollback of an unhealthy release, deploy locks, and the deployment history.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::harness::{DockerLab, Project, REGISTRY_PASSWORD};
 
 const SLOW: &str = r#"
-/// Hold the environment for a while.
+/// Hold the hosts for a while.
 ///
 /// @lock
 fn hold(secs) {
     run(`sleep ${secs}`);
+}
+
+/// Hold the hosts until the test lets go: until `~/NAME` exists on each.
+///
+/// @lock
+fn hold_until(name) {
+    run(`while [ ! -e ~/${name} ]; do sleep 0.1; done`);
 }
 "#;
 
@@ -47,6 +58,56 @@ fn summary(stdout: &str) -> Vec<(String, String, String, String)> {
             )
         })
         .collect()
+}
+
+/// The info file of host `i`'s deploy lock.
+fn lock_info(lab: &DockerLab, i: usize) -> PathBuf {
+    lab.home(i).join(".rigs/lock/info")
+}
+
+/// Waits until `path` exists: a run has taken a lock, or written a file.
+fn wait_for(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Lets the `hold_until:go` run on host `i` finish.
+fn let_go(lab: &DockerLab, i: usize) {
+    std::fs::write(lab.home(i).join("go"), "").unwrap();
+}
+
+/// Reads `child`'s stderr until a line holds `needle`, and returns the lines so far and the
+/// rest of stderr, gathered in the background until the child ends. Drains its stdout.
+fn stderr_until(child: &mut Child, needle: &str) -> (String, std::thread::JoinHandle<String>) {
+    let mut stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let rest = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !seen.contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            Err(_) => panic!("`{needle}` never appeared on stderr:\n{seen}"),
+        }
+    }
+    (seen, rest)
 }
 
 /// Position of the first event matching `event` and `host`.
@@ -221,54 +282,46 @@ fn a_canary_goes_first_and_a_bad_one_stops_there() {
 }
 
 #[test]
-fn a_second_run_refuses_while_the_environment_is_locked_and_ctrl_c_releases_it() {
+fn a_second_run_refuses_while_a_host_is_locked_and_ctrl_c_releases_it() {
     let lab = DockerLab::start(2);
     let p = project(&lab, "");
-    let first = p.clone().args(["env:lab", "hold:4"]).spawn_until("", 0);
-    // Wait until the first run holds the lock on the hosts.
-    let lock_file = lab.home(0).join(".rigs/locks/lab.lock/info");
+    let first = p
+        .clone()
+        .args(["env:lab", "hold_until:go"])
+        .spawn_until("", 0);
+    let lock_file = lock_info(&lab, 0);
     let lock = lock_file.as_path();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !lock.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the first run never took the lock"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(lock);
+    wait_for(&lock_info(&lab, 1));
     let out = p.clone().args(["env:lab", "deploy:v1"]).timeout(60).run();
     out.assert_code(1);
     assert!(
-        out.stderr.contains("env:lab is locked")
-            && out.stderr.contains("for `hold:4`")
-            && out.stderr.contains("--lock-wait"),
+        out.stderr.contains("h1 is locked by ")
+            && out.stderr.contains(" for env:lab hold_until:go\n")
+            && out.stderr.contains("--lock-wait")
+            && out.stderr.contains("rigs -H h1 lock:release"),
         "{}",
         out.stderr
     );
+    assert!(lock.exists(), "still held when the second run gave up");
     assert_eq!(
         lab.docker_ok(0, &["ps", "--all", "--quiet"]),
         "",
         "nothing ran"
     );
-
-    // With --lock-wait the second run waits for the first, then goes ahead.
-    let out = p
-        .clone()
-        .args(["env:lab", "--lock-wait", "60", "hold:0"])
-        .timeout(90)
-        .run();
-    out.assert_code(0);
+    // A run without an environment locks its hosts too.
+    let out = p.clone().args(["-H", "h2", "hold:0"]).timeout(60).run();
+    out.assert_code(1);
+    assert!(out.stderr.contains("h2 is locked by "), "{}", out.stderr);
+    let_go(&lab, 0);
+    let_go(&lab, 1);
     let mut first = first;
     assert!(first.wait().unwrap().success());
     assert!(!lock.exists(), "released after success");
 
     // Ctrl-C during a locked task: exit 130, the lock is gone.
     let child = p.clone().args(["env:lab", "hold:30"]).spawn();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !lock.exists() {
-        assert!(Instant::now() < deadline, "the run never took the lock");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(lock);
     std::thread::sleep(Duration::from_millis(300));
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -281,32 +334,154 @@ fn a_second_run_refuses_while_the_environment_is_locked_and_ctrl_c_releases_it()
 
     let out = p.clone().args(["env:lab", "lock:status"]).run();
     out.assert_code(0);
-    assert!(out.stderr.contains("not locked"), "{}", out.stderr);
+    assert!(out.stderr.contains("[h1] not locked"), "{}", out.stderr);
 
-    // A stale lock (a run that was killed) is shown and released on request.
-    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
-    std::fs::write(
-        lock_file.as_path(),
-        r#"{"token":"x","user":"alice","controller":"laptop","pid":7,"tasks":"deploy:v9","since":"2026-01-01T00:00:00Z"}"#,
-    )
-    .unwrap();
+    // A stale lock of another controller is shown and released on request, and so is a lock
+    // left by a rigs that locked per environment.
+    for (dir, tasks) in [(".rigs/lock", "deploy:v9"), (".rigs/locks/lab.lock", "deploy:v8")] {
+        std::fs::create_dir_all(lab.home(0).join(dir)).unwrap();
+        std::fs::write(
+            lab.home(0).join(dir).join("info"),
+            format!(
+                r#"{{"token":"x","env":"lab","user":"alice","controller":"laptop","pid":7,"tasks":"{tasks}","since":"2026-01-01T00:00:00Z"}}"#
+            ),
+        )
+        .unwrap();
+    }
     let owned = std::process::Command::new("chown")
         .args(["-R", "rigs-test:"])
         .arg(lab.home(0).join(".rigs"))
         .status()
         .unwrap();
     assert!(owned.success());
+    let out = p.clone().args(["-H", "h1", "hold:0"]).timeout(60).run();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains(
+            "h1 is locked by alice@laptop (pid 7) since 2026-01-01T00:00:00Z for env:lab deploy:v9"
+        ),
+        "another controller's lock is never taken over: {}",
+        out.stderr
+    );
     let out = p.clone().args(["env:lab", "lock:status"]).run();
     assert!(
-        out.stderr.contains("locked by alice@laptop (pid 7)"),
+        out.stderr.contains("[h1] locked by alice@laptop (pid 7)")
+            && out.stderr.contains("~/.rigs/locks/lab.lock (held by alice@laptop")
+            && out.stderr.contains("[h2] not locked"),
         "{}",
         out.stderr
     );
     let out = p.clone().args(["env:lab", "lock:release"]).run();
     out.assert_code(2);
     assert!(out.stderr.contains("--yes"), "{}", out.stderr);
-    let out = p.clone().args(["env:lab", "lock:release", "--yes"]).run();
+    let out = p.clone().args(["-H", "h1", "lock:release", "--yes"]).run();
     out.assert_code(0);
-    assert!(out.stderr.contains("released the lock"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("released the lock held by alice@laptop")
+            && out.stderr.contains("removed the old per-environment lock"),
+        "{}",
+        out.stderr
+    );
     assert!(!lock.exists());
+    assert!(!lab.home(0).join(".rigs/locks/lab.lock").exists());
+}
+
+#[test]
+fn environments_that_share_hosts_exclude_each_other() {
+    let lab = DockerLab::start(3);
+    let p = project(&lab, "").inventory(
+        "shared.toml",
+        "[env.a]\nhosts = [\"h1\", \"h2\"]\n\n[env.b]\nhosts = [\"h1\", \"h2\", \"h3\"]\n",
+    );
+    let first = p
+        .clone()
+        .args(["env:a", "hold_until:go"])
+        .spawn_until("", 0);
+    wait_for(&lock_info(&lab, 0));
+    wait_for(&lock_info(&lab, 1));
+
+    let out = p.clone().args(["env:b", "deploy:v1"]).timeout(60).run();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("h1 is locked by ") && out.stderr.contains(" for env:a hold_until:go"),
+        "{}",
+        out.stderr
+    );
+    assert!(lock_info(&lab, 0).exists() && lock_info(&lab, 1).exists());
+    assert!(
+        !lab.home(2).join(".rigs/lock").exists(),
+        "the lock it took on h3 was given back"
+    );
+    for i in 0..3 {
+        assert_eq!(
+            lab.docker_ok(i, &["ps", "--all", "--quiet"]),
+            "",
+            "nothing ran on h{}",
+            i + 1
+        );
+    }
+
+    // --lock-wait waits while the lock is held, then goes ahead.
+    let mut second = p
+        .clone()
+        .args(["env:b", "--lock-wait", "120", "hold:0"])
+        .spawn();
+    let (seen, rest) = stderr_until(&mut second, "waiting for the lock on h1");
+    assert!(
+        seen.contains("(held by ") && seen.contains(" for env:a hold_until:go)"),
+        "{seen}"
+    );
+    let held = std::fs::read_to_string(lock_info(&lab, 0)).unwrap();
+    assert!(
+        held.contains(r#""env":"a""#),
+        "env:a still held h1 while the second run waited: {held}"
+    );
+    assert!(second.try_wait().unwrap().is_none(), "still waiting");
+    let_go(&lab, 0);
+    let_go(&lab, 1);
+    let mut first = first;
+    assert!(first.wait().unwrap().success());
+    let status = second.wait().unwrap();
+    let stderr = rest.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    for i in 0..3 {
+        assert!(!lock_info(&lab, i).exists(), "h{} released", i + 1);
+    }
+}
+
+#[test]
+fn a_killed_runs_lock_is_taken_over_by_the_next_run_on_its_controller() {
+    let lab = DockerLab::start(2);
+    let p = project(&lab, "");
+    let mut first = p
+        .clone()
+        .args(["env:lab", "hold_until:go"])
+        .spawn_until("", 0);
+    wait_for(&lock_info(&lab, 0));
+    wait_for(&lock_info(&lab, 1));
+    let pid = first.id();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    first.wait().unwrap();
+    let_go(&lab, 0);
+    let_go(&lab, 1);
+    assert!(lock_info(&lab, 0).exists(), "kill -9 leaves the lock behind");
+
+    let out = p.clone().args(["env:lab", "hold:0"]).timeout(60).run();
+    out.assert_code(0);
+    for host in ["h1", "h2"] {
+        assert!(
+            out.stderr.contains(&format!(
+                "warning: took over the lock on {host} from "
+            )) && out.stderr.contains(&format!(
+                "(pid {pid}, no longer running) for env:lab hold_until:go"
+            )),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(!lock_info(&lab, 0).exists() && !lock_info(&lab, 1).exists());
 }

@@ -75,6 +75,9 @@ pub fn build_engine(dir: &Path, cancel: Cancel) -> Engine {
     // Rhai lowers these limits in debug builds; recipes must parse the same in every build.
     engine.set_max_expr_depths(128, 128);
     engine.set_max_call_levels(128);
+    // Reading a map property that is not there is an error, not `()`: `vars.imgae` must stop
+    // the task at the typo instead of passing nothing on to the next function.
+    engine.set_fail_on_invalid_map_property(true);
     engine.on_progress(move |ops| {
         if cancel.is_cancelled() {
             Some(Dynamic::from(INTERRUPTED))
@@ -162,6 +165,7 @@ pub fn build_engine(dir: &Path, cancel: Cancel) -> Engine {
         },
     );
     engine.register_fn("history", history);
+    engine.register_fn("history", history_of);
     engine.register_fn("info", |ctx: NativeCallContext, msg: Dynamic| {
         message(&ctx, Level::Info, msg)
     });
@@ -379,6 +383,7 @@ fn history(ctx: NativeCallContext) -> Fallible<rhai::Array> {
             &crate::history::read_command(500),
             &CommandOptions {
                 quiet: true,
+                silent: true,
                 allow_fail: true,
                 ..CommandOptions::default()
             },
@@ -392,6 +397,29 @@ fn history(ctx: NativeCallContext) -> Fallible<rhai::Array> {
         .filter(|row| row["host"].as_str() == Some(name.as_str()))
         .map(super::value::from_json)
         .collect())
+}
+
+/// `history(#{ all_hosts: true })`: the lines of every host the task runs on in this step,
+/// not only this one's, so a release can agree on one version across them.
+fn history_of(ctx: NativeCallContext, options: Map) -> Fallible<rhai::Array> {
+    for key in options.keys() {
+        if key.as_str() != "all_hosts" {
+            return Err(runtime(
+                format!("history: unknown option `{key}`; the option is all_hosts"),
+                ctx.call_position(),
+            ));
+        }
+    }
+    let all = options
+        .get("all_hosts")
+        .map(|v| v.as_bool().unwrap_or(false))
+        .unwrap_or(false);
+    if !all {
+        return history(ctx);
+    }
+    let scope = task_scope(&ctx)?;
+    let rows = scope.ops.step_history().map_err(|e| op_error(&ctx, e))?;
+    Ok(rows.into_iter().map(super::value::from_json).collect())
 }
 
 fn once(ctx: NativeCallContext, f: FnPtr) -> Fallible<Dynamic> {

@@ -12,14 +12,26 @@ use super::api::{runtime, task_scope, Fallible};
 use super::scope::{CommandOptions, CommandResult, OpError};
 use crate::quote::quote;
 
-/// Runs `docker ARGS...` on the host. `quiet` hides the output (queries); failures become
-/// errors carrying docker's message unless `allow_fail`.
+/// How a `docker` line shows in the plain and pretty output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    /// A read-only query (`inspect`, `images`, `ps`): the line and its output with `-v` only.
+    Query,
+    /// A change: the line always, its output (container IDs, pull progress, `Untagged:` lines)
+    /// with `-v` only. A failure still shows docker's message in the host's error.
+    Change,
+    /// A command whose output is what the user asked for (`docker logs`).
+    Loud,
+}
+
+/// Runs `docker ARGS...` on the host, shown as `shown` says; failures become errors carrying
+/// docker's message unless `allow_fail`.
 fn docker(
     ctx: &NativeCallContext,
     func: &str,
     args: &[String],
     stdin: Option<String>,
-    quiet: bool,
+    shown: Shown,
     allow_fail: bool,
 ) -> Fallible<CommandResult> {
     let scope = task_scope(ctx)?;
@@ -28,7 +40,9 @@ fn docker(
         args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
     );
     let options = CommandOptions {
-        quiet,
+        quiet: shown == Shown::Query,
+        silent: shown == Shown::Query,
+        chatter: shown == Shown::Change,
         allow_fail: true,
         stdin,
         ..CommandOptions::default()
@@ -205,7 +219,7 @@ fn image_id(ctx: &NativeCallContext, reference: &str) -> Fallible<String> {
         "image_id",
         &strings(&["image", "inspect", "--format", "{{.Id}}", reference]),
         None,
-        true,
+        Shown::Query,
         true,
     )?;
     Ok(if r.ok() {
@@ -221,7 +235,7 @@ fn container_exists(ctx: &NativeCallContext, name: &str) -> Fallible<bool> {
         "exists",
         &strings(&["container", "inspect", "--format", "{{.Id}}", name]),
         None,
-        true,
+        Shown::Query,
         true,
     )?;
     Ok(r.ok())
@@ -250,7 +264,7 @@ fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> 
             "replace",
             &strings(&["pull", reference]),
             None,
-            false,
+            Shown::Change,
             false,
         )?;
     }
@@ -281,7 +295,7 @@ fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> 
                 &new_id,
             ]),
             None,
-            true,
+            Shown::Query,
             false,
         )?;
         tags.stdout
@@ -299,7 +313,7 @@ fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> 
             "replace",
             &strings(&["container", "inspect", "--format", "{{.Image}}", name]),
             None,
-            true,
+            Shown::Query,
             false,
         )?;
         old_id = r.stdout.trim().to_string();
@@ -308,10 +322,10 @@ fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> 
             "replace",
             &strings(&["stop", name]),
             None,
-            false,
+            Shown::Change,
             false,
         )?;
-        docker(ctx, "replace", &strings(&["rm", name]), None, false, false)?;
+        docker(ctx, "replace", &strings(&["rm", name]), None, Shown::Change, false)?;
     }
     let displaced = image_id(ctx, &previous_tag)?;
     if !old_id.is_empty() && old_id != new_id {
@@ -320,12 +334,12 @@ fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> 
             "replace",
             &strings(&["tag", &old_id, &previous_tag]),
             None,
-            true,
+            Shown::Change,
             false,
         )?;
     }
     let (args, stdin) = run_args(ctx, name, &run_ref, &run_opts)?;
-    docker(ctx, "replace", &args, stdin, false, false)?;
+    docker(ctx, "replace", &args, stdin, Shown::Change, false)?;
     // The image `:previous` pointed at before is now untagged unless something else holds it.
     if !displaced.is_empty() && displaced != old_id && displaced != new_id {
         remove_if_unreferenced(ctx, &displaced)?;
@@ -343,7 +357,7 @@ fn remove_if_unreferenced(ctx: &NativeCallContext, id: &str) -> Fallible<()> {
         "replace",
         &strings(&["image", "inspect", "--format", "{{len .RepoTags}}", id]),
         None,
-        true,
+        Shown::Query,
         true,
     )?;
     if !tags.ok() || tags.stdout.trim() != "0" {
@@ -360,11 +374,11 @@ fn remove_if_unreferenced(ctx: &NativeCallContext, id: &str) -> Fallible<()> {
             &format!("ancestor={id}"),
         ]),
         None,
-        true,
+        Shown::Query,
         false,
     )?;
     if users.stdout.trim().is_empty() {
-        docker(ctx, "replace", &strings(&["rmi", id]), None, true, true)?;
+        docker(ctx, "replace", &strings(&["rmi", id]), None, Shown::Change, true)?;
     }
     Ok(())
 }
@@ -383,7 +397,7 @@ fn dangling_images(ctx: &NativeCallContext, repo: &str) -> Fallible<Array> {
             "--no-trunc",
         ]),
         None,
-        true,
+        Shown::Query,
         false,
     )?;
     let mut found = Array::new();
@@ -404,7 +418,7 @@ fn dangling_images(ctx: &NativeCallContext, repo: &str) -> Fallible<Array> {
                 id,
             ]),
             None,
-            true,
+            Shown::Query,
             true,
         )?;
         if digests
@@ -447,7 +461,7 @@ fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Arr
             repo,
         ]),
         None,
-        true,
+        Shown::Query,
         false,
     )?;
     let used_ids = docker(
@@ -455,7 +469,7 @@ fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Arr
         "prune_images",
         &strings(&["ps", "--all", "--quiet", "--no-trunc"]),
         None,
-        true,
+        Shown::Query,
         false,
     )?;
     let mut in_use: Vec<String> = Vec::new();
@@ -465,7 +479,7 @@ fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Arr
             "prune_images",
             &strings(&["container", "inspect", "--format", "{{.Image}}", id]),
             None,
-            true,
+            Shown::Query,
             true,
         )?;
         in_use.push(r.stdout.trim().trim_start_matches("sha256:").to_string());
@@ -495,7 +509,7 @@ fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Arr
             "prune_images",
             &strings(&["rmi", &reference]),
             None,
-            false,
+            Shown::Change,
             false,
         )?;
         removed.push(reference.into());
@@ -515,7 +529,7 @@ pub fn module() -> Module {
                 "login",
                 &strings(&["login", "--username", user, "--password-stdin", registry]),
                 Some(password.to_string()),
-                false,
+                Shown::Change,
                 false,
             )
             .map(|_| ())
@@ -527,7 +541,7 @@ pub fn module() -> Module {
             "logout",
             &strings(&["logout", registry]),
             None,
-            false,
+            Shown::Change,
             false,
         )
         .map(|_| ())
@@ -538,7 +552,7 @@ pub fn module() -> Module {
             "pull",
             &strings(&["pull", reference]),
             None,
-            false,
+            Shown::Change,
             false,
         )
         .map(|_| ())
@@ -549,7 +563,7 @@ pub fn module() -> Module {
             "push",
             &strings(&["push", reference]),
             None,
-            false,
+            Shown::Change,
             false,
         )
         .map(|_| ())
@@ -562,7 +576,7 @@ pub fn module() -> Module {
                 "tag",
                 &strings(&["tag", source, target]),
                 None,
-                false,
+                Shown::Change,
                 false,
             )
             .map(|_| ())
@@ -574,7 +588,7 @@ pub fn module() -> Module {
             "rmi",
             &strings(&["rmi", reference]),
             None,
-            false,
+            Shown::Change,
             false,
         )
         .map(|_| ())
@@ -594,7 +608,7 @@ pub fn module() -> Module {
                 reference,
             ]),
             None,
-            true,
+            Shown::Query,
             true,
         )?;
         let repo = repository(reference);
@@ -614,27 +628,27 @@ pub fn module() -> Module {
             "images",
             &strings(&["images", "--format", "{{json .}}", repo]),
             None,
-            true,
+            Shown::Query,
             false,
         )?;
         json_lines(&ctx, "images", &r.stdout)
     });
     m.set_native_fn("run", |ctx: NativeCallContext, name: &str, image: &str| {
         let (args, stdin) = run_args(&ctx, name, image, &Map::new())?;
-        docker(&ctx, "run", &args, stdin, false, false).map(|r| r.stdout.trim().to_string())
+        docker(&ctx, "run", &args, stdin, Shown::Change, false).map(|r| r.stdout.trim().to_string())
     });
     m.set_native_fn(
         "run",
         |ctx: NativeCallContext, name: &str, image: &str, opts: Map| {
             let (args, stdin) = run_args(&ctx, name, image, &opts)?;
-            docker(&ctx, "run", &args, stdin, false, false).map(|r| r.stdout.trim().to_string())
+            docker(&ctx, "run", &args, stdin, Shown::Change, false).map(|r| r.stdout.trim().to_string())
         },
     );
     m.set_native_fn("dangling_images", |ctx: NativeCallContext, repo: &str| {
         dangling_images(&ctx, repo)
     });
     m.set_native_fn("stop", |ctx: NativeCallContext, name: &str| {
-        docker(&ctx, "stop", &strings(&["stop", name]), None, false, false).map(|_| ())
+        docker(&ctx, "stop", &strings(&["stop", name]), None, Shown::Change, false).map(|_| ())
     });
     m.set_native_fn("rm", |ctx: NativeCallContext, name: &str| {
         docker(
@@ -642,7 +656,7 @@ pub fn module() -> Module {
             "rm",
             &strings(&["rm", "--force", name]),
             None,
-            false,
+            Shown::Change,
             false,
         )
         .map(|_| ())
@@ -656,7 +670,7 @@ pub fn module() -> Module {
             "ps",
             &strings(&["ps", "--all", "--format", "{{json .}}"]),
             None,
-            true,
+            Shown::Query,
             false,
         )?;
         json_lines(&ctx, "ps", &r.stdout)
@@ -667,14 +681,14 @@ pub fn module() -> Module {
             "inspect",
             &strings(&["inspect", "--format", "{{json .}}", name]),
             None,
-            true,
+            Shown::Query,
             false,
         )?;
         let mut all = json_lines(&ctx, "inspect", &r.stdout)?;
         Ok(all.pop().unwrap_or(Dynamic::UNIT))
     });
     m.set_native_fn("logs", |ctx: NativeCallContext, name: &str| {
-        docker(&ctx, "logs", &strings(&["logs", name]), None, false, false).map(|r| r.stdout)
+        docker(&ctx, "logs", &strings(&["logs", name]), None, Shown::Loud, false).map(|r| r.stdout)
     });
     m.set_native_fn("logs", |ctx: NativeCallContext, name: &str, opts: Map| {
         let mut args = strings(&["logs"]);
@@ -691,7 +705,7 @@ pub fn module() -> Module {
             }
         }
         args.push(name.to_string());
-        docker(&ctx, "logs", &args, None, false, false).map(|r| r.stdout)
+        docker(&ctx, "logs", &args, None, Shown::Loud, false).map(|r| r.stdout)
     });
     m.set_native_fn(
         "replace",

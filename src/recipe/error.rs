@@ -94,6 +94,19 @@ fn strip_position(text: &str) -> String {
     }
 }
 
+/// The property a script read from a map that does not have it.
+pub fn missing_property(err: &EvalAltResult) -> Option<String> {
+    let mut e = err;
+    loop {
+        match e {
+            EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+            | EvalAltResult::ErrorInModule(_, inner, _) => e = inner,
+            EvalAltResult::ErrorPropertyNotFound(name, _) => return Some(name.clone()),
+            _ => return None,
+        }
+    }
+}
+
 /// Whether the script ended because of Ctrl-C.
 pub fn is_interrupted(err: &EvalAltResult) -> bool {
     let mut e = err;

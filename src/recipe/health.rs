@@ -558,9 +558,15 @@ impl Waiter<'_> {
             "created" => "was created but is not started".to_string(),
             other => format!("is {other}"),
         };
+        // The first line carries the last log line: it is what a summary row has room for.
         let logs = match self.last_logs() {
-            Ok(logs) if logs.is_empty() => "; it logged nothing".to_string(),
-            Ok(logs) => format!("; its last log lines:\n{logs}"),
+            Ok(logs) => match last_line(&logs) {
+                None => "; it logged nothing".to_string(),
+                Some(last) if logs.trim().lines().count() == 1 => {
+                    format!("; its last log line: {last}")
+                }
+                Some(last) => format!("; its last log line: {last}\nits last log lines:\n{logs}"),
+            },
             Err(_) => String::new(),
         };
         format!(
@@ -592,8 +598,14 @@ impl Waiter<'_> {
             "`{}` is unhealthy: its HEALTHCHECK failed {streak} times in a row",
             self.name
         );
-        if !output.is_empty() {
-            message.push_str(&format!("; last output:\n{output}"));
+        match last_line(&output) {
+            Some(last) if output.lines().count() == 1 => {
+                message.push_str(&format!("; its last output: {last}"))
+            }
+            Some(last) => {
+                message.push_str(&format!("; its last output: {last}\nin full:\n{output}"))
+            }
+            None => {}
         }
         Ok(message)
     }
@@ -662,8 +674,9 @@ impl Waiter<'_> {
             let last = match verdict {
                 Verdict::Healthy => {
                     let secs = started.elapsed().as_secs_f64();
+                    // Success is the expected case: -v tells how long it took.
                     self.scope.ops.message(
-                        Level::Info,
+                        Level::Verbose,
                         &format!(
                             "{}: healthy after {} ({secs:.1} s)",
                             self.name,

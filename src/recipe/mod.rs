@@ -14,6 +14,7 @@ pub mod ship;
 mod task;
 mod transfer;
 pub mod value;
+pub mod variables;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,8 @@ struct RecipeFile {
     source: String,
     shown: String,
     ast: AST,
+    /// What its `const VARIABLES` declares.
+    variables: Option<variables::Variables>,
 }
 
 pub struct Recipes {
@@ -122,6 +125,7 @@ impl Recipes {
             .compile(&text)
             .map_err(|e| Error::from(error::parse_error(&e, &source, &self.sources)))?;
         ast.set_source(source.as_str());
+        let variables = variables::Variables::from_source(&self.engine, &text, &shown)?;
 
         let index = self.files.len();
         for f in ast.iter_functions() {
@@ -176,7 +180,12 @@ impl Recipes {
             });
             all.sort_by_key(|t| t.params.len());
         }
-        self.files.push(RecipeFile { source, shown, ast });
+        self.files.push(RecipeFile {
+            source,
+            shown,
+            ast,
+            variables,
+        });
         Ok(())
     }
 
@@ -217,6 +226,31 @@ impl Recipes {
 
     pub fn file_of(&self, task: &Task) -> &str {
         &self.files[task.file].shown
+    }
+
+    /// The variables `task`'s file declares, if it declares any.
+    pub fn variables_of(&self, task: &Task) -> Option<&variables::Variables> {
+        self.files[task.file].variables.as_ref()
+    }
+
+    /// Checks one host's variables for `task` against its file's declarations and fills in
+    /// the declared defaults. `from_set` names the variables given with `--set`.
+    pub fn check_variables(
+        &self,
+        task: &Task,
+        vars: &mut toml::Table,
+        from_set: &[String],
+    ) -> Vec<variables::Problem> {
+        let Some(declared) = self.variables_of(task) else {
+            return Vec::new();
+        };
+        let known: Vec<&str> = self
+            .files
+            .iter()
+            .filter_map(|f| f.variables.as_ref())
+            .flat_map(|v| v.list.iter().map(|x| x.name.as_str()))
+            .collect();
+        declared.apply(vars, from_set, &known)
     }
 
     /// Every form of task `name` (one per number of parameters).
@@ -363,6 +397,7 @@ impl Recipes {
         scope: TaskScope,
     ) -> std::result::Result<(), TaskFailure> {
         let file = &self.files[task.file];
+        let scope_vars = scope.vars.clone();
         api::set_current(Some(scope.ops.clone()));
         let options = CallFnOptions::new()
             .eval_ast(true)
@@ -379,6 +414,9 @@ impl Recipes {
         api::set_current(None);
         result.map(|_| ()).map_err(|e| {
             let mut diagnostic = error::runtime_error(&e, &file.source, &self.sources);
+            if let Some(name) = error::missing_property(&e) {
+                explain_missing_property(&mut diagnostic, &name, &scope_vars);
+            }
             if diagnostic.line == 0 && task.line > 0 {
                 // Errors without a position (a runaway script stopped by the engine) point at the task.
                 let at = rhai::Position::new(task.line.min(u16::MAX as usize) as u16, 1);
@@ -442,7 +480,13 @@ impl Recipes {
             out.push_str(&format!("    parameters: {}\n", task.params.join(", ")));
         }
         if task.locks() {
-            out.push_str("    takes the environment's deploy lock (@lock)\n");
+            out.push_str("    takes its hosts' deploy locks (@lock)\n");
+        }
+        if let Some(declared) = self.variables_of(task) {
+            out.push_str("    reads these variables (inventory or --set):\n");
+            for line in declared.describe() {
+                out.push_str(&format!("        {line}\n"));
+            }
         }
         if !task.doc.is_empty() {
             out.push('\n');
@@ -455,6 +499,40 @@ impl Recipes {
             }
         }
         out
+    }
+}
+
+/// Rewords Rhai's "Property not found" for a missing variable: which one, and what to do.
+fn explain_missing_property(diagnostic: &mut Diagnostic, name: &str, vars: &Dynamic) {
+    let before = diagnostic
+        .source_line
+        .as_deref()
+        .map(|l| {
+            let at = l
+                .char_indices()
+                .nth(diagnostic.column.saturating_sub(1))
+                .map_or(l.len(), |(i, _)| i);
+            &l[..at]
+        })
+        .unwrap_or("");
+    let keys: Vec<String> = vars
+        .read_lock::<rhai::Map>()
+        .map(|m| m.keys().map(|k| k.to_string()).collect())
+        .unwrap_or_default();
+    if before.trim_end().ends_with("vars.") || before.trim_end().ends_with("vars") {
+        diagnostic.message = format!("variable `{name}` is not set for this host");
+        if let Some(best) = closest(name, keys.iter().map(String::as_str)).first() {
+            diagnostic.notes.push(format!("did you mean `{best}`?"));
+        }
+        diagnostic.notes.push(format!(
+            "set it in the inventory or with --set {name}=VALUE; a recipe can test for it with \
+             `\"{name}\" in vars`, or declare it with a default in `const VARIABLES`"
+        ));
+    } else {
+        diagnostic.message = format!("the map has no property `{name}`");
+        diagnostic.notes.push(format!(
+            "test for it with `\"{name}\" in MAP` before reading it"
+        ));
     }
 }
 

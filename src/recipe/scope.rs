@@ -18,8 +18,12 @@ pub struct CommandOptions {
     pub allow_fail: bool,
     /// Do not echo the command's output (it is still returned).
     pub quiet: bool,
-    /// Do not show the command line either, except with `-v` (polling probes).
+    /// Do not show the command line either, except with `-v` (queries, polling probes).
     pub silent: bool,
+    /// Show the command line but its output only with `-v`: the command changes something, and
+    /// what it prints is chatter (container IDs, pull progress, `Untagged:` lines). A failure
+    /// still reaches the user through the caller's error.
+    pub chatter: bool,
     pub timeout: Option<Duration>,
     /// Fed to the command's standard input, then EOF.
     pub stdin: Option<String>,
@@ -78,6 +82,8 @@ impl CommandResult {
 pub enum Level {
     Info,
     Warn,
+    /// A detail the plain and pretty views show with `-v` only (JSON always).
+    Verbose,
 }
 
 /// Why an operation could not produce a [`CommandResult`].
@@ -113,6 +119,9 @@ pub trait HostOps: Send + Sync {
     fn transferred(&self, bytes: u64);
     /// A short note on this host's outcome for the summary (`note(...)`); the last one wins.
     fn note(&self, text: &str);
+    /// The history lines of every host of the current step, oldest first
+    /// (`history(#{ all_hosts: true })`).
+    fn step_history(&self) -> Result<Vec<serde_json::Value>, OpError>;
     /// A field for this task's line in the deployment history (`record(...)`).
     fn record(&self, key: &str, value: serde_json::Value);
 }

@@ -122,6 +122,14 @@ fn quiet() -> CommandOptions {
     }
 }
 
+/// Queries and the upkeep of part files: not the user's change, so shown with `-v` only.
+fn silent() -> CommandOptions {
+    CommandOptions {
+        silent: true,
+        ..quiet()
+    }
+}
+
 fn last_line(text: &str) -> &str {
     text.lines()
         .rev()
@@ -132,7 +140,7 @@ fn last_line(text: &str) -> &str {
 
 /// What the host's engine holds.
 fn query(ops: &dyn HostOps) -> Result<remote::HostImages, Fail> {
-    let r = ops.command(remote::query_command(), &quiet(), false)?;
+    let r = ops.command(remote::query_command(), &silent(), false)?;
     if !r.ok() {
         return Err(fail(format!(
             "cannot ask the host's docker engine what it holds: {}",
@@ -148,7 +156,7 @@ fn host_image_id(ops: &dyn HostOps, reference: &str) -> Result<String, Fail> {
             "docker image inspect --format '{{{{.Id}}}}' {}",
             quote(reference)
         ),
-        &quiet(),
+        &silent(),
         false,
     )?;
     Ok(if r.ok() {
@@ -325,7 +333,7 @@ fn part_prefix(id: &str) -> String {
 }
 
 fn part_size(ops: &dyn HostOps, key: &str) -> Result<u64, Fail> {
-    let r = ops.command(&remote::part_size_command(key), &quiet(), false)?;
+    let r = ops.command(&remote::part_size_command(key), &silent(), false)?;
     Ok(r.stdout.trim().parse().unwrap_or(0))
 }
 
@@ -391,7 +399,7 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
             // An interrupted ship may have finished loading after all: its parts are useless.
             ops.command(
                 &remote::forget_parts_command(&part_prefix(&image.id)),
-                &quiet(),
+                &silent(),
                 false,
             )?;
         }
@@ -516,7 +524,7 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
         let cut = streamed.result.stderr.contains(remote::CUT);
         if let (Some(k), false) = (&key, cut) {
             // Only a stream cut short is worth keeping for the next attempt.
-            ops.command(&format!("rm -f {}", remote::part_path(k)), &quiet(), false)?;
+            ops.command(&format!("rm -f {}", remote::part_path(k)), &silent(), false)?;
         }
         if resume_from > 0 && !cut && streamed.result.stderr.contains(remote::MISMATCH) {
             ops.message(

@@ -24,7 +24,7 @@ impl Task {
             .unwrap_or("")
     }
 
-    /// Whether its docs have the line `@lock`: it takes the environment's deploy lock.
+    /// Whether its docs have the line `@lock`: it takes the deploy lock of its hosts.
     pub fn locks(&self) -> bool {
         self.doc.iter().any(|l| l.trim() == "@lock")
     }

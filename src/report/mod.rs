@@ -219,7 +219,11 @@ impl Reporter {
             OutputMode::Json => {
                 self.json(json!({"event": "task_start", "host": host, "task": task}))
             }
-            OutputMode::Plain => self.line(StreamKind::Stderr, &format!("[{host}] task {task}")),
+            // Every command line names its host; a task line per host is for -v.
+            OutputMode::Plain if self.verbose => {
+                self.line(StreamKind::Stderr, &format!("[{host}] task {task}"))
+            }
+            OutputMode::Plain => {}
             OutputMode::Pretty => {
                 if let Some(bars) = &self.bars {
                     let bar = bars.multi.add(ProgressBar::new_spinner());
@@ -239,12 +243,23 @@ impl Reporter {
         }
     }
 
-    pub fn command(&self, host: &str, task: &str, command: &str, local: bool, dry_run: bool) {
+    /// A command about to run. `verbose_only` marks queries and bookkeeping, which change
+    /// nothing the user asked for: the plain and pretty views show them with `-v` only, JSON
+    /// always (marked `"verbose_only": true`).
+    pub fn command(
+        &self,
+        host: &str,
+        task: &str,
+        command: &str,
+        local: bool,
+        dry_run: bool,
+        verbose_only: bool,
+    ) {
         let masked = self.masker.mask(command).into_owned();
         match self.mode {
             OutputMode::Json => self.json(json!({
                 "event": "command", "host": host, "task": task, "command": masked,
-                "local": local, "dry_run": dry_run,
+                "local": local, "dry_run": dry_run, "verbose_only": verbose_only,
             })),
             _ => {
                 let sigil = match (local, dry_run) {
@@ -255,13 +270,19 @@ impl Reporter {
                 };
                 if self.mode == OutputMode::Pretty && !dry_run {
                     self.set_status(host, &format!("{task} {sigil} {masked}"));
-                    if !self.verbose {
-                        return;
-                    }
+                }
+                if verbose_only && !self.verbose {
+                    return;
                 }
                 self.line(StreamKind::Stderr, &format!("[{host}] {sigil} {masked}"));
             }
         }
+    }
+
+    /// Whether output that only `-v` shows in the plain and pretty views is wanted: with `-v`,
+    /// and always in JSON, which is for machines and keeps every event.
+    pub fn shows_verbose_output(&self) -> bool {
+        self.verbose || self.mode == OutputMode::Json
     }
 
     fn set_status(&self, host: &str, text: &str) {
@@ -310,8 +331,9 @@ impl Reporter {
         }
     }
 
+    /// A detail for `-v` (and JSON): connections, passed health checks.
     pub fn verbose(&self, host: &str, text: &str) {
-        if self.verbose {
+        if self.shows_verbose_output() {
             self.message(Some(host), false, text);
         }
     }
@@ -340,7 +362,8 @@ impl Reporter {
             })),
             _ => match status {
                 HostStatus::Ok => {
-                    if self.mode == OutputMode::Plain {
+                    // The summary says it for every host; -v says it as each one ends.
+                    if self.mode == OutputMode::Plain && self.verbose {
                         self.line(
                             StreamKind::Stderr,
                             &format!("[{host}] ok {task} ({})", seconds(took)),

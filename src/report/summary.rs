@@ -36,6 +36,8 @@ pub struct HostSummary {
     pub bytes_sent: u64,
     /// What its last task said of the outcome with `note(...)`, e.g. the version it runs.
     pub note: Option<String>,
+    /// The version its last task recorded with `record("version", ...)`.
+    pub version: Option<String>,
 }
 
 pub fn json(hosts: &[HostSummary], interrupted: bool) -> serde_json::Value {

@@ -21,6 +21,10 @@ pub struct StepResult {
     pub error: Option<String>,
     /// The task's `note(...)`, for the summary.
     pub note: Option<String>,
+    /// The version the host runs when the task ends (`record("running", …)`).
+    pub running: Option<String>,
+    /// The version the task was about (`record("version", …)`), for the summary.
+    pub version: Option<String>,
 }
 
 /// How long bookkeeping after a task may take on a host (history, locks).
@@ -32,11 +36,13 @@ impl StepResult {
             status: HostStatus::Failed,
             error: Some(error),
             note: None,
+            running: None,
+            version: None,
         }
     }
 }
 
-pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
+pub fn run_step(shared: &Arc<Shared>, step: &Arc<Step>, index: usize) -> StepResult {
     let host = &step.hosts[index];
     let reporter = &shared.reporter;
     let started = Instant::now();
@@ -45,6 +51,8 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
             status: HostStatus::Skipped,
             error: Some("not started: interrupted".into()),
             note: None,
+            running: None,
+            version: None,
         };
     }
     reporter.task_start(&host.name, &step.label);
@@ -55,6 +63,7 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
         running: step.running.clone(),
         note: Mutex::new(None),
         records: Mutex::new(serde_json::Map::new()),
+        step: Some(step.clone()),
     });
 
     let scope = TaskScope {
@@ -90,7 +99,7 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
             }
             Err(e) => Err(failure(e)),
         },
-        Work::Lock(action) => lock_work(ops.as_ref(), step, *action),
+        Work::Lock(action) => lock_work(ops.as_ref(), *action),
         Work::BundleLoad(path) => {
             match crate::recipe::ship::ship_bundle(&scope, path, &Default::default()) {
                 Ok(_) => Ok(()),
@@ -143,6 +152,22 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
         took,
     );
     let note = ops.note.lock().expect("note lock").clone();
+    let running = ops
+        .records
+        .lock()
+        .expect("records lock")
+        .get("running")
+        .and_then(|v| v.as_str().map(str::to_string));
+    let version = ops
+        .records
+        .lock()
+        .expect("records lock")
+        .get("version")
+        .and_then(|v| match v {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        });
     if !shared.settings.dry_run {
         let records = std::mem::take(&mut *ops.records.lock().expect("records lock"));
         super::history::append(
@@ -163,8 +188,13 @@ pub fn run_step(shared: &Arc<Shared>, step: &Step, index: usize) -> StepResult {
         status,
         error: masked_error,
         note: note.map(|n| shared.masker.mask(&n).into_owned()),
+        running,
+        version: version.map(|v| shared.masker.mask(&v).into_owned()),
     }
 }
+
+/// Lines of each host's history that `history(#{ all_hosts: true })` reads.
+const HOST_HISTORY_LINES: usize = 500;
 
 /// Lines of each host's history that `rigs env:NAME history` reads.
 const HISTORY_LINES: usize = 50;
@@ -172,11 +202,11 @@ const HISTORY_LINES: usize = 50;
 type WorkResult = Result<(), (String, Option<String>, bool)>;
 
 /// `lock:status` and `lock:release` on one host.
-fn lock_work(ops: &HostRunner, step: &Step, action: super::LockAction) -> WorkResult {
-    let env = step.env.as_deref().unwrap_or_default();
+fn lock_work(ops: &HostRunner, action: super::LockAction) -> WorkResult {
+    use super::{lock, LockAction};
     let command = match action {
-        super::LockAction::Status => super::lock::status_command(env),
-        super::LockAction::Release => super::lock::force_release_command(env),
+        LockAction::Status => lock::status_command(),
+        LockAction::Release => lock::force_release_command(),
     };
     let r = ops
         .command(&command, &CommandOptions::bookkeeping(), false)
@@ -184,36 +214,42 @@ fn lock_work(ops: &HostRunner, step: &Step, action: super::LockAction) -> WorkRe
     if !r.ok() {
         return Err((
             format!(
-                "cannot read the lock: {}",
+                "cannot read the lock in ~/.rigs/lock: {}",
                 r.stderr.lines().last().unwrap_or("")
             ),
             None,
             false,
         ));
     }
-    let info = r.stdout.trim();
-    let (text, note) = match (action, info.is_empty()) {
-        (_, true) => (
-            format!("env:{env} is not locked here"),
-            "unlocked".to_string(),
-        ),
-        (super::LockAction::Status, false) => (
-            format!(
-                "env:{env} is locked by {}",
-                super::lock::describe(info.lines().next().unwrap_or(""))
-            ),
-            "locked".to_string(),
-        ),
-        (super::LockAction::Release, false) => (
-            format!(
-                "released the lock of env:{env} held by {}",
-                super::lock::describe(info.lines().next().unwrap_or(""))
-            ),
-            "released".to_string(),
+    let status = lock::Status::parse(&r.stdout);
+    let (text, note) = match (action, &status.holder) {
+        (_, None) => ("not locked".to_string(), "unlocked"),
+        (LockAction::Status, Some(info)) => {
+            (format!("locked by {}", lock::describe(info)), "locked")
+        }
+        (LockAction::Release, Some(info)) => (
+            format!("released the lock held by {}", lock::describe(info)),
+            "released",
         ),
     };
     ops.message(Level::Info, &text);
-    ops.note(&note);
+    for (name, info) in &status.old {
+        let holder = lock::describe(info);
+        match action {
+            LockAction::Status => ops.message(
+                Level::Warn,
+                &format!(
+                    "an old per-environment lock is left in ~/.rigs/locks/{name} (held by \
+                     {holder}); rigs no longer honours it, and lock:release removes it"
+                ),
+            ),
+            LockAction::Release => ops.message(
+                Level::Info,
+                &format!("removed the old per-environment lock ~/.rigs/locks/{name}"),
+            ),
+        }
+    }
+    ops.note(note);
     Ok(())
 }
 
@@ -232,6 +268,7 @@ pub(super) fn bookkeeping(
         running: Default::default(),
         note: Mutex::new(None),
         records: Mutex::new(serde_json::Map::new()),
+        step: None,
     };
     ops.command(command, &CommandOptions::bookkeeping(), false)
 }
@@ -279,6 +316,8 @@ struct HostRunner {
     running: Arc<std::sync::atomic::AtomicUsize>,
     note: Mutex<Option<String>>,
     records: Mutex<serde_json::Map<String, serde_json::Value>>,
+    /// The step this host runs, for what reaches across its hosts (`history(#{ all_hosts })`).
+    step: Option<Arc<Step>>,
 }
 
 /// Counts a host as running its step until dropped.
@@ -321,14 +360,15 @@ impl HostOps for HostRunner {
                 .clone()
                 .unwrap_or_else(|| command.to_string()),
         };
-        if options.cleanup || options.silent {
-            // Bookkeeping (history, locks) and polling are not the task's work: shown with -v.
-            shared.reporter.verbose(name, &format!("$ {shown}"));
-        } else {
-            shared
-                .reporter
-                .command(name, &self.label, &shown, local, shared.settings.dry_run);
-        }
+        // Bookkeeping (history, locks), queries and polling are not the task's work.
+        shared.reporter.command(
+            name,
+            &self.label,
+            &shown,
+            local,
+            shared.settings.dry_run,
+            options.cleanup || options.silent,
+        );
         if shared.settings.dry_run {
             return Ok(CommandResult::default());
         }
@@ -351,7 +391,8 @@ impl HostOps for HostRunner {
 
         let splitters = Mutex::new((LineSplitter::default(), LineSplitter::default()));
         let reporter = shared.reporter.clone();
-        let quiet = options.quiet;
+        let quiet =
+            options.quiet || (options.chatter && !shared.reporter.shows_verbose_output());
         let mut sink =
             match &options.stdout_file {
                 Some(path) => Some(FileSink::create(path).map_err(|e| {
@@ -460,9 +501,11 @@ impl HostOps for HostRunner {
     }
 
     fn message(&self, level: Level, text: &str) {
-        self.shared
-            .reporter
-            .message(Some(&self.host.name), level == Level::Warn, text);
+        let reporter = &self.shared.reporter;
+        match level {
+            Level::Verbose => reporter.verbose(&self.host.name, text),
+            _ => reporter.message(Some(&self.host.name), level == Level::Warn, text),
+        }
     }
 
     fn dry_run(&self) -> bool {
@@ -475,6 +518,52 @@ impl HostOps for HostRunner {
 
     fn note(&self, text: &str) {
         *self.note.lock().expect("note lock") = Some(text.to_string());
+    }
+
+    fn step_history(&self) -> Result<Vec<serde_json::Value>, OpError> {
+        let Some(step) = &self.step else {
+            return Ok(Vec::new());
+        };
+        let command = crate::history::read_command(HOST_HISTORY_LINES);
+        let mut rows = Vec::new();
+        // A bounded number of hosts at once: each read holds a thread while it waits.
+        for chunk in step.hosts.chunks(32) {
+            let read: Vec<Vec<serde_json::Value>> = std::thread::scope(|s| {
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .map(|host| {
+                        let command = &command;
+                        s.spawn(move || {
+                            bookkeeping(&self.shared, host, &self.label, command)
+                                .map(|r| {
+                                    crate::history::parse(&r.stdout)
+                                        .into_iter()
+                                        .filter(|row| {
+                                            row["host"].as_str() == Some(host.name.as_str())
+                                        })
+                                        .collect()
+                                })
+                                .unwrap_or_default()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_default())
+                    .collect()
+            });
+            rows.extend(read.into_iter().flatten());
+            if self.shared.cancel.is_cancelled() {
+                return Err(OpError::Interrupted);
+            }
+        }
+        rows.sort_by(|a, b| {
+            a["time"]
+                .as_str()
+                .unwrap_or("")
+                .cmp(b["time"].as_str().unwrap_or(""))
+        });
+        Ok(rows)
     }
 
     fn record(&self, key: &str, value: serde_json::Value) {

@@ -11,6 +11,7 @@ mod host;
 mod lines;
 mod local;
 pub mod lock;
+mod versions;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -72,7 +73,7 @@ pub struct Settings {
     pub sudo_adhoc: bool,
     pub dry_run: bool,
     pub command_timeout: Option<Duration>,
-    /// `--lock-wait`: how long to wait for an environment's lock held by another run.
+    /// `--lock-wait`: how long to wait for host locks held by another run.
     pub lock_wait: Option<Duration>,
     /// `--canary N`: hosts to run on first, alone.
     pub canary: Option<usize>,
@@ -107,9 +108,8 @@ fn batches(step: &Step, failed: &[String], canary: Option<usize>) -> Vec<Vec<usi
     out
 }
 
-/// An environment lock this run holds, and where.
+/// The host locks this run holds, and where.
 struct HeldLock {
-    env: String,
     token: String,
     hosts: Vec<Host>,
 }
@@ -186,7 +186,7 @@ pub(crate) struct Shared {
 pub struct Outcome {
     pub hosts: Vec<HostSummary>,
     pub interrupted: bool,
-    /// Nothing ran: an environment was locked by another run.
+    /// Nothing ran: a host was locked by another run.
     pub refused: Option<String>,
 }
 
@@ -275,6 +275,7 @@ impl Runner {
                         error: None,
                         bytes_sent: 0,
                         note: None,
+                        version: None,
                     });
                 }
             }
@@ -284,7 +285,7 @@ impl Runner {
             Err(message) => {
                 shared.reporter.message(None, true, &message);
                 for s in summaries.iter_mut() {
-                    s.error = Some("not started: the environment is locked".into());
+                    s.error = Some("not started: a host is locked by another run".into());
                 }
                 return Outcome {
                     hosts: summaries,
@@ -299,11 +300,18 @@ impl Runner {
         let max_fail = shared.settings.max_fail.map(|m| m.threshold(total));
         let over_limit = |failed: &Vec<String>| max_fail.is_some_and(|m| failed.len() >= m);
 
+        let mut versions: Vec<versions::StepVersions> = Vec::new();
         'steps: for step in steps {
             if shared.cancel.is_cancelled() || over_limit(&failed) {
                 break;
             }
             let step = Arc::new(step);
+            versions.push(versions::StepVersions {
+                label: step.label.clone(),
+                env: step.env.clone(),
+                hosts: step.hosts.iter().map(|h| h.name.clone()).collect(),
+                running: Vec::new(),
+            });
             let pool = shared
                 .settings
                 .pool_size
@@ -321,8 +329,14 @@ impl Runner {
                 };
                 summary.duration = begun.elapsed();
                 summary.status = result.status;
+                if let (Some(running), Some(v)) = (&result.running, versions.last_mut()) {
+                    v.running.push((name.clone(), running.clone()));
+                }
                 if result.note.is_some() {
                     summary.note = result.note;
+                }
+                if result.version.is_some() {
+                    summary.version = result.version;
                 }
                 match result.status {
                     HostStatus::Ok => summary.tasks.push(step.label.clone()),
@@ -454,6 +468,11 @@ impl Runner {
         for s in summaries.iter_mut() {
             s.bytes_sent = shared.reporter.bytes_sent(&s.host);
         }
+        for v in &versions {
+            if let Some(text) = v.mixed() {
+                shared.reporter.message(None, true, &text);
+            }
+        }
         self.release_locks(held).await;
         self.close_all().await;
         Outcome {
@@ -463,103 +482,122 @@ impl Runner {
         }
     }
 
-    /// Takes the lock of every environment that a `@lock` task runs in, on all of that
-    /// environment's selected hosts, waiting up to `--lock-wait` for another run's lock.
-    async fn take_locks(&self, steps: &[Step]) -> Result<Vec<HeldLock>, String> {
+    /// Takes the lock of every host that a `@lock` task runs on, waiting up to `--lock-wait`
+    /// for another run's locks, and taking over those of runs on this controller that ended.
+    async fn take_locks(&self, steps: &[Step]) -> Result<Option<HeldLock>, String> {
         let shared = &self.shared;
         if shared.settings.dry_run {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        let mut wanted: Vec<(String, Vec<Host>, Vec<String>)> = Vec::new();
+        let mut hosts: Vec<Host> = Vec::new();
+        let mut envs: Vec<&str> = Vec::new();
+        let mut tasks: Vec<&str> = Vec::new();
         for step in steps {
-            let (Work::Task { task, .. }, Some(env)) = (&step.work, &step.env) else {
+            let Work::Task { task, .. } = &step.work else {
                 continue;
             };
             if !task.locks() {
                 continue;
             }
-            let at = match wanted.iter().position(|w| &w.0 == env) {
-                Some(at) => at,
-                None => {
-                    wanted.push((env.clone(), Vec::new(), Vec::new()));
-                    wanted.len() - 1
-                }
-            };
             for h in &step.hosts {
-                if !wanted[at].1.iter().any(|x| x.name == h.name) {
-                    wanted[at].1.push(h.clone());
+                if !hosts.iter().any(|x| x.name == h.name) {
+                    hosts.push(h.clone());
                 }
             }
-            wanted[at].2.push(step.label.clone());
+            if let Some(env) = step.env.as_deref().filter(|e| !envs.contains(e)) {
+                envs.push(env);
+            }
+            tasks.push(&step.label);
+        }
+        if hosts.is_empty() {
+            return Ok(None);
         }
         let token = lock::token();
+        let env = (!envs.is_empty()).then(|| envs.join(" "));
+        let info = lock::info(&token, env.as_deref(), &tasks.join(" "));
+        let command = lock::acquire_command(&info, &token);
         let deadline = shared.settings.lock_wait.map(|w| Instant::now() + w);
-        let mut held: Vec<HeldLock> = Vec::new();
-        for (env, hosts, tasks) in wanted {
-            let info = lock::info(&token, &env, &tasks.join(" "));
-            let command = lock::acquire_command(&env, &info, &token);
-            loop {
-                let results = self.on_hosts(&hosts, "lock", &command).await;
-                let mut got = Vec::new();
-                let mut holder: Option<(String, String)> = None;
-                for (host, result) in hosts.iter().zip(results) {
-                    match result {
-                        Ok(r) if r.stdout.starts_with("acquired") => got.push(host.clone()),
-                        Ok(r) if r.stdout.starts_with("held") => {
-                            let text = r.stdout.lines().nth(1).unwrap_or("").to_string();
-                            holder.get_or_insert((host.name.clone(), text));
+        let mut waiting_for = String::new();
+        loop {
+            let results = self.on_hosts(&hosts, "lock", &command).await;
+            let mut got = Vec::new();
+            // The first host that refused: its name, and its holder or why taking it failed.
+            let mut holder: Option<(String, Result<String, String>)> = None;
+            let mut dead = Vec::new();
+            for (host, result) in hosts.iter().zip(results) {
+                match result {
+                    Ok(r) if r.stdout.starts_with("acquired") => got.push(host.clone()),
+                    Ok(r) if r.stdout.starts_with("held") => {
+                        let text = r.stdout.lines().nth(1).unwrap_or("");
+                        match lock::dead_holder(text, &host.name) {
+                            Some(gone) => dead.push((host.clone(), gone)),
+                            None => {
+                                holder.get_or_insert_with(|| {
+                                    (host.name.clone(), Ok(lock::describe(text)))
+                                });
+                            }
                         }
-                        Ok(r) => {
-                            holder.get_or_insert((
-                                host.name.clone(),
-                                format!("(could not take it: {})", r.stderr.trim()),
-                            ));
-                        }
-                        // An unreachable host fails in its task; it cannot be deployed anyway.
-                        Err(_) => {}
                     }
-                }
-                let Some((host, text)) = holder else {
-                    held.push(HeldLock {
-                        env: env.clone(),
-                        token: token.clone(),
-                        hosts: got,
-                    });
-                    break;
-                };
-                self.on_hosts(&got, "lock", &lock::release_command(&env, &token))
-                    .await;
-                let waiting = deadline.is_some_and(|d| Instant::now() < d);
-                if !waiting || shared.cancel.is_cancelled() {
-                    self.release_locks(held).await;
-                    let holder = if text.starts_with('(') {
-                        text
-                    } else {
-                        format!("by {}", lock::describe(&text))
-                    };
-                    return Err(format!(
-                        "env:{env} is locked on {host} {holder}\n\
-                         wait for it with --lock-wait SECS, or, if that run is gone, release it \
-                         with `rigs env:{env} lock:release`"
-                    ));
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    _ = shared.cancel.cancelled() => {}
+                    Ok(r) => {
+                        holder.get_or_insert_with(|| {
+                            (host.name.clone(), Err(r.stderr.trim().to_string()))
+                        });
+                    }
+                    // An unreachable host fails in its task; it cannot be deployed anyway.
+                    Err(_) => {}
                 }
             }
+            for (host, (dead_token, warning)) in dead {
+                let take = lock::take_over_command(&dead_token, &info, &token);
+                let result = self.on_hosts(std::slice::from_ref(&host), "lock", &take).await;
+                match result.into_iter().next() {
+                    Some(Ok(r)) if r.stdout.starts_with("acquired") => {
+                        shared.reporter.message(None, true, &warning);
+                        got.push(host);
+                    }
+                    Some(Ok(r)) => {
+                        let text = r.stdout.lines().nth(1).unwrap_or("");
+                        holder.get_or_insert_with(|| (host.name.clone(), Ok(lock::describe(text))));
+                    }
+                    _ => {}
+                }
+            }
+            let Some((host, held_by)) = holder else {
+                return Ok(Some(HeldLock { token, hosts: got }));
+            };
+            self.on_hosts(&got, "lock", &lock::release_command(&token))
+                .await;
+            let waiting = deadline.is_some_and(|d| Instant::now() < d);
+            if !waiting || shared.cancel.is_cancelled() {
+                let what = match &held_by {
+                    Ok(holder) => format!("{host} is locked by {holder}"),
+                    Err(e) => format!("cannot take the lock on {host}: {e}"),
+                };
+                return Err(format!(
+                    "{what}\n\
+                     wait for it with --lock-wait SECS, or, if that run is gone, release it \
+                     with `rigs -H {host} lock:release`"
+                ));
+            }
+            let what = match &held_by {
+                Ok(holder) => format!("waiting for the lock on {host} (held by {holder})"),
+                Err(e) => format!("waiting for the lock on {host} (cannot take it: {e})"),
+            };
+            if what != waiting_for {
+                shared.reporter.message(None, false, &what);
+                waiting_for = what;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = shared.cancel.cancelled() => {}
+            }
         }
-        Ok(held)
     }
 
-    async fn release_locks(&self, held: Vec<HeldLock>) {
-        for lock in held {
-            self.on_hosts(
-                &lock.hosts,
-                "lock",
-                &lock::release_command(&lock.env, &lock.token),
-            )
-            .await;
+    async fn release_locks(&self, held: Option<HeldLock>) {
+        if let Some(lock) = held {
+            self.on_hosts(&lock.hosts, "lock", &lock::release_command(&lock.token))
+                .await;
         }
     }
 
