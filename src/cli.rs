@@ -155,6 +155,11 @@ pub struct Cli {
     #[arg(long = "lock-wait", value_name = "SECS", help_heading = "Execution")]
     pub lock_wait: Option<f64>,
 
+    /// `history`: list every task's runs, not only releases (deploy, ship, promote, rollback
+    /// and tasks that take the deploy lock)
+    #[arg(long = "all", help_heading = "Output")]
+    pub all: bool,
+
     /// Answer yes to confirmations (`lock:release`)
     #[arg(short = 'y', long = "yes", help_heading = "Execution")]
     pub yes: bool,
@@ -173,7 +178,8 @@ pub struct Cli {
     )]
     pub output: Option<OutputMode>,
 
-    /// Show each connection: destination, time to connect, how it authenticated
+    /// Show everything: queries (inspect, probes, locks, history), docker's own output, each
+    /// task's start and end, and each connection (destination, time, authentication)
     #[arg(short = 'v', long = "verbose", help_heading = "Output")]
     pub verbose: bool,
 
@@ -320,6 +326,8 @@ pub struct Config {
     pub lock_wait: Option<Duration>,
     pub yes: bool,
     pub dry_run: bool,
+    /// `--all`: the history of every task, not only releases.
+    pub all: bool,
     pub output: Option<OutputMode>,
     pub verbose: bool,
     pub user: Option<String>,
@@ -486,6 +494,7 @@ impl Config {
             lock_wait,
             yes: cli.yes,
             dry_run: cli.dry_run,
+            all: cli.all,
             output: cli.output,
             verbose: cli.verbose,
             user: cli.user,

@@ -1,5 +1,9 @@
 //! The deployment history's files and lines, shared by the scheduler that writes them, the
 //! `history()` recipe function and `rigs env:NAME history` that read them.
+//!
+//! A host's file holds every run on it, whatever the environment and task, so the table filters:
+//! one environment's runs, releases only unless `--all` (status checks and log reads would bury
+//! the deploys), one task with `history:TASK`.
 
 use serde_json::Value;
 
@@ -57,7 +61,58 @@ pub fn parse(text: &str) -> Vec<Value> {
         .collect()
 }
 
-/// `rigs env:NAME history`: the newest `limit` entries across hosts, oldest first.
+/// The tasks `rigs env:NAME history` lists without `--all`: the ones that change what runs.
+/// Tasks that took the deploy lock (`@lock`, marked `"lock": true` in their line) count too.
+pub const RELEASE_TASKS: [&str; 4] = ["deploy", "ship", "promote", "rollback"];
+
+/// Which history lines `rigs [env:NAME] history[:TASK] [--all]` shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only this environment's runs (`env:NAME` before `history`); every one without.
+    pub env: Option<String>,
+    /// Only runs of this task (`history:TASK`).
+    pub task: Option<String>,
+    /// Every task, not only releases (`--all`).
+    pub all: bool,
+}
+
+impl Filter {
+    pub fn keeps(&self, row: &Value) -> bool {
+        if let Some(env) = &self.env {
+            if row["env"].as_str() != Some(env.as_str()) {
+                return false;
+            }
+        }
+        let task = row["task"].as_str().unwrap_or("");
+        match &self.task {
+            Some(wanted) => task == wanted,
+            None => self.all || row["lock"] == Value::Bool(true) || RELEASE_TASKS.contains(&task),
+        }
+    }
+}
+
+impl Filter {
+    /// What `rigs env:NAME history` says when no line passes.
+    pub fn nothing_found(&self) -> String {
+        let env = self
+            .env
+            .as_ref()
+            .map(|e| format!(" of env:{e}"))
+            .unwrap_or_default();
+        match (&self.task, self.all) {
+            (Some(task), _) => format!("No run of `{task}`{env} in the history of these hosts."),
+            (None, true) => format!("No run{env} in the history of these hosts."),
+            (None, false) => format!(
+                "No release{env} in the history of these hosts; `--all` shows every task."
+            ),
+        }
+    }
+}
+
+/// The longest ERROR cell of the history table; the JSON output has the whole text.
+const ERROR_WIDTH: usize = 60;
+
+/// `rigs env:NAME history`: one row per task run, oldest first.
 pub fn table(rows: &[Value]) -> String {
     let field = |r: &Value, k: &str| -> String {
         match &r[k] {
@@ -66,23 +121,26 @@ pub fn table(rows: &[Value]) -> String {
             other => other.to_string(),
         }
     };
-    let headers = ["TIME", "HOST", "USER", "TASK", "RESULT", "VERSION", "NOTE"];
-    let cells: Vec<[String; 7]> = rows
+    let headers = [
+        "TIME", "HOST", "USER", "ENV", "TASK", "RESULT", "VERSION", "NOTE", "ERROR",
+    ];
+    let cells: Vec<[String; 9]> = rows
         .iter()
         .map(|r| {
-            let version = ["version", "image_after"]
-                .iter()
-                .map(|k| field(r, k))
-                .find(|v| !v.is_empty())
-                .unwrap_or_default();
+            let mut error = crate::report::first_useful_line(&field(r, "error"));
+            if error.chars().count() > ERROR_WIDTH {
+                error = error.chars().take(ERROR_WIDTH - 1).collect::<String>() + "…";
+            }
             [
                 field(r, "time"),
                 field(r, "host"),
                 format!("{}@{}", field(r, "user"), field(r, "controller")),
+                field(r, "env"),
                 field(r, "label"),
                 field(r, "result"),
-                version,
+                field(r, "version"),
                 field(r, "note"),
+                error,
             ]
         })
         .collect();
@@ -121,5 +179,43 @@ mod tests {
         let text = table(&rows);
         assert!(text.starts_with("TIME"), "{text}");
         assert_eq!(text.lines().count(), 3);
+    }
+
+    #[test]
+    fn filters_by_environment_release_and_task() {
+        let row = |env: &str, task: &str, lock: bool| {
+            serde_json::json!({"env": env, "task": task, "lock": lock})
+        };
+        let lab = Filter {
+            env: Some("lab".into()),
+            ..Filter::default()
+        };
+        assert!(lab.keeps(&row("lab", "deploy", false)));
+        assert!(lab.keeps(&row("lab", "hold", true)));
+        assert!(!lab.keeps(&row("lab", "status", false)));
+        assert!(!lab.keeps(&row("other", "deploy", false)));
+        let all = Filter {
+            all: true,
+            ..lab.clone()
+        };
+        assert!(all.keeps(&row("lab", "status", false)));
+        assert!(!all.keeps(&row("other", "status", false)));
+        let status = Filter {
+            task: Some("status".into()),
+            ..lab
+        };
+        assert!(status.keeps(&row("lab", "status", false)));
+        assert!(!status.keeps(&row("lab", "deploy", false)));
+        assert!(Filter::default().keeps(&row("other", "rollback", false)));
+    }
+
+    #[test]
+    fn long_errors_are_cut_to_their_first_useful_line() {
+        let long = format!("{}\nsecond line", "x".repeat(100));
+        let rows = [serde_json::json!({"error": long, "result": "failed"})];
+        let text = table(&rows);
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.ends_with('…'), "{text}");
+        assert!(!text.contains("second line"), "{text}");
     }
 }

@@ -309,7 +309,12 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
             continue;
         }
         unused_env = None;
-        let work = match builtin_task(call, &recipes)? {
+        let history = history::Filter {
+            env: env.clone(),
+            task: None,
+            all: config.all,
+        };
+        let work = match builtin_task(call, &recipes, history)? {
             Some(work) => work,
             None => {
                 let (task, args) = recipes.resolve(call)?;
@@ -500,9 +505,12 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
             }
         }
     });
-    let shows_history = steps.iter().any(|s| matches!(s.work, run::Work::History));
+    let shows_history = steps.iter().find_map(|s| match &s.work {
+        run::Work::History(filter) => Some(filter.clone()),
+        _ => None,
+    });
     let outcome = runtime.block_on(runner.run(steps));
-    if shows_history {
+    if let Some(filter) = shows_history {
         let rows = runner.history_rows();
         match mode {
             OutputMode::Json => {
@@ -512,7 +520,7 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
                     println!("{event}");
                 }
             }
-            _ if rows.is_empty() => println!("No history yet on these hosts."),
+            _ if rows.is_empty() => println!("{}", filter.nothing_found()),
             _ => print!("{}", history::table(&rows)),
         }
     }
@@ -565,14 +573,28 @@ fn check_variables(recipes: &Recipes, steps: &mut [run::Step], from_set: &[Strin
     })
 }
 
-/// `history` and `lock:status|release`: built into rigs, unless a recipe defines `history`.
-fn builtin_task(call: &task_call::TaskCall, recipes: &Recipes) -> Result<Option<run::Work>> {
+/// `history[:TASK]` and `lock:status|release`: built into rigs, unless a recipe defines
+/// `history`. `history` is the history of the environment before it, filtered by `history`.
+fn builtin_task(
+    call: &task_call::TaskCall,
+    recipes: &Recipes,
+    history: history::Filter,
+) -> Result<Option<run::Work>> {
     match call.name.as_str() {
         "history" if recipes.task("history").is_err() => {
-            if !call.args.is_empty() {
-                return Err(Error::usage("`history` takes no arguments"));
-            }
-            Ok(Some(run::Work::History))
+            let task = match call.args.as_slice() {
+                [] => None,
+                [task_call::Arg::Positional(task)] if task_call::is_identifier(task) => {
+                    Some(task.clone())
+                }
+                _ => {
+                    return Err(Error::usage_hint(
+                        format!("`{call}`: history takes at most one task name"),
+                        "rigs env:NAME history shows the releases, history:TASK one task's                          runs, history --all every run",
+                    ))
+                }
+            };
+            Ok(Some(run::Work::History(history::Filter { task, ..history })))
         }
         "lock" => {
             let action = match call.single_value() {
@@ -581,8 +603,7 @@ fn builtin_task(call: &task_call::TaskCall, recipes: &Recipes) -> Result<Option<
                 _ => {
                     return Err(Error::usage_hint(
                         format!("unknown lock command `{call}`"),
-                        "rigs env:NAME lock:status (or -H HOST lock:status), or lock:release to \
-                         remove a stale lock",
+                        "rigs env:NAME lock:status, or lock:release to remove a stale lock",
                     ))
                 }
             };

@@ -280,3 +280,26 @@ fn a_task_may_take_different_numbers_of_arguments() {
         out.stderr
     );
 }
+
+#[test]
+fn a_comma_in_the_argument_of_a_one_parameter_task_says_how_to_escape_it() {
+    let out = project().args(["env:local", "say:ls -l,/tmp"]).run();
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains(
+            "task `say` takes 1 argument, but the commas in `say:ls -l,/tmp` split it into 2"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("escape each comma as `\\,`")
+            && out.stderr.contains(r"'say:ls -l\,/tmp'"),
+        "{}",
+        out.stderr
+    );
+    // The word the hint gives works as it is.
+    let out = project().args(["env:local", r"say:ls -l\,/tmp"]).run();
+    out.assert_code(0);
+    assert!(out.stderr.contains("said: ls -l,/tmp"), "{}", out.stderr);
+}

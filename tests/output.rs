@@ -112,10 +112,13 @@ fn json_reports_failures_with_errors() {
     assert_eq!(summary["ok"], 1);
 }
 
-/// Whether `text` holds a 64-digit hex word: a container or image ID as docker prints them.
-fn has_long_id(text: &str) -> bool {
-    text.split(|c: char| !c.is_ascii_hexdigit())
-        .any(|w| w.len() == 64)
+/// Whether a line of `text` is a bare 64-digit hex ID after its `[host] ` prefix: what
+/// `docker run --detach` prints, the new container's ID.
+fn has_container_id(text: &str) -> bool {
+    text.lines().any(|l| {
+        l.split_once("] ")
+            .is_some_and(|(_, rest)| rest.len() == 64 && rest.chars().all(|c| c.is_ascii_hexdigit()))
+    })
 }
 
 #[test]
@@ -134,7 +137,7 @@ fn a_two_host_deploy_reads_in_a_dozen_lines_and_verbose_shows_the_rest() {
     }
     assert!(text.lines().count() <= 14, "{text}");
     assert!(!text.contains("inspect"), "{text}");
-    assert!(!has_long_id(&text), "{text}");
+    assert!(!has_container_id(&text), "{text}");
     for h in ["h1", "h2"] {
         assert!(
             text.contains(&format!("[{h}] $ docker run --detach --name app")),
@@ -149,5 +152,35 @@ fn a_two_host_deploy_reads_in_a_dozen_lines_and_verbose_shows_the_rest() {
     out.assert_code(0);
     let text = format!("{}{}", out.stdout, out.stderr);
     assert!(text.contains("$ docker container inspect"), "{text}");
-    assert!(has_long_id(&text), "{text}");
+    assert!(has_container_id(&text), "{text}");
+}
+
+#[test]
+fn a_failed_deploys_summary_line_carries_the_containers_last_log_line() {
+    let lab = DockerLab::start(1);
+    let p = lab.standard_project("health = \"wget -qO- http://127.0.0.1:8080/version\"\n");
+    p.clone()
+        .args(["--output", "plain", "env:lab", "deploy:v1"])
+        .timeout(180)
+        .run()
+        .assert_code(0);
+    // `broken` prints "starting" and exits at once.
+    let out = p
+        .args(["--output", "plain", "env:lab", "deploy:broken"])
+        .timeout(180)
+        .run();
+    out.assert_code(1);
+    std::fs::write("/tmp/failed-deploy.txt", &out.stderr).unwrap(); // TEMP
+    let summary: Vec<&str> = out
+        .stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("HOST "))
+        .collect();
+    assert!(summary[0].contains("VERSION") && summary[0].ends_with("ERROR"));
+    let row = summary
+        .iter()
+        .find(|l| l.starts_with("h1 "))
+        .unwrap_or_else(|| panic!("no summary row for h1: {}", out.stderr));
+    assert!(row.contains(" failed "), "{row}");
+    assert!(row.contains("its last log line: starting"), "{row}");
 }

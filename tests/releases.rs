@@ -65,11 +65,18 @@ fn lock_info(lab: &DockerLab, i: usize) -> PathBuf {
     lab.home(i).join(".rigs/lock/info")
 }
 
-/// Waits until `path` exists: a run has taken a lock, or written a file.
-fn wait_for(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// Waits until `path` exists: `run` has taken a lock. Panics with its stderr if it ended first.
+fn wait_for(run: &mut Child, path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        if run.try_wait().unwrap().is_some() || Instant::now() > deadline {
+            let mut stderr = String::new();
+            let _ = run.kill();
+            if let Some(mut e) = run.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+            }
+            panic!("{} never appeared; the run said:\n{stderr}", path.display());
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -285,14 +292,14 @@ fn a_canary_goes_first_and_a_bad_one_stops_there() {
 fn a_second_run_refuses_while_a_host_is_locked_and_ctrl_c_releases_it() {
     let lab = DockerLab::start(2);
     let p = project(&lab, "");
-    let first = p
+    let mut first = p
         .clone()
         .args(["env:lab", "hold_until:go"])
         .spawn_until("", 0);
     let lock_file = lock_info(&lab, 0);
     let lock = lock_file.as_path();
-    wait_for(lock);
-    wait_for(&lock_info(&lab, 1));
+    wait_for(&mut first, lock);
+    wait_for(&mut first, &lock_info(&lab, 1));
     let out = p.clone().args(["env:lab", "deploy:v1"]).timeout(60).run();
     out.assert_code(1);
     assert!(
@@ -315,13 +322,12 @@ fn a_second_run_refuses_while_a_host_is_locked_and_ctrl_c_releases_it() {
     assert!(out.stderr.contains("h2 is locked by "), "{}", out.stderr);
     let_go(&lab, 0);
     let_go(&lab, 1);
-    let mut first = first;
     assert!(first.wait().unwrap().success());
     assert!(!lock.exists(), "released after success");
 
     // Ctrl-C during a locked task: exit 130, the lock is gone.
-    let child = p.clone().args(["env:lab", "hold:30"]).spawn();
-    wait_for(lock);
+    let mut child = p.clone().args(["env:lab", "hold:30"]).spawn();
+    wait_for(&mut child, lock);
     std::thread::sleep(Duration::from_millis(300));
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -338,7 +344,10 @@ fn a_second_run_refuses_while_a_host_is_locked_and_ctrl_c_releases_it() {
 
     // A stale lock of another controller is shown and released on request, and so is a lock
     // left by a rigs that locked per environment.
-    for (dir, tasks) in [(".rigs/lock", "deploy:v9"), (".rigs/locks/lab.lock", "deploy:v8")] {
+    for (dir, tasks) in [
+        (".rigs/lock", "deploy:v9"),
+        (".rigs/locks/lab.lock", "deploy:v8"),
+    ] {
         std::fs::create_dir_all(lab.home(0).join(dir)).unwrap();
         std::fs::write(
             lab.home(0).join(dir).join("info"),
@@ -366,7 +375,9 @@ fn a_second_run_refuses_while_a_host_is_locked_and_ctrl_c_releases_it() {
     let out = p.clone().args(["env:lab", "lock:status"]).run();
     assert!(
         out.stderr.contains("[h1] locked by alice@laptop (pid 7)")
-            && out.stderr.contains("~/.rigs/locks/lab.lock (held by alice@laptop")
+            && out
+                .stderr
+                .contains("~/.rigs/locks/lab.lock (held by alice@laptop")
             && out.stderr.contains("[h2] not locked"),
         "{}",
         out.stderr
@@ -377,7 +388,8 @@ fn a_second_run_refuses_while_a_host_is_locked_and_ctrl_c_releases_it() {
     let out = p.clone().args(["-H", "h1", "lock:release", "--yes"]).run();
     out.assert_code(0);
     assert!(
-        out.stderr.contains("released the lock held by alice@laptop")
+        out.stderr
+            .contains("released the lock held by alice@laptop")
             && out.stderr.contains("removed the old per-environment lock"),
         "{}",
         out.stderr
@@ -393,12 +405,12 @@ fn environments_that_share_hosts_exclude_each_other() {
         "shared.toml",
         "[env.a]\nhosts = [\"h1\", \"h2\"]\n\n[env.b]\nhosts = [\"h1\", \"h2\", \"h3\"]\n",
     );
-    let first = p
+    let mut first = p
         .clone()
         .args(["env:a", "hold_until:go"])
         .spawn_until("", 0);
-    wait_for(&lock_info(&lab, 0));
-    wait_for(&lock_info(&lab, 1));
+    wait_for(&mut first, &lock_info(&lab, 0));
+    wait_for(&mut first, &lock_info(&lab, 1));
 
     let out = p.clone().args(["env:b", "deploy:v1"]).timeout(60).run();
     out.assert_code(1);
@@ -439,7 +451,6 @@ fn environments_that_share_hosts_exclude_each_other() {
     assert!(second.try_wait().unwrap().is_none(), "still waiting");
     let_go(&lab, 0);
     let_go(&lab, 1);
-    let mut first = first;
     assert!(first.wait().unwrap().success());
     let status = second.wait().unwrap();
     let stderr = rest.join().unwrap();
@@ -457,8 +468,8 @@ fn a_killed_runs_lock_is_taken_over_by_the_next_run_on_its_controller() {
         .clone()
         .args(["env:lab", "hold_until:go"])
         .spawn_until("", 0);
-    wait_for(&lock_info(&lab, 0));
-    wait_for(&lock_info(&lab, 1));
+    wait_for(&mut first, &lock_info(&lab, 0));
+    wait_for(&mut first, &lock_info(&lab, 1));
     let pid = first.id();
     let killed = std::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
@@ -468,17 +479,20 @@ fn a_killed_runs_lock_is_taken_over_by_the_next_run_on_its_controller() {
     first.wait().unwrap();
     let_go(&lab, 0);
     let_go(&lab, 1);
-    assert!(lock_info(&lab, 0).exists(), "kill -9 leaves the lock behind");
+    assert!(
+        lock_info(&lab, 0).exists(),
+        "kill -9 leaves the lock behind"
+    );
 
     let out = p.clone().args(["env:lab", "hold:0"]).timeout(60).run();
     out.assert_code(0);
     for host in ["h1", "h2"] {
         assert!(
-            out.stderr.contains(&format!(
-                "warning: took over the lock on {host} from "
-            )) && out.stderr.contains(&format!(
-                "(pid {pid}, no longer running) for env:lab hold_until:go"
-            )),
+            out.stderr
+                .contains(&format!("warning: took over the lock on {host} from "))
+                && out.stderr.contains(&format!(
+                    "(pid {pid}, no longer running) for env:lab hold_until:go"
+                )),
             "{}",
             out.stderr
         );

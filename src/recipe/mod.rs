@@ -293,13 +293,22 @@ impl Recipes {
                 .ok_or_else(|| {
                     let usages: Vec<String> =
                         many.iter().map(|t| format!("`{}`", t.usage())).collect();
+                    let mut hint = format!("call it as {}", usages.join(" or "));
+                    if let Some(comma) = many
+                        .iter()
+                        .filter(|t| t.params.len() < call.args.len())
+                        .max_by_key(|t| t.params.len())
+                        .and_then(|t| comma_hint(t, call))
+                    {
+                        hint = format!("{comma}; or {hint}");
+                    }
                     Error::usage_hint(
                         format!(
                             "task `{}` takes no {} argument(s) (in `{call}`)",
                             call.name,
                             call.args.len()
                         ),
-                        format!("call it as {}", usages.join(" or ")),
+                        hint,
                     )
                 })?,
         };
@@ -323,6 +332,21 @@ impl Recipes {
         for arg in &call.args {
             match arg {
                 Arg::Positional(v) => {
+                    if next >= task.params.len() && !task.params.is_empty() {
+                        if let Some(hint) = comma_hint(task, call) {
+                            return Err(Error::usage_hint(
+                                format!(
+                                    "task `{}` takes {} argument{}, but the commas in `{call}` \
+                                     split it into {}",
+                                    task.name,
+                                    task.params.len(),
+                                    if task.params.len() == 1 { "" } else { "s" },
+                                    call.args.len()
+                                ),
+                                hint,
+                            ));
+                        }
+                    }
                     if next >= task.params.len() {
                         return Err(Error::usage_hint(
                             format!(
@@ -500,6 +524,35 @@ impl Recipes {
         }
         out
     }
+}
+
+/// When a call passes more positional arguments than `task` takes, they were most likely one
+/// value with a comma in it (`exec:ls -l,/tmp`): the call that passes it whole, as a hint.
+fn comma_hint(task: &Task, call: &TaskCall) -> Option<String> {
+    let keep = task.params.len().checked_sub(1)?;
+    let values: Vec<&str> = call
+        .args
+        .iter()
+        .map(|a| match a {
+            Arg::Positional(v) => Some(v.as_str()),
+            Arg::Named(..) => None,
+        })
+        .collect::<Option<_>>()?;
+    let mut args: Vec<Arg> = values[..keep]
+        .iter()
+        .map(|v| Arg::Positional(v.to_string()))
+        .collect();
+    let joined = values[keep..].join(",");
+    args.push(Arg::Positional(joined.clone()));
+    let fixed = TaskCall {
+        name: call.name.clone(),
+        args,
+    };
+    Some(format!(
+        "`,` separates arguments; to pass `{joined}` as one, escape each comma as `\\,` and \
+         quote the word so the shell keeps the backslash: {}",
+        crate::quote::quote(&fixed.to_string())
+    ))
 }
 
 /// Rewords Rhai's "Property not found" for a missing variable: which one, and what to do.

@@ -113,8 +113,8 @@ pub trait HostOps: Send + Sync {
     fn cancelled(&self) -> bool;
     /// Hosts of the current step still running, this one included.
     fn peers(&self) -> usize;
-    /// A transfer's progress: bytes done of `total` (when known).
-    fn progress(&self, what: &str, done: u64, total: Option<u64>);
+    /// A transfer's progress: bytes done of `total` (when known, or estimated).
+    fn progress(&self, what: &str, done: u64, total: Option<crate::report::Total>);
     /// Bytes this host received from the controller, for the summary.
     fn transferred(&self, bytes: u64);
     /// A short note on this host's outcome for the summary (`note(...)`); the last one wins.

@@ -18,6 +18,7 @@ use rhai::{Map, NativeCallContext};
 use super::api::{op_error as failed, runtime, task_scope, Fallible};
 use super::scope::{CommandOptions, CommandResult, HostOps, Level, OpError, TaskScope};
 use crate::quote::quote;
+use crate::report::Total;
 use crate::ship::bundle::BundleCompression;
 use crate::ship::{
     archive, fanout, remote, Compression, Gather, ImageInfo, Request, Source, Ticket,
@@ -205,7 +206,7 @@ struct Load<'a> {
     /// What the progress line is about.
     what: String,
     /// Bytes to send, as far as known at each moment.
-    total: Box<dyn Fn() -> Option<u64> + Send>,
+    total: Box<dyn Fn() -> Option<Total> + Send>,
     /// Key of the part file, for a resumable stream.
     resume: Option<&'a str>,
     /// Reference whose image id to print after loading.
@@ -460,14 +461,15 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
             compression.name()
         );
         let what = format!("shipping {reference}");
-        // Whole images: the size docker reports, scaled by the compression seen so far.
-        let total: Box<dyn Fn() -> Option<u64> + Send> = if skip.is_empty() {
+        // Whole images: the size docker reports, scaled by the compression seen so far, which
+        // is an estimate (the reporter shows it so and never lets it shrink).
+        let total: Box<dyn Fn() -> Option<Total> + Send> = if skip.is_empty() {
             let (group, size) = (group.clone(), image.size);
             Box::new(move || {
                 let read = group.read.load(Ordering::Relaxed);
                 let written = group.written.load(Ordering::Relaxed);
                 (read > 0 && written > 0)
-                    .then(|| (size as f64 * written as f64 / read as f64) as u64)
+                    .then(|| Total::Estimate((size as f64 * written as f64 / read as f64) as u64))
             })
         } else {
             Box::new(|| None)
@@ -638,7 +640,7 @@ pub fn ship_bundle(scope: &TaskScope, path: &Path, o: &ShipOptions) -> Result<Ma
             compression,
             display,
             what: format!("loading {shown}"),
-            total: Box::new(move || Some(body)),
+            total: Box::new(move || Some(Total::Exact(body))),
             resume: None,
             check: None,
         },

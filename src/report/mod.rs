@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-pub use summary::{bytes, HostStatus, HostSummary};
+pub use summary::{bytes, first_useful_line, HostStatus, HostSummary};
 
 use crate::cli::OutputMode;
 use crate::secret::Masker;
@@ -46,14 +46,51 @@ pub struct Reporter {
     transfers: Mutex<HashMap<String, Transfer>>,
 }
 
+/// How many bytes a transfer will send, as far as the sender knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Total {
+    Exact(u64),
+    /// Worked out from what was sent so far (a compressed stream): it may move.
+    Estimate(u64),
+}
+
+impl Total {
+    pub fn bytes(self) -> u64 {
+        match self {
+            Total::Exact(b) | Total::Estimate(b) => b,
+        }
+    }
+
+    pub fn is_estimate(self) -> bool {
+        matches!(self, Total::Estimate(_))
+    }
+}
+
 /// A host's transfer so far, for rates and throttling progress output.
 struct Transfer {
     started: Instant,
     shown: Option<Instant>,
     /// Bytes at the last line shown: the first bytes to flow are shown at once.
     shown_bytes: u64,
+    /// The largest estimated total so far, which is the one shown.
+    top: u64,
+    /// The highest percentage shown so far.
+    percent: u64,
     /// Bytes of finished transfers (the summary's SENT column).
     total: u64,
+}
+
+impl Transfer {
+    fn new(now: Instant) -> Transfer {
+        Transfer {
+            started: now,
+            shown: None,
+            shown_bytes: 0,
+            top: 0,
+            percent: 0,
+            total: 0,
+        }
+    }
 }
 
 struct Bars {
@@ -79,19 +116,20 @@ impl Reporter {
     }
 
     /// Progress of a transfer to `host`: a live status line in pretty mode, at most one line
-    /// every few seconds otherwise.
-    pub fn progress(&self, host: &str, task: &str, what: &str, done: u64, total: Option<u64>) {
+    /// every few seconds otherwise. An estimated total is shown with `~`, and what is shown never
+    /// runs backwards: the estimate only grows and the percentage only rises.
+    pub fn progress(&self, host: &str, task: &str, what: &str, done: u64, total: Option<Total>) {
         let now = Instant::now();
-        let (rate, due) = {
+        let (rate, due, total, percent) = {
             let mut all = self.transfers.lock().expect("transfers lock");
-            let t = all.entry(host.to_string()).or_insert(Transfer {
-                started: now,
-                shown: None,
-                shown_bytes: 0,
-                total: 0,
-            });
+            let t = all
+                .entry(host.to_string())
+                .or_insert_with(|| Transfer::new(now));
             if done == 0 {
-                t.started = now;
+                *t = Transfer {
+                    total: t.total,
+                    ..Transfer::new(now)
+                };
             }
             let every = match self.mode {
                 OutputMode::Pretty => Duration::from_millis(200),
@@ -112,33 +150,52 @@ impl Reporter {
                 t.shown = Some(now);
                 t.shown_bytes = done;
             }
+            let total = match total {
+                Some(Total::Estimate(bytes)) => {
+                    t.top = t.top.max(bytes).max(done);
+                    Some(Total::Estimate(t.top))
+                }
+                other => other,
+            };
+            let percent = total.map(|total| {
+                let bytes = total.bytes().max(1);
+                let mut p = (done.min(bytes) * 100) / bytes;
+                if total.is_estimate() && done < bytes {
+                    // An estimate may be short: 100% is for when the transfer says it is done.
+                    p = p.min(99);
+                }
+                t.percent = t.percent.max(p);
+                t.percent
+            });
             let secs = (now - t.started).as_secs_f64();
-            (if secs > 0.0 { done as f64 / secs } else { 0.0 }, due)
+            let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+            (rate, due, total, percent)
         };
         if !due {
             return;
         }
         let mut text = format!("{what}: {}", bytes(done));
-        if let Some(total) = total.filter(|t| *t > 0) {
-            text.push_str(&format!(
-                " of {} ({}%)",
-                bytes(total),
-                (done.min(total) * 100) / total
-            ));
-            if rate > 0.0 && done < total {
-                text.push_str(&format!(
-                    ", {}/s, {:.0} s left",
-                    bytes(rate as u64),
-                    (total - done) as f64 / rate
-                ));
+        match (total, percent) {
+            (Some(total), Some(percent)) if total.bytes() > 0 => {
+                let tilde = if total.is_estimate() { "~" } else { "" };
+                text.push_str(&format!(" of {tilde}{} ({percent}%)", bytes(total.bytes())));
+                if rate > 0.0 && done < total.bytes() {
+                    text.push_str(&format!(
+                        ", {}/s, {tilde}{:.0} s left",
+                        bytes(rate as u64),
+                        (total.bytes() - done) as f64 / rate
+                    ));
+                }
             }
-        } else if rate > 0.0 {
-            text.push_str(&format!(", {}/s", bytes(rate as u64)));
+            _ if rate > 0.0 => text.push_str(&format!(", {}/s", bytes(rate as u64))),
+            _ => {}
         }
         match self.mode {
             OutputMode::Json => self.json(json!({
                 "event": "progress", "host": host, "task": task, "what": self.masker.mask(what),
-                "bytes": done, "total": total, "bytes_per_second": rate as u64,
+                "bytes": done, "total": total.map(Total::bytes),
+                "estimate": total.is_some_and(Total::is_estimate),
+                "bytes_per_second": rate as u64,
             })),
             OutputMode::Pretty => self.set_status(host, &format!("{task} {text}")),
             OutputMode::Plain => self.line(StreamKind::Stderr, &format!("[{host}] {text}")),
@@ -161,15 +218,13 @@ impl Reporter {
     /// Records bytes a finished transfer sent to `host`.
     pub fn transferred(&self, host: &str, bytes: u64) {
         let mut all = self.transfers.lock().expect("transfers lock");
-        let t = all.entry(host.to_string()).or_insert(Transfer {
-            started: Instant::now(),
-            shown: None,
-            shown_bytes: 0,
-            total: 0,
-        });
-        t.total += bytes;
-        t.shown = None;
-        t.shown_bytes = 0;
+        let t = all
+            .entry(host.to_string())
+            .or_insert_with(|| Transfer::new(Instant::now()));
+        *t = Transfer {
+            total: t.total + bytes,
+            ..Transfer::new(t.started)
+        };
     }
 
     /// Bytes sent to `host` over the whole run.
@@ -393,7 +448,9 @@ impl Reporter {
         match self.mode {
             OutputMode::Json => self.json(summary::json(hosts, interrupted)),
             _ => {
-                let text = summary::table(hosts, interrupted, |code, s| self.paint(code, s));
+                let width = terminal_width();
+                let text =
+                    summary::table(hosts, interrupted, width, |code, s| self.paint(code, s));
                 if let Some(text) = text.strip_suffix('\n') {
                     self.line(StreamKind::Stderr, text);
                 }
@@ -413,6 +470,23 @@ fn write_line(stream: StreamKind, text: &str) {
             let _ = writeln!(err, "{text}");
         }
     }
+}
+
+/// The width of the terminal on stderr, where the summary goes; `None` when stderr is not a
+/// terminal (a log file keeps whole lines).
+fn terminal_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    // SAFETY: TIOCGWINSZ only writes a winsize into the struct given.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    Some(if ok && size.ws_col > 0 {
+        usize::from(size.ws_col)
+    } else {
+        80
+    })
 }
 
 pub fn seconds(d: Duration) -> String {

@@ -47,7 +47,7 @@ pub fn json(hosts: &[HostSummary], interrupted: bool) -> serde_json::Value {
             json!({
                 "host": h.host, "status": h.status.as_str(), "error": h.error,
                 "tasks": h.tasks, "duration_ms": h.duration.as_millis() as u64,
-                "bytes_sent": h.bytes_sent, "note": h.note,
+                "bytes_sent": h.bytes_sent, "note": h.note, "version": h.version,
             })
         })
         .collect();
@@ -60,14 +60,20 @@ pub fn json(hosts: &[HostSummary], interrupted: bool) -> serde_json::Value {
     })
 }
 
+/// The summary table: one line per host, each cut to `width` characters when given (the
+/// terminal's), so a long error never wraps into the next host's row. VERSION is what the
+/// task recorded with `record("version", ...)`, else its `note(...)`; ERROR is the first useful
+/// line of the failure (the whole text is printed above, as the host failed).
 pub fn table(
     hosts: &[HostSummary],
     interrupted: bool,
+    width: Option<usize>,
     paint: impl Fn(&str, &str) -> String,
 ) -> String {
     if hosts.is_empty() {
         return String::new();
     }
+    let shown_version = |h: &HostSummary| h.version.clone().or_else(|| h.note.clone());
     let host_w = hosts
         .iter()
         .map(|h| h.host.chars().count())
@@ -75,48 +81,60 @@ pub fn table(
         .unwrap_or(4)
         .max(4);
     let sent = hosts.iter().any(|h| h.bytes_sent > 0);
-    let note_w = hosts
+    let version_w = hosts
         .iter()
-        .filter_map(|h| h.note.as_ref().map(|n| n.chars().count()))
+        .filter_map(|h| shown_version(h).map(|v| v.chars().count()))
         .max();
-    let mut header = format!("\n{:<host_w$}  {:<11}  {:>8}", "HOST", "STATUS", "TIME");
+    let errors = hosts.iter().any(|h| h.error.is_some());
+    let mut header = format!("{:<host_w$}  {:<11}  {:>8}", "HOST", "STATUS", "TIME");
     if sent {
         header.push_str(&format!("  {:>9}", "SENT"));
     }
-    if let Some(w) = note_w {
-        header.push_str(&format!("  {:<w$}", "NOTE", w = w.max(4)));
+    if let Some(w) = version_w {
+        header.push_str(&format!("  {:<w$}", "VERSION", w = w.max(7)));
     }
-    header.push_str("  ERROR\n");
-    let mut out = header;
+    if errors {
+        header.push_str("  ERROR");
+    }
+    let mut out = format!("\n{}\n", cut(header.trim_end(), width));
+    // Where the status word sits in a row, to colour it after the row is cut.
+    let status_at = host_w + 2;
     for h in hosts {
-        let status = format!("{:<11}", h.status.as_str());
-        let status = match h.status {
-            HostStatus::Ok => paint("32", &status),
-            HostStatus::Failed => paint("31", &status),
-            _ => paint("33", &status),
-        };
-        let error = h
-            .error
-            .as_deref()
-            .and_then(|e| e.lines().next())
-            .unwrap_or("");
         let mut row = format!(
-            "{:<host_w$}  {status}  {:>8}",
+            "{:<host_w$}  {:<11}  {:>8}",
             h.host,
+            h.status.as_str(),
             super::seconds(h.duration)
         );
         if sent {
             row.push_str(&format!("  {:>9}", bytes(h.bytes_sent)));
         }
-        if let Some(w) = note_w {
+        if let Some(w) = version_w {
             row.push_str(&format!(
                 "  {:<w$}",
-                h.note.as_deref().unwrap_or(""),
-                w = w.max(4)
+                shown_version(h).unwrap_or_default(),
+                w = w.max(7)
             ));
         }
-        row.push_str(&format!("  {error}"));
-        out.push_str(row.trim_end());
+        if let Some(e) = &h.error {
+            row.push_str(&format!("  {}", first_useful_line(e)));
+        }
+        let row = cut(row.trim_end(), width);
+        let code = match h.status {
+            HostStatus::Ok => "32",
+            HostStatus::Failed => "31",
+            _ => "33",
+        };
+        let chars: Vec<char> = row.chars().collect();
+        let status_end = (status_at + h.status.as_str().len()).min(chars.len());
+        if status_at < status_end {
+            let before: String = chars[..status_at].iter().collect();
+            let status: String = chars[status_at..status_end].iter().collect();
+            let after: String = chars[status_end..].iter().collect();
+            out.push_str(&format!("{before}{}{after}", paint(code, &status)));
+        } else {
+            out.push_str(&row);
+        }
         out.push('\n');
     }
     let count = |s: HostStatus| hosts.iter().filter(|h| h.status == s).count();
@@ -144,6 +162,31 @@ pub fn table(
         if interrupted { " (interrupted)" } else { "" }
     ));
     out
+}
+
+/// The line of an error worth a summary cell: the first that is not empty, joined with the
+/// next one when it only announces it (`...; its last log lines:`).
+pub fn first_useful_line(error: &str) -> String {
+    let mut lines = error.lines().map(str::trim).filter(|l| !l.is_empty());
+    let Some(first) = lines.next() else {
+        return String::new();
+    };
+    match (first.ends_with(':'), lines.next()) {
+        (true, Some(next)) => format!("{first} {next}"),
+        _ => first.to_string(),
+    }
+}
+
+/// `text` cut to `width` characters, the last one an ellipsis when something was cut.
+fn cut(text: &str, width: Option<usize>) -> String {
+    match width {
+        Some(w) if w > 0 && text.chars().count() > w => {
+            let mut kept: String = text.chars().take(w - 1).collect();
+            kept.push('…');
+            kept
+        }
+        _ => text.to_string(),
+    }
 }
 
 /// A byte count the way people read them: `512 B`, `20.4 kB`, `1.31 GB` (powers of 1000).

@@ -42,7 +42,7 @@ fn line(shared: &Arc<Shared>, step: &Step, host: &Host, outcome: &Outcome) -> Op
         ),
         Work::Command(command) => ("--".to_string(), vec![command.clone()]),
         Work::BundleLoad(path) => ("bundle load".to_string(), vec![path.display().to_string()]),
-        Work::History | Work::Lock(_) => return None,
+        Work::History(_) | Work::Lock(_) => return None,
     };
     let mut entry = Map::new();
     entry.insert("time".into(), crate::time::now().into());
@@ -53,6 +53,12 @@ fn line(shared: &Arc<Shared>, step: &Step, host: &Host, outcome: &Outcome) -> Op
     entry.insert("task".into(), task.into());
     entry.insert("args".into(), json!(args));
     entry.insert("label".into(), step.label.clone().into());
+    if let Work::Task { task, .. } = &step.work {
+        if task.locks() {
+            // `rigs env:NAME history` lists the runs that held the lock as releases.
+            entry.insert("lock".into(), true.into());
+        }
+    }
     entry.insert("result".into(), outcome.status.as_str().into());
     entry.insert("error".into(), outcome.error.into());
     entry.insert(

@@ -75,10 +75,11 @@ pub fn run_step(shared: &Arc<Shared>, step: &Arc<Step>, index: usize) -> StepRes
         ships: shared.ships.clone(),
     };
     let outcome: Result<(), (String, Option<String>, bool)> = match &step.work {
-        Work::History => match ops.command(
-            &crate::history::read_command(HISTORY_LINES),
+        Work::History(filter) => match ops.command(
+            &crate::history::read_command(HISTORY_READ),
             &CommandOptions {
                 quiet: true,
+                silent: true,
                 allow_fail: true,
                 ..CommandOptions::default()
             },
@@ -86,10 +87,12 @@ pub fn run_step(shared: &Arc<Shared>, step: &Arc<Step>, index: usize) -> StepRes
         ) {
             Ok(r) => {
                 // A shared home folder holds other hosts' lines too.
-                let rows: Vec<_> = crate::history::parse(&r.stdout)
+                let mut rows: Vec<_> = crate::history::parse(&r.stdout)
                     .into_iter()
                     .filter(|row| row["host"].as_str() == Some(host.name.as_str()))
+                    .filter(|row| filter.keeps(row))
                     .collect();
+                rows.drain(..rows.len().saturating_sub(HISTORY_LINES));
                 shared
                     .history_rows
                     .lock()
@@ -196,7 +199,10 @@ pub fn run_step(shared: &Arc<Shared>, step: &Arc<Step>, index: usize) -> StepRes
 /// Lines of each host's history that `history(#{ all_hosts: true })` reads.
 const HOST_HISTORY_LINES: usize = 500;
 
-/// Lines of each host's history that `rigs env:NAME history` reads.
+/// Lines of each host's history that `rigs env:NAME history` reads, of every environment and
+/// task, for the filter to pick from...
+const HISTORY_READ: usize = 2000;
+/// ...and how many of those it shows per host.
 const HISTORY_LINES: usize = 50;
 
 type WorkResult = Result<(), (String, Option<String>, bool)>;
@@ -577,7 +583,7 @@ impl HostOps for HostRunner {
         self.running.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    fn progress(&self, what: &str, done: u64, total: Option<u64>) {
+    fn progress(&self, what: &str, done: u64, total: Option<crate::report::Total>) {
         self.shared
             .reporter
             .progress(&self.host.name, &self.label, what, done, total);

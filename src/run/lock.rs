@@ -83,7 +83,9 @@ pub fn acquire_command(info: &Value, token: &str) -> String {
 }
 
 /// Removes the lock of a holder that is gone, only while it still names that holder
-/// (`dead_token`), then takes the lock as `acquire_command` does.
+/// (`dead_token`), then takes the lock as `acquire_command` does. Check and removal are two
+/// commands, not one atomic step: two runs of this controller that found the same dead holder at
+/// the same moment could both take the lock, if one removes the other's fresh lock between them.
 pub fn take_over_command(dead_token: &str, info: &Value, token: &str) -> String {
     format!(
         "if grep -qF {} {DIR}/info 2>/dev/null; then rm -rf {DIR}; fi; {}",
@@ -180,7 +182,9 @@ pub fn dead_holder(info: &str, host: &str) -> Option<(String, String)> {
     let (who, what) = holder(&v);
     Some((
         token.to_string(),
-        format!("took over the lock on {host} from {who} (pid {pid}, no longer running) for {what}"),
+        format!(
+            "took over the lock on {host} from {who} (pid {pid}, no longer running) for {what}"
+        ),
     ))
 }
 
@@ -201,7 +205,7 @@ pub fn running(pid: u32, started: Option<u64>) -> bool {
     }
     match std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| parse_stat(&s)) {
         // A process killed but not yet reaped by its parent is a zombie: it runs no more.
-        Ok(Some((state, _))) if state == 'Z' => false,
+        Ok(Some(('Z', _))) => false,
         Ok(Some((_, now))) => started.is_none_or(|then| then == now),
         // /proc may hide other users' processes (hidepid): kill said it exists.
         _ => true,
@@ -230,9 +234,15 @@ mod tests {
     fn commands_take_and_free_only_this_runs_lock() {
         let i = info("tok", Some("prod"), "deploy:v2");
         let acquire = acquire_command(&i, "tok");
-        assert!(acquire.contains("mkdir \"$HOME/.rigs/lock\" 2>/dev/null"), "{acquire}");
+        assert!(
+            acquire.contains("mkdir \"$HOME/.rigs/lock\" 2>/dev/null"),
+            "{acquire}"
+        );
         assert!(acquire.contains(&quote(&i.to_string())), "{acquire}");
-        assert!(acquire.contains("grep -qF '\"token\":\"tok\"'"), "{acquire}");
+        assert!(
+            acquire.contains("grep -qF '\"token\":\"tok\"'"),
+            "{acquire}"
+        );
         assert_eq!(
             release_command("tok"),
             "if grep -qF '\"token\":\"tok\"' \"$HOME/.rigs/lock\"/info 2>/dev/null; \
@@ -308,12 +318,18 @@ mod tests {
         let (token, warning) = dead_holder(&dead.to_string(), "h1").expect("taken over");
         assert_eq!(token, "dead");
         assert!(
-            warning.starts_with(&format!("took over the lock on h1 from "))
-                && warning.ends_with(&format!("(pid {pid}, no longer running) for env:prod deploy:v2")),
+            warning.starts_with("took over the lock on h1 from ")
+                && warning.ends_with(&format!(
+                    "(pid {pid}, no longer running) for env:prod deploy:v2"
+                )),
             "{warning}"
         );
         dead["controller"] = "elsewhere".into();
-        assert_eq!(dead_holder(&dead.to_string(), "h1"), None, "another machine");
+        assert_eq!(
+            dead_holder(&dead.to_string(), "h1"),
+            None,
+            "another machine"
+        );
         let alive = info("alive", None, "hold:3");
         assert_eq!(dead_holder(&alive.to_string(), "h1"), None, "this very run");
         assert_eq!(dead_holder("garbage", "h1"), None);

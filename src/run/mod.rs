@@ -37,8 +37,9 @@ pub enum Work {
     Command(String),
     /// `rigs bundle load FILE`.
     BundleLoad(std::path::PathBuf),
-    /// `rigs env:NAME history`: each host's recent history, gathered for one table.
-    History,
+    /// `rigs env:NAME history[:TASK]`: each host's recent history, as the filter keeps it,
+    /// gathered for one table.
+    History(crate::history::Filter),
     /// `rigs env:NAME lock:status` / `lock:release`.
     Lock(LockAction),
 }
@@ -330,7 +331,11 @@ impl Runner {
                 summary.duration = begun.elapsed();
                 summary.status = result.status;
                 if let (Some(running), Some(v)) = (&result.running, versions.last_mut()) {
-                    v.running.push((name.clone(), running.clone()));
+                    v.running.push((
+                        name.clone(),
+                        running.clone(),
+                        result.status == HostStatus::Ok,
+                    ));
                 }
                 if result.note.is_some() {
                     summary.note = result.note;
@@ -549,7 +554,9 @@ impl Runner {
             }
             for (host, (dead_token, warning)) in dead {
                 let take = lock::take_over_command(&dead_token, &info, &token);
-                let result = self.on_hosts(std::slice::from_ref(&host), "lock", &take).await;
+                let result = self
+                    .on_hosts(std::slice::from_ref(&host), "lock", &take)
+                    .await;
                 match result.into_iter().next() {
                     Some(Ok(r)) if r.stdout.starts_with("acquired") => {
                         shared.reporter.message(None, true, &warning);

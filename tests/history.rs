@@ -1,0 +1,179 @@
+//! `rigs [env:NAME] history[:TASK] [--all]`: one environment's releases from hosts that several
+//! environments share, one task's runs, every run, and the usual host selection.
+
+use serde_json::Value;
+
+use crate::harness::{Project, SshLab};
+
+const TASKS: &str = r#"
+/// Release TAG.
+///
+/// @lock
+fn deploy(tag) {
+    record("version", tag);
+    note(tag);
+}
+
+/// Work under the deploy lock.
+///
+/// @lock
+fn maintain() {}
+
+/// Look around.
+fn status() { info("all fine"); }
+
+/// Fail under the lock, with the cause on the first line.
+///
+/// @lock
+fn broken() { fail("the cause comes first\nand the details after it"); }
+"#;
+
+/// Two hosts, each with a home folder of its own, in environments `lab` and `other`.
+fn lab_and_project() -> (SshLab, Project, tempfile::TempDir) {
+    let homes = tempfile::Builder::new()
+        .prefix("rigs-homes-")
+        .tempdir()
+        .unwrap();
+    for i in 1..=2 {
+        std::fs::create_dir_all(homes.path().join(format!("h{i}"))).unwrap();
+    }
+    let lab = SshLab::start_each(2, |i| {
+        format!("SetEnv HOME={}", homes.path().join(format!("h{}", i + 1)).display())
+    });
+    let p = Project::new()
+        .recipe("tasks.rhai", TASKS)
+        .inventory("lab.toml", &lab.inventory_toml())
+        .inventory("other.toml", "[env.other]\nhosts = [\"h1\", \"h2\"]\n");
+    lab.write_known_hosts(&p.path().join("home/.ssh/known_hosts"));
+    (lab, p, homes)
+}
+
+/// The rows of a history table: (host, env, task label, result, error).
+fn rows(stdout: &str) -> Vec<Vec<String>> {
+    let mut lines = stdout.lines();
+    let header = lines.next().unwrap_or_default();
+    let at = |name: &str| {
+        header
+            .find(name)
+            .unwrap_or_else(|| panic!("no {name} column: {stdout}"))
+    };
+    let columns = ["HOST", "ENV", "TASK", "RESULT", "ERROR"].map(at);
+    lines
+        .map(|l| {
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, &start)| {
+                    let end = columns.get(i + 1).copied().unwrap_or(l.len());
+                    l.get(start..end.min(l.len()))
+                        .unwrap_or("")
+                        .split("  ")
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_string()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// "host task" of each row, sorted (rows of the same second come in any host order).
+fn labels(rows: &[Vec<String>]) -> Vec<String> {
+    let mut labels: Vec<String> = rows.iter().map(|r| format!("{} {}", r[0], r[2])).collect();
+    labels.sort();
+    labels
+}
+
+#[test]
+fn history_shows_one_environments_releases_and_filters_by_task_and_host() {
+    let (_lab, p, _homes) = lab_and_project();
+    for (args, code) in [
+        (&["env:lab", "deploy:v1", "status"][..], 0),
+        (&["env:other", "deploy:v9"][..], 0),
+        (&["env:lab", "maintain", "broken"][..], 1),
+    ] {
+        p.clone().args(args).run().assert_code(code);
+    }
+
+    let out = p.clone().args(["env:lab", "history"]).run();
+    out.assert_code(0);
+    let header = out.stdout.lines().next().unwrap_or_default();
+    for column in ["TIME", "HOST", "USER", "ENV", "TASK", "RESULT", "VERSION", "ERROR"] {
+        assert!(header.contains(column), "{}", out.stdout);
+    }
+    let table = rows(&out.stdout);
+    assert_eq!(
+        labels(&table),
+        [
+            "h1 broken",
+            "h1 deploy:v1",
+            "h1 maintain",
+            "h2 broken",
+            "h2 deploy:v1",
+            "h2 maintain"
+        ],
+        "{}",
+        out.stdout
+    );
+    assert!(table.iter().all(|r| r[1] == "lab"), "{}", out.stdout);
+    let broken = table.iter().find(|r| r[2] == "broken").unwrap();
+    assert_eq!(broken[3], "failed");
+    assert!(
+        broken[4].starts_with("the cause comes first"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("the details after it"), "{}", out.stdout);
+
+    let out = p.clone().args(["env:other", "history"]).run();
+    out.assert_code(0);
+    assert_eq!(
+        labels(&rows(&out.stdout)),
+        ["h1 deploy:v9", "h2 deploy:v9"],
+        "{}",
+        out.stdout
+    );
+
+    let out = p.clone().args(["env:lab", "history:status"]).run();
+    out.assert_code(0);
+    assert_eq!(
+        labels(&rows(&out.stdout)),
+        ["h1 status", "h2 status"],
+        "{}",
+        out.stdout
+    );
+
+    let out = p.clone().args(["env:lab", "history", "--all"]).run();
+    out.assert_code(0);
+    assert_eq!(rows(&out.stdout).len(), 8, "{}", out.stdout);
+
+    let out = p.clone().args(["env:lab", "--limit", "h2", "history"]).run();
+    out.assert_code(0);
+    let table = rows(&out.stdout);
+    assert_eq!(table.len(), 3, "{}", out.stdout);
+    assert!(table.iter().all(|r| r[0] == "h2"), "{}", out.stdout);
+
+    let out = p
+        .clone()
+        .args(["env:lab", "history:maintain", "--output", "json"])
+        .run();
+    out.assert_code(0);
+    let events: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &Value| e["event"] == "history")
+        .collect();
+    assert_eq!(events.len(), 2, "{}", out.stdout);
+    assert!(events
+        .iter()
+        .all(|e| e["env"] == "lab" && e["task"] == "maintain" && e["lock"] == true));
+
+    let out = p.args(["env:lab", "history:status", "--all"]).run();
+    out.assert_code(0);
+    assert_eq!(rows(&out.stdout).len(), 2, "{}", out.stdout);
+
+    let out = Project::new().args(["history:deploy,status"]).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}
