@@ -39,8 +39,17 @@ fn plain_lines_are_whole_and_prefixed() {
     }
     for h in ["h1", "h2", "h3"] {
         assert!(out.stderr.contains(&format!("[{h}] two")), "{}", out.stderr);
+        // Task starts and ends are for -v; the summary says how each host ended.
         assert!(
-            out.stderr.contains(&format!("[{h}] ok second")),
+            !out.stderr.contains(&format!("[{h}] ok second"))
+                && !out.stderr.contains(&format!("[{h}] task ")),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.starts_with(&format!("{h} ")) && l.contains(" ok ")),
             "{}",
             out.stderr
         );
@@ -50,6 +59,34 @@ fn plain_lines_are_whole_and_prefixed() {
         "{}",
         out.stderr
     );
+
+    let out = project(&lab)
+        .args(["--output", "plain", "-v", "env:lab", "first", "second"])
+        .run();
+    out.assert_code(0);
+    for h in ["h1", "h2", "h3"] {
+        for line in [format!("[{h}] task second"), format!("[{h}] ok second (")] {
+            assert!(out.stderr.contains(&line), "{line}\n{}", out.stderr);
+        }
+    }
+}
+
+#[test]
+fn an_ad_hoc_command_is_echoed_once_per_host() {
+    let lab = SshLab::start(2);
+    let out = project(&lab)
+        .args(["--output", "plain", "env:lab", "--", "echo hi there"])
+        .run();
+    out.assert_code(0);
+    for h in ["h1", "h2"] {
+        let echoes: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with(&format!("[{h}]")) && l.contains("echo hi there"))
+            .collect();
+        assert_eq!(echoes, [format!("[{h}] $ echo hi there")], "{}", out.stderr);
+        assert!(out.stdout.contains(&format!("[{h}] hi there")), "{}", out.stdout);
+    }
 }
 
 #[test]
@@ -170,7 +207,6 @@ fn a_failed_deploys_summary_line_carries_the_containers_last_log_line() {
         .timeout(180)
         .run();
     out.assert_code(1);
-    std::fs::write("/tmp/failed-deploy.txt", &out.stderr).unwrap(); // TEMP
     let summary: Vec<&str> = out
         .stderr
         .lines()

@@ -170,7 +170,7 @@ fn rolling_deploys_go_batch_by_batch_and_a_bad_release_stops_healed_at_the_first
     let rows = summary(&out.stdout);
     for (host, status, note, error) in &rows[..2] {
         assert_eq!(status, "failed", "{host}");
-        assert!(note.contains("rolled back"), "{host}: {note}");
+        assert_eq!(note, "back on v1 (broken unhealthy)", "{host}");
         assert!(error.contains("not healthy"), "{host}: {error}");
     }
     for (host, status, _, error) in &rows[2..] {
@@ -252,7 +252,7 @@ fn a_canary_goes_first_and_a_bad_one_stops_there() {
     out.assert_code(1);
     let rows = summary(&out.stdout);
     assert_eq!(rows[0].1, "failed");
-    assert!(rows[0].2.contains("rolled back"), "{rows:?}");
+    assert_eq!(rows[0].2, "back on v1 (broken unhealthy)", "{rows:?}");
     assert_eq!(rows[1].3, "not started: the canary failed");
     assert_eq!(rows[2].3, "not started: the canary failed");
     for i in 0..3 {
@@ -285,7 +285,11 @@ fn a_canary_goes_first_and_a_bad_one_stops_there() {
     for i in 0..3 {
         assert_eq!(lab.app_version(i, "app"), "v1", "host {i}");
     }
-    assert!(out.stderr.contains("rolled back to v1"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("rolling back from v2 to v1"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
