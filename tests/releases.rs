@@ -423,6 +423,23 @@ fn environments_that_share_hosts_exclude_each_other() {
         "{}",
         out.stderr
     );
+    // promote moves a registry tag before it deploys: it is refused the same way, before it
+    // touches the registry.
+    let out = p.clone().args(["env:b", "promote:v1"]).timeout(60).run();
+    out.assert_code(1);
+    assert!(out.stderr.contains("h1 is locked by "), "{}", out.stderr);
+    let in_registry = |tag: &str| {
+        lab.controller_docker(&[
+            "manifest",
+            "inspect",
+            "--insecure",
+            &format!("{}:{tag}", lab.image()),
+        ])
+        .status
+        .success()
+    };
+    assert!(in_registry("v1"), "the registry answers manifest queries");
+    assert!(!in_registry("b"), "no `b` tag in the registry");
     assert!(lock_info(&lab, 0).exists() && lock_info(&lab, 1).exists());
     assert!(
         !lab.home(2).join(".rigs/lock").exists(),

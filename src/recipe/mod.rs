@@ -333,7 +333,10 @@ impl Recipes {
             match arg {
                 Arg::Positional(v) => {
                     if next >= task.params.len() && !task.params.is_empty() {
-                        if let Some(hint) = comma_hint(task, call) {
+                        if let Some(mut hint) = comma_hint(task, call) {
+                            if task.params.len() > 1 {
+                                hint = format!("{hint}; {}", signature());
+                            }
                             return Err(Error::usage_hint(
                                 format!(
                                     "task `{}` takes {} argument{}, but the commas in `{call}` \

@@ -67,16 +67,16 @@ impl Kind {
     }
 
     fn accepts(self, value: &toml::Value) -> bool {
-        match (self, value) {
-            (Kind::Any, _) => true,
-            (Kind::String, toml::Value::String(_)) => true,
-            (Kind::Int, toml::Value::Integer(_)) => true,
-            (Kind::Float, toml::Value::Float(_) | toml::Value::Integer(_)) => true,
-            (Kind::Bool, toml::Value::Boolean(_)) => true,
-            (Kind::Array, toml::Value::Array(_)) => true,
-            (Kind::Map, toml::Value::Table(_)) => true,
-            _ => false,
-        }
+        matches!(
+            (self, value),
+            (Kind::Any, _)
+                | (Kind::String, toml::Value::String(_))
+                | (Kind::Int, toml::Value::Integer(_))
+                | (Kind::Float, toml::Value::Float(_) | toml::Value::Integer(_))
+                | (Kind::Bool, toml::Value::Boolean(_))
+                | (Kind::Array, toml::Value::Array(_))
+                | (Kind::Map, toml::Value::Table(_))
+        )
     }
 }
 
