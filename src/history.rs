@@ -102,9 +102,9 @@ impl Filter {
         match (&self.task, self.all) {
             (Some(task), _) => format!("No run of `{task}`{env} in the history of these hosts."),
             (None, true) => format!("No run{env} in the history of these hosts."),
-            (None, false) => format!(
-                "No release{env} in the history of these hosts; `--all` shows every task."
-            ),
+            (None, false) => {
+                format!("No release{env} in the history of these hosts; `--all` shows every task.")
+            }
         }
     }
 }
@@ -183,9 +183,7 @@ mod tests {
 
     #[test]
     fn filters_by_environment_release_and_task() {
-        let row = |env: &str, task: &str, lock: bool| {
-            serde_json::json!({"env": env, "task": task, "lock": lock})
-        };
+        let row = |env: &str, task: &str, lock: bool| serde_json::json!({"env": env, "task": task, "lock": lock});
         let lab = Filter {
             env: Some("lab".into()),
             ..Filter::default()

@@ -594,7 +594,10 @@ fn builtin_task(
                     ))
                 }
             };
-            Ok(Some(run::Work::History(history::Filter { task, ..history })))
+            Ok(Some(run::Work::History(history::Filter {
+                task,
+                ..history
+            })))
         }
         "lock" => {
             let action = match call.single_value() {

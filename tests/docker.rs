@@ -1,15 +1,15 @@
 //! The standard Docker recipes over SSH against real engines and a real registry.
 
-use crate::harness::{DockerLab, Project, REGISTRY_PASSWORD, REGISTRY_USER};
+use crate::harness::{on_engines, DockerLab, Engine, Project, REGISTRY_PASSWORD, REGISTRY_USER};
 
 /// A project with the repository's standard recipes and an inventory for the lab.
 fn project(lab: &DockerLab, extra_vars: &str) -> Project {
     lab.standard_project(extra_vars)
 }
 
-#[test]
-fn deploy_upgrade_prune_and_rollback_without_the_registry() {
-    let mut lab = DockerLab::start(3);
+on_engines!(deploy_upgrade_prune_and_rollback_without_the_registry);
+fn deploy_upgrade_prune_and_rollback_without_the_registry(engine: Engine) {
+    let mut lab = DockerLab::start(3, engine);
     let p = project(
         &lab,
         "keep = 2\nhealth = \"wget -qO- http://127.0.0.1:8080/version\"\n",
@@ -78,9 +78,9 @@ fn deploy_upgrade_prune_and_rollback_without_the_registry() {
     }
 }
 
-#[test]
-fn registry_password_never_shows_and_env_values_arrive_intact() {
-    let lab = DockerLab::start(1);
+on_engines!(registry_password_never_shows_and_env_values_arrive_intact);
+fn registry_password_never_shows_and_env_values_arrive_intact(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
     let nasty = r#"container_env = { GREETING = "it's a \"test\"; $(echo pwned) `id` & done", SPACES = "a  b   c" }"#;
     let p = project(&lab, &format!("{nasty}\n"));
     let out = p
@@ -106,9 +106,9 @@ fn registry_password_never_shows_and_env_values_arrive_intact() {
     assert!(out.stdout.contains("[h1] hi from"), "{}", out.stdout);
 }
 
-#[test]
-fn docker_errors_fail_the_host_with_dockers_message() {
-    let lab = DockerLab::start(1);
+on_engines!(docker_errors_fail_the_host_with_dockers_message);
+fn docker_errors_fail_the_host_with_dockers_message(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
     let out = project(&lab, "")
         .args(["env:lab", "deploy:no-such-tag"])
         .timeout(120)
@@ -146,9 +146,9 @@ fn dry_run_deploy_shows_every_docker_command_and_touches_nothing() {
     }
 }
 
-#[test]
-fn promote_copies_the_manifest_then_deploys_the_environment_tag() {
-    let lab = DockerLab::start(2);
+on_engines!(promote_copies_the_manifest_then_deploys_the_environment_tag);
+fn promote_copies_the_manifest_then_deploys_the_environment_tag(engine: Engine) {
+    let lab = DockerLab::start(2, engine);
     let p = project(&lab, "");
     let uploads = lab.blob_uploads();
     assert!(uploads > 0, "the access log shows the test images' uploads");
@@ -191,14 +191,15 @@ fn promote_copies_the_manifest_then_deploys_the_environment_tag() {
     );
 }
 
-#[test]
-fn promote_copies_a_manifest_list_unchanged() {
-    let lab = DockerLab::start(1);
+on_engines!(promote_copies_a_manifest_list_unchanged);
+fn promote_copies_a_manifest_list_unchanged(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
     assert!(lab.docker_login(0).status.success());
     let image = lab.image();
     let list = format!("{image}:multi");
     let manifest = |args: &[&str]| {
-        let out = std::process::Command::new("docker")
+        let out = lab
+            .docker_command(0)
             .arg("manifest")
             .args(args)
             .env("DOCKER_CLI_EXPERIMENTAL", "enabled")
@@ -243,9 +244,9 @@ fn promote_copies_a_manifest_list_unchanged() {
     assert_eq!(original, copy);
 }
 
-#[test]
-fn deploy_by_digest_and_serially_with_a_failure_budget() {
-    let lab = DockerLab::start(2);
+on_engines!(deploy_by_digest_and_serially_with_a_failure_budget);
+fn deploy_by_digest_and_serially_with_a_failure_budget(engine: Engine) {
+    let lab = DockerLab::start(2, engine);
     assert!(lab.docker_login(0).status.success());
     lab.docker_ok(0, &["pull", &format!("{}:v1", lab.image())]);
     let pinned = lab.docker_ok(
@@ -280,9 +281,9 @@ fn deploy_by_digest_and_serially_with_a_failure_budget() {
     assert!(out.stderr.contains(&digest), "{}", out.stderr);
 }
 
-#[test]
-fn seed_004_fabric_style_recipe_runs_as_the_example_describes() {
-    let lab = DockerLab::start(2);
+on_engines!(seed_004_fabric_style_recipe_runs_as_the_example_describes);
+fn seed_004_fabric_style_recipe_runs_as_the_example_describes(engine: Engine) {
+    let lab = DockerLab::start(2, engine);
     let recipe = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/seed-004-fabric-deploy/recipes/deploy.rhai"
@@ -319,9 +320,9 @@ fn seed_004_fabric_style_recipe_runs_as_the_example_describes() {
     );
 }
 
-#[test]
-fn cleanup_removes_only_this_apps_leftovers() {
-    let lab = DockerLab::start(1);
+on_engines!(cleanup_removes_only_this_apps_leftovers);
+fn cleanup_removes_only_this_apps_leftovers(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
     assert!(lab.docker_login(0).status.success());
     let image = lab.image();
     // An untagged leftover of this app: pull v1, then move the tag away from it.

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{unused_port, DockerLab, Project, REGISTRY_PASSWORD, REGISTRY_USER};
+use crate::harness::{
+    on_engines, unused_port, DockerLab, Engine, Project, REGISTRY_PASSWORD, REGISTRY_USER,
+};
 
 const RECIPES: &str = r#"
 /// Logs in, pulls `tag` of the app and starts it as container `name` with `opts`.
@@ -138,9 +140,9 @@ fn probes_in(text: &str, after: &str) -> usize {
         .unwrap_or_else(|| panic!("no probe count after `{after}` in {text}"))
 }
 
-#[test]
-fn http_tcp_and_cmd_probes_from_the_host_pass_once_the_app_answers() {
-    let lab = DockerLab::start(1);
+on_engines!(http_tcp_and_cmd_probes_from_the_host_pass_once_the_app_answers);
+fn http_tcp_and_cmd_probes_from_the_host_pass_once_the_app_answers(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
     let port = unused_port();
     let late_port = std::iter::repeat_with(unused_port)
         .find(|p| *p != port)
@@ -168,9 +170,9 @@ fn http_tcp_and_cmd_probes_from_the_host_pass_once_the_app_answers() {
     );
 }
 
-#[test]
-fn probes_inside_a_container_without_network() {
-    let lab = DockerLab::start(1);
+on_engines!(probes_inside_a_container_without_network);
+fn probes_inside_a_container_without_network(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
     let out = project(&lab).args(["env:lab", "inside"]).run();
     out.assert_code(0);
     for what in ["http", "tcp", "cmd"] {
@@ -185,9 +187,9 @@ fn probes_inside_a_container_without_network() {
     );
 }
 
-#[test]
-fn failing_probes_time_out_naming_what_they_saw() {
-    let lab = DockerLab::start(1);
+on_engines!(failing_probes_time_out_naming_what_they_saw);
+fn failing_probes_time_out_naming_what_they_saw(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
     let p = project(&lab);
 
     let out = p.clone().args(["env:lab", "wrong_path"]).run();
@@ -228,9 +230,9 @@ fn failing_probes_time_out_naming_what_they_saw() {
     );
 }
 
-#[test]
-fn docker_healthcheck_status_is_waited_for() {
-    let lab = DockerLab::start(1);
+on_engines!(docker_healthcheck_status_is_waited_for);
+fn docker_healthcheck_status_is_waited_for(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
     let p = project(&lab);
     let out = p.clone().args(["env:lab", "healthcheck"]).run();
     out.assert_code(0);
@@ -256,9 +258,9 @@ fn docker_healthcheck_status_is_waited_for() {
     assert!(out.stderr.contains("health_cmd"), "{}", out.stderr);
 }
 
-#[test]
-fn a_crashing_container_fails_the_wait_at_once_with_its_log() {
-    let lab = DockerLab::start(1);
+on_engines!(a_crashing_container_fails_the_wait_at_once_with_its_log);
+fn a_crashing_container_fails_the_wait_at_once_with_its_log(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
     let p = project(&lab);
     // The wait allows 60 s; rigs gets 30 to be done.
     let out = p.clone().args(["env:lab", "broken"]).timeout(30).run();
@@ -295,9 +297,9 @@ fn a_crashing_container_fails_the_wait_at_once_with_its_log() {
     assert!(out.stderr.contains("starting"), "{}", out.stderr);
 }
 
-#[test]
-fn ctrl_c_ends_the_wait() {
-    let lab = DockerLab::start(1);
+on_engines!(ctrl_c_ends_the_wait);
+fn ctrl_c_ends_the_wait(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
     let p = project(&lab).args(["env:lab", "forever"]);
     let mut child = p.spawn_until("waiting now", 1);
     // A few probes in, between two of them.

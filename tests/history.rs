@@ -38,7 +38,10 @@ fn lab_and_project() -> (SshLab, Project, tempfile::TempDir) {
         std::fs::create_dir_all(homes.path().join(format!("h{i}"))).unwrap();
     }
     let lab = SshLab::start_each(2, |i| {
-        format!("SetEnv HOME={}", homes.path().join(format!("h{}", i + 1)).display())
+        format!(
+            "SetEnv HOME={}",
+            homes.path().join(format!("h{}", i + 1)).display()
+        )
     });
     let p = Project::new()
         .recipe("tasks.rhai", TASKS)
@@ -99,7 +102,9 @@ fn history_shows_one_environments_releases_and_filters_by_task_and_host() {
     let out = p.clone().args(["env:lab", "history"]).run();
     out.assert_code(0);
     let header = out.stdout.lines().next().unwrap_or_default();
-    for column in ["TIME", "HOST", "USER", "ENV", "TASK", "RESULT", "VERSION", "ERROR"] {
+    for column in [
+        "TIME", "HOST", "USER", "ENV", "TASK", "RESULT", "VERSION", "ERROR",
+    ] {
         assert!(header.contains(column), "{}", out.stdout);
     }
     let table = rows(&out.stdout);
@@ -124,7 +129,11 @@ fn history_shows_one_environments_releases_and_filters_by_task_and_host() {
         "{}",
         out.stdout
     );
-    assert!(!out.stdout.contains("the details after it"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("the details after it"),
+        "{}",
+        out.stdout
+    );
 
     let out = p.clone().args(["env:other", "history"]).run();
     out.assert_code(0);
@@ -148,7 +157,10 @@ fn history_shows_one_environments_releases_and_filters_by_task_and_host() {
     out.assert_code(0);
     assert_eq!(rows(&out.stdout).len(), 8, "{}", out.stdout);
 
-    let out = p.clone().args(["env:lab", "--limit", "h2", "history"]).run();
+    let out = p
+        .clone()
+        .args(["env:lab", "--limit", "h2", "history"])
+        .run();
     out.assert_code(0);
     let table = rows(&out.stdout);
     assert_eq!(table.len(), 3, "{}", out.stdout);

@@ -1,15 +1,23 @@
 //! The Docker lab itself, for the image-shipping tests that build on it: an offline host really
 //! cannot reach the registry while an online one can, and the test images share their base
-//! layer, so a host holding one version already has all but the top layer of the next.
+//! layer, so a host holding one version already has all but the top layer of the next. Each
+//! engine kind runs its own image store and is driven by its own client, on the hosts' sessions
+//! too; images pushed by either kind of controller pull on either kind of host.
 
 use std::time::Instant;
 
-use crate::harness::{process_running, DockerLab, LabOptions};
+use crate::harness::{on_engines, process_running, DockerLab, Engine, LabOptions};
 
-#[test]
-fn lab_offline_host_and_shared_base_layers() {
+on_engines!(fleets lab_offline_host_and_shared_base_layers);
+fn lab_offline_host_and_shared_base_layers(controller: Engine, hosts: Engine) {
     let started = Instant::now();
-    let lab = DockerLab::start_with(2, &LabOptions { offline: vec![1] });
+    let lab = DockerLab::start_with(
+        2,
+        &LabOptions {
+            offline: vec![1],
+            ..LabOptions::fleet(controller, hosts)
+        },
+    );
     eprintln!("a 2-host lab started in {:.1?}", started.elapsed());
     let v1 = format!("{}:v1", lab.image());
     let v2 = format!("{}:v2", lab.image());
@@ -18,8 +26,46 @@ fn lab_offline_host_and_shared_base_layers() {
     assert!(lab.app_tags(0).is_empty() && lab.app_tags(1).is_empty());
     assert!(lab.docker_login(0).status.success());
     lab.docker_ok(0, &["pull", &v1]);
-    assert_eq!(lab.image_id(0, &v1), lab.controller_image_id(&v1));
+    lab.assert_image_as_on_controller(0, &v1);
     assert_eq!(lab.image_id(1, &v1), "");
+    lab.docker_ok(
+        0,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &v1,
+            "cat",
+            "/www/version",
+        ],
+    );
+
+    // The hosts' sessions find the client of their own engine first.
+    let out = lab
+        .standard_project("")
+        .args([
+            "env:lab",
+            "exec:docker version --format {{.Client.Version}}/{{.Server.Version}}",
+        ])
+        .timeout(60)
+        .run();
+    out.assert_code(0);
+    let release = match hosts {
+        Engine::Classic => "20.10.",
+        Engine::Modern => "26.",
+    };
+    for h in ["h1", "h2"] {
+        let versions = out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("[{h}] ")))
+            .unwrap_or_else(|| panic!("no versions from {h}: {}", out.stdout));
+        assert!(
+            versions.split('/').all(|v| v.starts_with(release)),
+            "{h}: client/server {versions}"
+        );
+    }
 
     let (one, two) = (lab.diff_ids(None, &v1), lab.diff_ids(None, &v2));
     assert_eq!((one.len(), two.len()), (2, 2), "{one:?} {two:?}");
@@ -42,5 +88,8 @@ fn lab_offline_host_and_shared_base_layers() {
     for socket in sockets {
         let socket = socket.trim_start_matches("unix://");
         assert!(!process_running(socket), "dockerd for {socket} still runs");
+        // Its containerd and shims name the engine's folder too.
+        let folder = socket.trim_end_matches("docker.sock");
+        assert!(!process_running(folder), "a process in {folder} still runs");
     }
 }

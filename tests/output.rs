@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{DockerLab, Project, SshLab};
+use crate::harness::{on_engines, DockerLab, Engine, Project, SshLab};
 
 const CHAIN: &str = r#"
 /// First task.
@@ -85,7 +85,11 @@ fn an_ad_hoc_command_is_echoed_once_per_host() {
             .filter(|l| l.starts_with(&format!("[{h}]")) && l.contains("echo hi there"))
             .collect();
         assert_eq!(echoes, [format!("[{h}] $ echo hi there")], "{}", out.stderr);
-        assert!(out.stdout.contains(&format!("[{h}] hi there")), "{}", out.stdout);
+        assert!(
+            out.stdout.contains(&format!("[{h}] hi there")),
+            "{}",
+            out.stdout
+        );
     }
 }
 
@@ -153,14 +157,15 @@ fn json_reports_failures_with_errors() {
 /// `docker run --detach` prints, the new container's ID.
 fn has_container_id(text: &str) -> bool {
     text.lines().any(|l| {
-        l.split_once("] ")
-            .is_some_and(|(_, rest)| rest.len() == 64 && rest.chars().all(|c| c.is_ascii_hexdigit()))
+        l.split_once("] ").is_some_and(|(_, rest)| {
+            rest.len() == 64 && rest.chars().all(|c| c.is_ascii_hexdigit())
+        })
     })
 }
 
-#[test]
-fn a_two_host_deploy_reads_in_a_dozen_lines_and_verbose_shows_the_rest() {
-    let lab = DockerLab::start(2);
+on_engines!(a_two_host_deploy_reads_in_a_dozen_lines_and_verbose_shows_the_rest);
+fn a_two_host_deploy_reads_in_a_dozen_lines_and_verbose_shows_the_rest(engine: Engine) {
+    let lab = DockerLab::start(2, engine);
     let p = lab.standard_project("health = \"wget -qO- http://127.0.0.1:8080/version\"\n");
     let out = p
         .clone()
@@ -169,9 +174,6 @@ fn a_two_host_deploy_reads_in_a_dozen_lines_and_verbose_shows_the_rest() {
         .run();
     out.assert_code(0);
     let text = format!("{}{}", out.stdout, out.stderr);
-    if let Ok(path) = std::env::var("RIGS_CAPTURE_DEPLOY") {
-        std::fs::write(path, &text).unwrap();
-    }
     assert!(text.lines().count() <= 14, "{text}");
     assert!(!text.contains("inspect"), "{text}");
     assert!(!has_container_id(&text), "{text}");
@@ -192,9 +194,9 @@ fn a_two_host_deploy_reads_in_a_dozen_lines_and_verbose_shows_the_rest() {
     assert!(has_container_id(&text), "{text}");
 }
 
-#[test]
-fn a_failed_deploys_summary_line_carries_the_containers_last_log_line() {
-    let lab = DockerLab::start(1);
+on_engines!(a_failed_deploys_summary_line_carries_the_containers_last_log_line);
+fn a_failed_deploys_summary_line_carries_the_containers_last_log_line(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
     let p = lab.standard_project("health = \"wget -qO- http://127.0.0.1:8080/version\"\n");
     p.clone()
         .args(["--output", "plain", "env:lab", "deploy:v1"])

@@ -7,7 +7,7 @@ use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::harness::{DockerLab, Project, REGISTRY_PASSWORD};
+use crate::harness::{on_engines, DockerLab, Engine, Project, REGISTRY_PASSWORD};
 
 const SLOW: &str = r#"
 /// Hold the hosts for a while.
@@ -124,9 +124,9 @@ fn at(all: &[serde_json::Value], event: &str, host: &str) -> usize {
         .unwrap_or_else(|| panic!("no {event} for {host}"))
 }
 
-#[test]
-fn rolling_deploys_go_batch_by_batch_and_a_bad_release_stops_healed_at_the_first() {
-    let lab = DockerLab::start(4);
+on_engines!(rolling_deploys_go_batch_by_batch_and_a_bad_release_stops_healed_at_the_first);
+fn rolling_deploys_go_batch_by_batch_and_a_bad_release_stops_healed_at_the_first(engine: Engine) {
+    let lab = DockerLab::start(4, engine);
     let p = project(
         &lab,
         "health = \"wget -qO- http://127.0.0.1:8080/version\"\n",
@@ -220,9 +220,9 @@ fn rolling_deploys_go_batch_by_batch_and_a_bad_release_stops_healed_at_the_first
     );
 }
 
-#[test]
-fn a_canary_goes_first_and_a_bad_one_stops_there() {
-    let lab = DockerLab::start(3);
+on_engines!(a_canary_goes_first_and_a_bad_one_stops_there);
+fn a_canary_goes_first_and_a_bad_one_stops_there(engine: Engine) {
+    let lab = DockerLab::start(3, engine);
     let p = project(
         &lab,
         "health = { http = \"http://127.0.0.1:8080/version\", inside = true, timeout = 20, interval = 0.5 }\n",
@@ -292,9 +292,9 @@ fn a_canary_goes_first_and_a_bad_one_stops_there() {
     );
 }
 
-#[test]
-fn a_second_run_refuses_while_a_host_is_locked_and_ctrl_c_releases_it() {
-    let lab = DockerLab::start(2);
+on_engines!(a_second_run_refuses_while_a_host_is_locked_and_ctrl_c_releases_it);
+fn a_second_run_refuses_while_a_host_is_locked_and_ctrl_c_releases_it(engine: Engine) {
+    let lab = DockerLab::start(2, engine);
     let p = project(&lab, "");
     let mut first = p
         .clone()
@@ -402,9 +402,9 @@ fn a_second_run_refuses_while_a_host_is_locked_and_ctrl_c_releases_it() {
     assert!(!lab.home(0).join(".rigs/locks/lab.lock").exists());
 }
 
-#[test]
-fn environments_that_share_hosts_exclude_each_other() {
-    let lab = DockerLab::start(3);
+on_engines!(environments_that_share_hosts_exclude_each_other);
+fn environments_that_share_hosts_exclude_each_other(engine: Engine) {
+    let lab = DockerLab::start(3, engine);
     let p = project(&lab, "").inventory(
         "shared.toml",
         "[env.a]\nhosts = [\"h1\", \"h2\"]\n\n[env.b]\nhosts = [\"h1\", \"h2\", \"h3\"]\n",
@@ -481,9 +481,9 @@ fn environments_that_share_hosts_exclude_each_other() {
     }
 }
 
-#[test]
-fn a_killed_runs_lock_is_taken_over_by_the_next_run_on_its_controller() {
-    let lab = DockerLab::start(2);
+on_engines!(a_killed_runs_lock_is_taken_over_by_the_next_run_on_its_controller);
+fn a_killed_runs_lock_is_taken_over_by_the_next_run_on_its_controller(engine: Engine) {
+    let lab = DockerLab::start(2, engine);
     let p = project(&lab, "");
     let mut first = p
         .clone()

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::harness::{DockerLab, LabOptions, Project};
+use crate::harness::{on_engines, DockerLab, Engine, LabOptions, Project};
 
 const SHIP_RECIPES: &str = r#"
 /// Ship IMAGE:TAG with options, without starting anything.
@@ -48,7 +48,8 @@ fn project(lab: &DockerLab, inventory: &str) -> Project {
         .recipe("docker.rhai", &std::fs::read_to_string(recipes).unwrap())
         .recipe("ship.rhai", SHIP_RECIPES)
         .inventory("lab.toml", inventory)
-        .env("DOCKER_HOST", &lab.controller_docker_host());
+        .env("DOCKER_HOST", &lab.controller_docker_host())
+        .env("PATH", &lab.controller_path());
     lab.ssh
         .write_known_hosts(&p.path().join("home/.ssh/known_hosts"));
     p
@@ -77,9 +78,18 @@ fn summary(stdout: &str) -> Vec<(String, String, u64, String)> {
         .collect()
 }
 
-#[test]
-fn ship_to_an_offline_host_and_two_more_at_once_then_only_the_new_layer() {
-    let lab = DockerLab::start_with(3, &LabOptions { offline: vec![0] });
+on_engines!(fleets ship_to_an_offline_host_and_two_more_at_once_then_only_the_new_layer);
+fn ship_to_an_offline_host_and_two_more_at_once_then_only_the_new_layer(
+    controller: Engine,
+    hosts: Engine,
+) {
+    let lab = DockerLab::start_with(
+        3,
+        &LabOptions {
+            offline: vec![0],
+            ..LabOptions::fleet(controller, hosts)
+        },
+    );
     lab.assert_offline(0);
     let p = project(&lab, &inventory(&lab, ""));
     let (v1, v2) = (format!("{}:v1", lab.image()), format!("{}:v2", lab.image()));
@@ -94,7 +104,7 @@ fn ship_to_an_offline_host_and_two_more_at_once_then_only_the_new_layer() {
     for (i, (host, status, _, _)) in first.iter().enumerate() {
         assert_eq!(status, "ok", "{host}: {}", out.stdout);
         assert_eq!(lab.app_version(i, "app"), "v1");
-        assert_eq!(lab.image_id(i, &v1), lab.controller_image_id(&v1));
+        lab.assert_image_as_on_controller(i, &v1);
     }
     // One stream for all: every host received exactly the same bytes.
     let full = first[0].2;
@@ -114,7 +124,7 @@ fn ship_to_an_offline_host_and_two_more_at_once_then_only_the_new_layer() {
             "{host}: {sent} bytes for the new layer, {full} for the whole image"
         );
         assert_eq!(lab.app_version(i, "app"), "v2");
-        assert_eq!(lab.image_id(i, &v2), lab.controller_image_id(&v2));
+        lab.assert_image_as_on_controller(i, &v2);
     }
     assert!(
         out.stdout.contains("1 of 2 layers sent"),
@@ -132,9 +142,15 @@ fn ship_to_an_offline_host_and_two_more_at_once_then_only_the_new_layer() {
     assert!(out.stderr.contains("already on the host"), "{}", out.stderr);
 }
 
-#[test]
-fn airgapped_hosts_get_the_image_shipped_by_the_standard_deploy() {
-    let lab = DockerLab::start_with(2, &LabOptions { offline: vec![1] });
+on_engines!(airgapped_hosts_get_the_image_shipped_by_the_standard_deploy);
+fn airgapped_hosts_get_the_image_shipped_by_the_standard_deploy(engine: Engine) {
+    let lab = DockerLab::start_with(
+        2,
+        &LabOptions {
+            offline: vec![1],
+            ..LabOptions::on(engine)
+        },
+    );
     let registry = format!(
         "registry = \"{}\"\nregistry_user = \"{}\"\n",
         lab.registry(),
@@ -159,9 +175,9 @@ fn airgapped_hosts_get_the_image_shipped_by_the_standard_deploy() {
     );
 }
 
-#[test]
-fn a_stream_corrupted_on_the_way_loads_nothing_on_that_host_only() {
-    let lab = DockerLab::start(3);
+on_engines!(a_stream_corrupted_on_the_way_loads_nothing_on_that_host_only);
+fn a_stream_corrupted_on_the_way_loads_nothing_on_that_host_only(engine: Engine) {
+    let lab = DockerLab::start(3, engine);
     let p = project(&lab, &inventory(&lab, "")).env("RIGS_TEST_CORRUPT_SHIP", "h2");
     let v1 = format!("{}:v1", lab.image());
     // Uncompressed, so that only rigs' own check can notice the flipped byte.
@@ -255,9 +271,9 @@ impl Watched {
     }
 }
 
-#[test]
-fn an_interrupted_ship_resumes_where_it_stopped() {
-    let lab = DockerLab::start(1);
+on_engines!(an_interrupted_ship_resumes_where_it_stopped);
+fn an_interrupted_ship_resumes_where_it_stopped(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
     let big = lab.big_image("big", 60);
     let p = project(&lab, &inventory(&lab, ""));
     let args = [
@@ -314,9 +330,9 @@ fn an_interrupted_ship_resumes_where_it_stopped() {
     );
 }
 
-#[test]
-fn a_host_that_dies_mid_ship_fails_alone() {
-    let mut lab = DockerLab::start(3);
+on_engines!(a_host_that_dies_mid_ship_fails_alone);
+fn a_host_that_dies_mid_ship_fails_alone(engine: Engine) {
+    let mut lab = DockerLab::start(3, engine);
     let big = lab.big_image("big", 80);
     let p = project(&lab, &inventory(&lab, ""));
     let run = Watched::start(
@@ -351,9 +367,15 @@ fn flip_byte(path: &std::path::Path, at: u64) {
     f.write_all(&[b[0] ^ 0x40]).unwrap();
 }
 
-#[test]
-fn bundles_round_trip_and_damaged_ones_load_nothing() {
-    let lab = DockerLab::start_with(2, &LabOptions { offline: vec![1] });
+on_engines!(bundles_round_trip_and_damaged_ones_load_nothing);
+fn bundles_round_trip_and_damaged_ones_load_nothing(engine: Engine) {
+    let lab = DockerLab::start_with(
+        2,
+        &LabOptions {
+            offline: vec![1],
+            ..LabOptions::on(engine)
+        },
+    );
     let p = project(&lab, &inventory(&lab, ""));
     let (v1, v2) = (format!("{}:v1", lab.image()), format!("{}:v2", lab.image()));
 

@@ -3,7 +3,7 @@
 //! is read, and `rollback` is a release like any other — health-gated, one version for the whole
 //! environment, and loud when a release leaves the hosts on more than one.
 
-use crate::harness::{DockerLab, Project};
+use crate::harness::{on_engines, DockerLab, Engine, Project};
 
 /// A health check that reaches the app inside its container; `broken` exits at once and fails it.
 const CHECK: &str = "health = { http = \"http://127.0.0.1:8080/version\", inside = true, timeout = 20, interval = 0.5 }\n";
@@ -12,14 +12,15 @@ fn standard_recipes() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/docker.rhai")).unwrap()
 }
 
-#[test]
-fn misspelt_missing_and_mistyped_variables_stop_the_run_before_any_host_is_touched() {
-    let lab = DockerLab::start(2);
+on_engines!(misspelt_missing_and_mistyped_variables_stop_the_run_before_any_host_is_touched);
+fn misspelt_missing_and_mistyped_variables_stop_the_run_before_any_host_is_touched(engine: Engine) {
+    let lab = DockerLab::start(2, engine);
     let typo = lab.standard_project(&CHECK.replace("health", "helth"));
     let out = typo.clone().args(["env:lab", "deploy:v1"]).run();
     out.assert_code(2);
     assert!(
-        out.stderr.contains("`helth` is not a variable these tasks read; did you mean `health`?")
+        out.stderr
+            .contains("`helth` is not a variable these tasks read; did you mean `health`?")
             && out.stderr.contains("for deploy:v1")
             && out.stderr.contains("on h1, h2")
             && out.stderr.contains("nothing was run"),
@@ -27,13 +28,19 @@ fn misspelt_missing_and_mistyped_variables_stop_the_run_before_any_host_is_touch
         out.stderr
     );
     // The same under --dry-run: the check comes before anything else.
-    let out = typo.clone().args(["env:lab", "--dry-run", "deploy:v1"]).run();
+    let out = typo
+        .clone()
+        .args(["env:lab", "--dry-run", "deploy:v1"])
+        .run();
     out.assert_code(2);
 
     let p = lab.standard_project(CHECK);
     for (set, needle) in [
         ("keep=two", "`keep` must be an int, not a string (\"two\")"),
-        ("kep=3", "`kep` is not a variable these tasks read; did you mean `keep`?"),
+        (
+            "kep=3",
+            "`kep` is not a variable these tasks read; did you mean `keep`?",
+        ),
         ("airgaped=true", "did you mean `airgapped`?"),
     ] {
         let out = p.clone().args(["env:lab", "--set", set, "deploy:v1"]).run();
@@ -41,7 +48,11 @@ fn misspelt_missing_and_mistyped_variables_stop_the_run_before_any_host_is_touch
         assert!(out.stderr.contains(needle), "--set {set}: {}", out.stderr);
     }
     for i in 0..2 {
-        assert_eq!(lab.docker_ok(i, &["ps", "--all", "--quiet"]), "", "host {i}");
+        assert_eq!(
+            lab.docker_ok(i, &["ps", "--all", "--quiet"]),
+            "",
+            "host {i}"
+        );
         assert!(
             !lab.home(i).join(".rigs").exists(),
             "no lock or history was written on host {i}"
@@ -67,7 +78,8 @@ fn misspelt_missing_and_mistyped_variables_stop_the_run_before_any_host_is_touch
         .run();
     out.assert_code(1);
     assert!(
-        out.stderr.contains("variable `imgae` is not set for this host")
+        out.stderr
+            .contains("variable `imgae` is not set for this host")
             && out.stderr.contains("show.rhai:2:")
             && out.stderr.contains("did you mean `image`?"),
         "{}",
@@ -110,9 +122,9 @@ fn describe_lists_the_variables_a_task_reads_and_a_missing_required_one_is_named
     );
 }
 
-#[test]
-fn rollback_is_health_gated_picks_a_verified_version_and_keeps_one_version() {
-    let lab = DockerLab::start(3);
+on_engines!(rollback_is_health_gated_picks_a_verified_version_and_keeps_one_version);
+fn rollback_is_health_gated_picks_a_verified_version_and_keeps_one_version(engine: Engine) {
+    let lab = DockerLab::start(3, engine);
     let checked = lab.standard_project(CHECK);
     let blind = lab.standard_project("");
     let run = |p: &Project, args: &[&str], code: i32| {
@@ -142,7 +154,14 @@ fn rollback_is_health_gated_picks_a_verified_version_and_keeps_one_version() {
     // fails the host and stops the rolling run there.
     let out = run(
         &checked,
-        &["env:lab", "--batch", "1", "rollback:broken", "--output", "json"],
+        &[
+            "env:lab",
+            "--batch",
+            "1",
+            "rollback:broken",
+            "--output",
+            "json",
+        ],
         1,
     );
     let summary: serde_json::Value = out
@@ -153,7 +172,10 @@ fn rollback_is_health_gated_picks_a_verified_version_and_keeps_one_version() {
         .unwrap();
     let hosts = summary["hosts"].as_array().unwrap();
     assert_eq!(hosts[0]["status"], "failed", "{summary}");
-    assert_eq!(hosts[0]["note"], "back on v1 (broken unhealthy)", "{summary}");
+    assert_eq!(
+        hosts[0]["note"], "back on v1 (broken unhealthy)",
+        "{summary}"
+    );
     assert!(
         hosts[0]["error"]
             .as_str()

@@ -1,8 +1,11 @@
 //! The `docker::` module: the host's docker CLI, driven from recipes.
 //!
 //! Every function composes one `docker ...` line with each argument quoted by the one quoting
-//! helper, and runs it on the task's host like `run` does (same connection, sudo-free, shown in
-//! the output). Secrets never go on a command line: the registry password reaches
+//! helper, and runs it on the task's host like `run` does (same connection, sudo-free). What the
+//! output shows follows what a person needs ([`Shown`]): a deploy runs a dozen read-only queries
+//! for each command that changes something, and docker prints container IDs and progress that
+//! nobody reads, so queries and that chatter show with `-v` only, while every change shows its
+//! command line. Secrets never go on a command line: the registry password reaches
 //! `docker login` on stdin, and container environment values reach `docker run` through
 //! `--env-file /dev/stdin`. Docker's own error message becomes the host's failure.
 
@@ -325,7 +328,14 @@ fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> 
             Shown::Change,
             false,
         )?;
-        docker(ctx, "replace", &strings(&["rm", name]), None, Shown::Change, false)?;
+        docker(
+            ctx,
+            "replace",
+            &strings(&["rm", name]),
+            None,
+            Shown::Change,
+            false,
+        )?;
     }
     let displaced = image_id(ctx, &previous_tag)?;
     if !old_id.is_empty() && old_id != new_id {
@@ -378,7 +388,14 @@ fn remove_if_unreferenced(ctx: &NativeCallContext, id: &str) -> Fallible<()> {
         false,
     )?;
     if users.stdout.trim().is_empty() {
-        docker(ctx, "replace", &strings(&["rmi", id]), None, Shown::Change, true)?;
+        docker(
+            ctx,
+            "replace",
+            &strings(&["rmi", id]),
+            None,
+            Shown::Change,
+            true,
+        )?;
     }
     Ok(())
 }
@@ -641,14 +658,23 @@ pub fn module() -> Module {
         "run",
         |ctx: NativeCallContext, name: &str, image: &str, opts: Map| {
             let (args, stdin) = run_args(&ctx, name, image, &opts)?;
-            docker(&ctx, "run", &args, stdin, Shown::Change, false).map(|r| r.stdout.trim().to_string())
+            docker(&ctx, "run", &args, stdin, Shown::Change, false)
+                .map(|r| r.stdout.trim().to_string())
         },
     );
     m.set_native_fn("dangling_images", |ctx: NativeCallContext, repo: &str| {
         dangling_images(&ctx, repo)
     });
     m.set_native_fn("stop", |ctx: NativeCallContext, name: &str| {
-        docker(&ctx, "stop", &strings(&["stop", name]), None, Shown::Change, false).map(|_| ())
+        docker(
+            &ctx,
+            "stop",
+            &strings(&["stop", name]),
+            None,
+            Shown::Change,
+            false,
+        )
+        .map(|_| ())
     });
     m.set_native_fn("rm", |ctx: NativeCallContext, name: &str| {
         docker(
@@ -688,7 +714,15 @@ pub fn module() -> Module {
         Ok(all.pop().unwrap_or(Dynamic::UNIT))
     });
     m.set_native_fn("logs", |ctx: NativeCallContext, name: &str| {
-        docker(&ctx, "logs", &strings(&["logs", name]), None, Shown::Loud, false).map(|r| r.stdout)
+        docker(
+            &ctx,
+            "logs",
+            &strings(&["logs", name]),
+            None,
+            Shown::Loud,
+            false,
+        )
+        .map(|r| r.stdout)
     });
     m.set_native_fn("logs", |ctx: NativeCallContext, name: &str, opts: Map| {
         let mut args = strings(&["logs"]);

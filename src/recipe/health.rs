@@ -7,7 +7,9 @@
 //!   [`HostOps::command`](super::scope::HostOps::command) like every other `docker::` function.
 //!   Apps usually listen on the host's loopback only, where the controller cannot reach them,
 //!   and the dry-run and verbose output show the probe like any other command. Probes are quiet
-//!   so a long wait does not flood the output; one line reports the result.
+//!   so a long wait does not flood the output; `-v` shows them, and one line for a passed check.
+//!   A failure's first line carries what tells the cause (the crashed container's last log line,
+//!   the HEALTHCHECK's last output): it is what the summary has room for.
 //! - **The tools are looked up once per wait, where the probe runs** (on the host, or inside the
 //!   container with `inside: true`): hosts differ (curl or only wget, GNU or busybox wget, an `nc`
 //!   with or without `-z`, or only bash's `/dev/tcp`), and one probe line per tool keeps each

@@ -168,7 +168,10 @@ impl std::fmt::Display for Problem {
                 value,
             } => write!(f, "`{name}` must be {expected}, not {found} ({value})"),
             Problem::Typo { name, meant } => {
-                write!(f, "`{name}` is not a variable these tasks read; did you mean `{meant}`?")
+                write!(
+                    f,
+                    "`{name}` is not a variable these tasks read; did you mean `{meant}`?"
+                )
             }
         }
     }
@@ -387,10 +390,7 @@ fn variable(name: &str, spec: &Map) -> Result<Variable, String> {
             .as_bool()
             .map_err(|_| format!("`{CONSTANT}.{name}.required` must be true or false"))?,
     };
-    let doc = spec
-        .get("doc")
-        .map(|d| d.to_string())
-        .unwrap_or_default();
+    let doc = spec.get("doc").map(|d| d.to_string()).unwrap_or_default();
     let mut v = Variable {
         name: name.to_string(),
         kinds,
@@ -501,7 +501,10 @@ fn deploy(tag) { vars.image }
         let v = declared();
         assert_eq!(v.list.len(), 3);
         assert!(v.get("image").unwrap().required);
-        assert_eq!(v.get("keep").unwrap().default, Some(toml::Value::Integer(2)));
+        assert_eq!(
+            v.get("keep").unwrap().default,
+            Some(toml::Value::Integer(2))
+        );
         assert_eq!(v.get("health").unwrap().type_text(), "string | map");
         assert!(Variables::from_source(&Engine::new(), "fn a() {}", "x")
             .unwrap()
@@ -511,8 +514,14 @@ fn deploy(tag) { vars.image }
     #[test]
     fn bad_declarations_point_at_the_constant() {
         for (text, needle) in [
-            ("const VARIABLES = #{ a: #{ type: \"strng\" } };", "type `strng`"),
-            ("const VARIABLES = #{ a: #{ kind: \"string\" } };", "unknown field `kind`"),
+            (
+                "const VARIABLES = #{ a: #{ type: \"strng\" } };",
+                "type `strng`",
+            ),
+            (
+                "const VARIABLES = #{ a: #{ kind: \"string\" } };",
+                "unknown field `kind`",
+            ),
             ("const VARIABLES = #{ a: 1 };", "must be a map like"),
             ("const VARIABLES = [1];", "must be a map of"),
             (

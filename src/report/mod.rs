@@ -91,6 +91,29 @@ impl Transfer {
             total: 0,
         }
     }
+
+    /// The total and percentage to show for `done` bytes of `total`: an estimate only grows
+    /// and the percentage only rises, so the display never runs backwards.
+    fn shown_total(&mut self, done: u64, total: Option<Total>) -> (Option<Total>, Option<u64>) {
+        let total = match total {
+            Some(Total::Estimate(bytes)) => {
+                self.top = self.top.max(bytes).max(done);
+                Some(Total::Estimate(self.top))
+            }
+            other => other,
+        };
+        let percent = total.map(|total| {
+            let bytes = total.bytes().max(1);
+            let mut p = (done.min(bytes) * 100) / bytes;
+            if total.is_estimate() && done < bytes {
+                // An estimate may be short: 100% is for when the transfer says it is done.
+                p = p.min(99);
+            }
+            self.percent = self.percent.max(p);
+            self.percent
+        });
+        (total, percent)
+    }
 }
 
 struct Bars {
@@ -150,23 +173,7 @@ impl Reporter {
                 t.shown = Some(now);
                 t.shown_bytes = done;
             }
-            let total = match total {
-                Some(Total::Estimate(bytes)) => {
-                    t.top = t.top.max(bytes).max(done);
-                    Some(Total::Estimate(t.top))
-                }
-                other => other,
-            };
-            let percent = total.map(|total| {
-                let bytes = total.bytes().max(1);
-                let mut p = (done.min(bytes) * 100) / bytes;
-                if total.is_estimate() && done < bytes {
-                    // An estimate may be short: 100% is for when the transfer says it is done.
-                    p = p.min(99);
-                }
-                t.percent = t.percent.max(p);
-                t.percent
-            });
+            let (total, percent) = t.shown_total(done, total);
             let secs = (now - t.started).as_secs_f64();
             let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
             (rate, due, total, percent)
@@ -449,8 +456,7 @@ impl Reporter {
             OutputMode::Json => self.json(summary::json(hosts, interrupted)),
             _ => {
                 let width = terminal_width();
-                let text =
-                    summary::table(hosts, interrupted, width, |code, s| self.paint(code, s));
+                let text = summary::table(hosts, interrupted, width, |code, s| self.paint(code, s));
                 if let Some(text) = text.strip_suffix('\n') {
                     self.line(StreamKind::Stderr, text);
                 }
@@ -491,4 +497,40 @@ fn terminal_width() -> Option<usize> {
 
 pub fn seconds(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_estimated_total_only_grows_and_the_percentage_only_rises() {
+        let mut t = Transfer::new(Instant::now());
+        let mut last = (0, 0);
+        // The compression ratio seen so far swings: the raw estimates go up and down.
+        for (done, estimate) in [
+            (10, 100),
+            (30, 60),
+            (50, 140),
+            (70, 90),
+            (90, 120),
+            (120, 80),
+        ] {
+            let (total, percent) = t.shown_total(done, Some(Total::Estimate(estimate)));
+            let (total, percent) = (total.unwrap(), percent.unwrap());
+            assert!(total.is_estimate());
+            assert!(
+                total.bytes() >= last.0 && total.bytes() >= done,
+                "{total:?}"
+            );
+            assert!(percent >= last.1 && percent <= 99, "{percent}");
+            last = (total.bytes(), percent);
+        }
+        let mut t = Transfer::new(Instant::now());
+        assert_eq!(
+            t.shown_total(50, Some(Total::Exact(50))),
+            (Some(Total::Exact(50)), Some(100))
+        );
+        assert_eq!(t.shown_total(50, None), (None, None));
+    }
 }

@@ -210,3 +210,51 @@ pub fn bytes(n: u64) -> String {
     };
     format!("{value:.digits$} {}", UNITS[unit])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(name: &str, status: HostStatus, error: Option<&str>) -> HostSummary {
+        HostSummary {
+            host: name.into(),
+            status,
+            duration: Duration::from_millis(1500),
+            tasks: Vec::new(),
+            error: error.map(str::to_string),
+            bytes_sent: 0,
+            note: Some("noted".into()),
+            version: None,
+        }
+    }
+
+    #[test]
+    fn rows_show_the_version_else_the_note_and_are_cut_to_the_width() {
+        let long = "container `app` exited with code 1 while waiting for it to become healthy";
+        let mut ok = host("web-1", HostStatus::Ok, None);
+        ok.version = Some("1.2.3".into());
+        let hosts = [ok, host("web-2", HostStatus::Failed, Some(long))];
+        let whole = table(&hosts, false, None, |_, s| s.to_string());
+        let lines: Vec<&str> = whole.lines().collect();
+        assert_eq!(lines[1], "HOST   STATUS           TIME  VERSION  ERROR");
+        assert_eq!(lines[2], "web-1  ok              1.50s  1.2.3");
+        assert!(lines[3].ends_with(long), "{whole}");
+        assert!(lines[3].contains(" noted "), "{whole}");
+        let cut = table(&hosts, false, Some(60), |_, s| s.to_string());
+        let row = cut.lines().nth(3).unwrap();
+        assert_eq!(row.chars().count(), 60, "{cut}");
+        assert!(row.ends_with('…'), "{cut}");
+        let painted = table(&hosts, false, Some(60), |code, s| format!("<{code}>{s}</>"));
+        assert!(painted.contains("<31>failed</>"), "{painted}");
+    }
+
+    #[test]
+    fn the_useful_line_of_an_error_joins_a_header_to_what_it_announces() {
+        assert_eq!(first_useful_line("\n  exit 3\nmore"), "exit 3");
+        assert_eq!(
+            first_useful_line("its last log lines:\nstarting\nagain"),
+            "its last log lines: starting"
+        );
+        assert_eq!(first_useful_line(""), "");
+    }
+}

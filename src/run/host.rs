@@ -161,16 +161,17 @@ pub fn run_step(shared: &Arc<Shared>, step: &Arc<Step>, index: usize) -> StepRes
         .expect("records lock")
         .get("running")
         .and_then(|v| v.as_str().map(str::to_string));
-    let version = ops
-        .records
-        .lock()
-        .expect("records lock")
-        .get("version")
+    let records = ops.records.lock().expect("records lock");
+    // What the host runs now, when the task says; else the version it was about.
+    let version = records
+        .get("running")
+        .or(records.get("version"))
         .and_then(|v| match v {
             serde_json::Value::Null => None,
             serde_json::Value::String(s) => Some(s.clone()),
             other => Some(other.to_string()),
         });
+    drop(records);
     if !shared.settings.dry_run {
         let records = std::mem::take(&mut *ops.records.lock().expect("records lock"));
         super::history::append(
@@ -397,8 +398,7 @@ impl HostOps for HostRunner {
 
         let splitters = Mutex::new((LineSplitter::default(), LineSplitter::default()));
         let reporter = shared.reporter.clone();
-        let quiet =
-            options.quiet || (options.chatter && !shared.reporter.shows_verbose_output());
+        let quiet = options.quiet || (options.chatter && !shared.reporter.shows_verbose_output());
         let mut sink =
             match &options.stdout_file {
                 Some(path) => Some(FileSink::create(path).map_err(|e| {

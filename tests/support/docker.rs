@@ -1,14 +1,20 @@
 //! Real Docker engines behind real sshd hosts, a controller engine, and a real registry with
 //! password auth.
 //!
-//! Each simulated host gets its own `dockerd` (own data-root, exec-root, socket and pidfile, no
-//! bridge and no iptables changes, so nothing on the machine's network moves) and an sshd whose
-//! sessions see it as `DOCKER_HOST`. One `docker-registry` with htpasswd auth listens on
-//! 127.0.0.1, which engines trust without TLS.
+//! Each simulated host gets its own `dockerd` (own data-root, exec-root, daemon.json, socket and
+//! pidfile, no bridge and no iptables changes, so nothing on the machine's network moves) and an
+//! sshd whose sessions see it as `DOCKER_HOST`, with the engine's own `docker` client first on
+//! their `PATH`. One `docker-registry` with htpasswd auth listens on 127.0.0.1, which engines
+//! trust without TLS.
 //!
 //! One more engine, the controller's, is reached only through its socket: it stands for the
 //! machine `rigs` runs on. The test images are built and pushed there and stay there, so image
 //! shipping has a real source, while every host engine starts empty.
+//!
+//! A lab runs either [`Engine`]: the classic one or the modern one with the containerd image
+//! store, whose dockerd starts a containerd of its own (its state in the engine's folders, like
+//! the classic dockerd's). The hosts and the controller may run different ones, as a controller
+//! with a current Docker shipping to old hosts does. A modern controller pushes OCI manifests.
 //!
 //! The images share a base, a busybox-static root made with `docker import` (tagged
 //! `{registry}/base:1`, outside the app repository whose tags tests count). `app:v1`, `app:v2` and
@@ -30,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use super::engine::Engine;
 use super::sshd::SshLab;
 
 pub const REGISTRY_USER: &str = "deployer";
@@ -38,23 +45,45 @@ pub const REGISTRY_PASSWORD: &str = "Reg1stry-s3cret pass";
 const HTTPD: &str = r#"["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]"#;
 const FAIL_AT_ONCE: &str = r#"["/bin/sh", "-c", "echo starting; exit 1"]"#;
 
-/// How a lab's hosts differ from the default (every host online).
-#[derive(Debug, Clone, Default)]
+/// Which engines a lab runs, and which hosts are offline.
+#[derive(Debug, Clone)]
 pub struct LabOptions {
     /// Hosts (0-based) whose engine cannot reach the registry or any other network.
     pub offline: Vec<usize>,
+    /// Every host's engine.
+    pub hosts: Engine,
+    /// The controller's engine, where the test images are built.
+    pub controller: Engine,
+}
+
+impl LabOptions {
+    /// Every host and the controller on `engine`, all online.
+    pub fn on(engine: Engine) -> LabOptions {
+        LabOptions::fleet(engine, engine)
+    }
+
+    /// A controller on one engine and hosts on another, all online.
+    pub fn fleet(controller: Engine, hosts: Engine) -> LabOptions {
+        LabOptions {
+            offline: Vec::new(),
+            hosts,
+            controller,
+        }
+    }
 }
 
 pub struct DockerLab {
     // Field order is drop order: hosts go first, then engines, then the registry.
     pub ssh: SshLab,
-    engines: Vec<Engine>,
-    controller: Engine,
+    engines: Vec<Dockerd>,
+    controller: Dockerd,
     registry: Option<Registry>,
     dir: tempfile::TempDir,
 }
 
-struct Engine {
+/// One running engine: a dockerd (and the containerd it started) with its folders.
+struct Dockerd {
+    kind: Engine,
     child: Option<Child>,
     socket: PathBuf,
     root: PathBuf,
@@ -67,14 +96,15 @@ struct Registry {
 }
 
 impl DockerLab {
-    pub fn start(n: usize) -> DockerLab {
-        DockerLab::start_with(n, &LabOptions::default())
+    /// `n` online hosts and the controller, all on `engine`.
+    pub fn start(n: usize, engine: Engine) -> DockerLab {
+        DockerLab::start_with(n, &LabOptions::on(engine))
     }
 
     pub fn start_with(n: usize, options: &LabOptions) -> DockerLab {
+        options.hosts.assert_installed();
+        options.controller.assert_installed();
         for tool in [
-            "/usr/sbin/dockerd",
-            "/usr/bin/docker",
             "/usr/bin/docker-registry",
             "/bin/busybox",
             "/usr/bin/unshare",
@@ -93,10 +123,12 @@ impl DockerLab {
             .prefix("rigs-docker-")
             .tempdir()
             .unwrap();
-        let mut controller = Engine::start(&dir.path().join("controller"), false);
-        let mut engines: Vec<Engine> = (0..n)
+        let mut controller =
+            Dockerd::start(options.controller, &dir.path().join("controller"), false);
+        let mut engines: Vec<Dockerd> = (0..n)
             .map(|i| {
-                Engine::start(
+                Dockerd::start(
+                    options.hosts,
                     &dir.path().join(format!("e{}", i + 1)),
                     options.offline.contains(&i),
                 )
@@ -110,6 +142,10 @@ impl DockerLab {
         let sockets: Vec<String> = engines
             .iter()
             .map(|e| e.socket.display().to_string())
+            .collect();
+        let paths: Vec<String> = engines
+            .iter()
+            .map(|e| format!("{}:/usr/local/bin:/usr/bin:/bin", e.bin().display()))
             .collect();
         // Each host gets a home folder of its own, as separate machines have: locks, history
         // and kept parts of one lab never meet another's, or another host's.
@@ -128,9 +164,10 @@ impl DockerLab {
             .collect();
         let ssh = SshLab::start_each(n, |i| {
             format!(
-                "SetEnv DOCKER_HOST=unix://{} HOME={}",
+                "SetEnv DOCKER_HOST=unix://{} HOME={} PATH={}",
                 sockets[i],
-                homes[i].display()
+                homes[i].display(),
+                paths[i]
             )
         });
         let lab = DockerLab {
@@ -142,6 +179,24 @@ impl DockerLab {
         };
         lab.publish_images();
         lab
+    }
+
+    /// The hosts' engine.
+    pub fn engine(&self) -> Engine {
+        self.engines
+            .first()
+            .map_or(self.controller.kind, |e| e.kind)
+    }
+
+    /// The controller's engine.
+    pub fn controller_engine(&self) -> Engine {
+        self.controller.kind
+    }
+
+    /// `PATH` for rigs on the controller: the controller engine's `docker` client first.
+    pub fn controller_path(&self) -> String {
+        let rest = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".to_string());
+        format!("{}:{rest}", self.controller.bin().display())
     }
 
     /// An inventory with environment `lab` holding every host, logged in to as the test account.
@@ -234,7 +289,21 @@ impl DockerLab {
 
     /// Runs the docker CLI against host `i`'s engine directly (for assertions).
     pub fn docker(&self, i: usize, args: &[&str]) -> Output {
-        docker(&self.engines[i], &self.client_config(i), args)
+        self.docker_command(i)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker")
+    }
+
+    /// The docker CLI of host `i`'s engine, set to reach it with the test client configuration.
+    pub fn docker_command(&self, i: usize) -> Command {
+        self.engines[i].command(&self.client_config(i))
+    }
+
+    /// The docker CLI of the controller's engine, set to reach it, logged in to the registry.
+    pub fn controller_docker_command(&self) -> Command {
+        self.controller.command(&self.controller_client_config())
     }
 
     pub fn docker_ok(&self, i: usize, args: &[&str]) -> String {
@@ -243,7 +312,11 @@ impl DockerLab {
 
     /// Runs the docker CLI against the controller engine.
     pub fn controller_docker(&self, args: &[&str]) -> Output {
-        docker(&self.controller, &self.controller_client_config(), args)
+        self.controller_docker_command()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker")
     }
 
     pub fn controller_docker_ok(&self, args: &[&str]) -> String {
@@ -258,6 +331,24 @@ impl DockerLab {
     /// The image ID `reference` names on the controller, or "" when it does not have it.
     pub fn controller_image_id(&self, reference: &str) -> String {
         image_id(self.controller_docker(&["image", "inspect", "--format", "{{.Id}}", reference]))
+    }
+
+    /// Asserts that host `i` holds `reference` as the controller does: the same image ID when both
+    /// run the same kind of engine, else (an image's ID is its config's digest on a classic
+    /// engine, its manifest's on a modern one) the same layers.
+    #[track_caller]
+    pub fn assert_image_as_on_controller(&self, i: usize, reference: &str) {
+        let id = self.image_id(i, reference);
+        assert_ne!(id, "", "host {i} does not hold {reference}");
+        if self.engine() == self.controller_engine() {
+            assert_eq!(id, self.controller_image_id(reference), "{reference} on host {i}");
+        } else {
+            assert_eq!(
+                self.diff_ids(Some(i), reference),
+                self.diff_ids(None, reference),
+                "{reference}'s layers on host {i}"
+            );
+        }
     }
 
     /// The diff IDs of `reference`'s layers, base first, on host `i` (`None`: the controller).
@@ -357,9 +448,9 @@ impl DockerLab {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let imported = Command::new("docker")
+        let imported = self
+            .controller_docker_command()
             .args(["import", "--change", r#"CMD ["/bin/sh"]"#, "-", &base])
-            .env("DOCKER_HOST", self.controller_docker_host())
             .stdin(tar.stdout.take().unwrap())
             .output()
             .unwrap();
@@ -379,7 +470,8 @@ impl DockerLab {
             references.push(reference);
         }
 
-        let mut login = Command::new("docker")
+        let mut login = self
+            .controller_docker_command()
             .args([
                 "login",
                 "--username",
@@ -387,8 +479,6 @@ impl DockerLab {
                 "--password-stdin",
                 &self.registry(),
             ])
-            .env("DOCKER_HOST", self.controller_docker_host())
-            .env("DOCKER_CONFIG", self.controller_client_config())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -407,10 +497,8 @@ impl DockerLab {
         let pushes: Vec<Child> = references[1..]
             .iter()
             .map(|r| {
-                Command::new("docker")
+                self.controller_docker_command()
                     .args(["push", r])
-                    .env("DOCKER_HOST", self.controller_docker_host())
-                    .env("DOCKER_CONFIG", self.controller_client_config())
                     .stdin(Stdio::null())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
@@ -447,7 +535,8 @@ impl DockerLab {
 
     /// Logs host `i`'s test client in to the lab registry.
     pub fn docker_login(&self, i: usize) -> Output {
-        let mut child = Command::new("docker")
+        let mut child = self
+            .docker_command(i)
             .args([
                 "login",
                 "--username",
@@ -455,8 +544,6 @@ impl DockerLab {
                 "--password-stdin",
                 &self.registry(),
             ])
-            .env("DOCKER_HOST", self.docker_host(i))
-            .env("DOCKER_CONFIG", self.client_config(i))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -486,16 +573,6 @@ impl DockerLab {
     }
 }
 
-fn docker(engine: &Engine, config: &Path, args: &[&str]) -> Output {
-    Command::new("docker")
-        .args(args)
-        .env("DOCKER_HOST", engine.docker_host())
-        .env("DOCKER_CONFIG", config)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run docker")
-}
-
 #[track_caller]
 fn ok(args: &[&str], out: Output) -> String {
     assert!(
@@ -514,11 +591,14 @@ fn image_id(out: Output) -> String {
     }
 }
 
-impl Engine {
-    /// Starts dockerd under `dir`; an `offline` one in a new network namespace with only
-    /// loopback up.
-    fn start(dir: &Path, offline: bool) -> Engine {
-        std::fs::create_dir_all(dir).unwrap();
+impl Dockerd {
+    /// Starts a `kind` dockerd under `dir`; an `offline` one in a new network namespace with
+    /// only loopback up. `dir/bin` holds the engine's `docker` client, for the `PATH` of those
+    /// who talk to it.
+    fn start(kind: Engine, dir: &Path, offline: bool) -> Dockerd {
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::os::unix::fs::symlink(kind.docker(), dir.join("bin/docker")).unwrap();
+        std::fs::write(dir.join("daemon.json"), kind.daemon_json()).unwrap();
         let socket = dir.join("docker.sock");
         let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
         let mut command = if offline {
@@ -529,13 +609,18 @@ impl Engine {
                 "-c",
                 "ip link set lo up && exec \"$@\"",
                 "sh",
-                "dockerd",
-            ]);
+            ])
+            .arg(kind.dockerd());
             c
         } else {
-            Command::new("dockerd")
+            Command::new(kind.dockerd())
         };
+        if let Some(path) = kind.daemon_path() {
+            command.env("PATH", path);
+        }
         let child = command
+            .arg("--config-file")
+            .arg(dir.join("daemon.json"))
             .arg("--data-root")
             .arg(dir.join("data"))
             .arg("--exec-root")
@@ -556,8 +641,9 @@ impl Engine {
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("start dockerd (docker.io)");
-        Engine {
+            .unwrap_or_else(|e| panic!("start {}: {e}", kind.dockerd().display()));
+        Dockerd {
+            kind,
             child: Some(child),
             socket,
             root: dir.to_path_buf(),
@@ -568,16 +654,31 @@ impl Engine {
         format!("unix://{}", self.socket.display())
     }
 
+    /// The folder holding this engine's `docker` client (alone).
+    fn bin(&self) -> PathBuf {
+        self.root.join("bin")
+    }
+
+    /// This engine's docker client, set to reach it with client configuration `config`.
+    fn command(&self, config: &Path) -> Command {
+        let mut command = Command::new(self.kind.docker());
+        command
+            .env("DOCKER_HOST", self.docker_host())
+            .env("DOCKER_CONFIG", config);
+        command
+    }
+
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let ok = Command::new("docker")
+            let ok = Command::new(self.kind.docker())
                 .args(["version", "--format", "{{.Server.Version}}"])
                 .env("DOCKER_HOST", self.docker_host())
                 .output()
                 .map(|o| o.status.success())
                 .unwrap_or(false);
             if ok {
+                self.assert_image_store();
                 let pid =
                     std::fs::read_to_string(self.root.join("dockerd.pid")).unwrap_or_default();
                 let child = self.child.as_ref().map(Child::id);
@@ -602,9 +703,28 @@ impl Engine {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+
+    /// Checks that the engine keeps its images where its kind does: the containerd image store
+    /// for a modern engine, a graph driver for a classic one.
+    fn assert_image_store(&self) {
+        let out = Command::new(self.kind.docker())
+            .args(["info", "--format", "{{.Driver}} {{json .DriverStatus}}"])
+            .env("DOCKER_HOST", self.docker_host())
+            .output()
+            .expect("docker info");
+        let info = String::from_utf8_lossy(&out.stdout);
+        let containerd = info.contains("io.containerd.snapshotter.v1");
+        assert_eq!(
+            containerd,
+            self.kind == Engine::Modern,
+            "the {} engine at {} reports its image store as: {info}",
+            self.kind.name(),
+            self.root.display()
+        );
+    }
 }
 
-impl Drop for Engine {
+impl Drop for Dockerd {
     fn drop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
@@ -612,7 +732,8 @@ impl Drop for Engine {
         // Containers first, so dockerd's shutdown is quick and leaves no mounts behind.
         let _ = Command::new("sh")
             .arg("-c")
-            .arg("ids=$(docker ps -aq); [ -z \"$ids\" ] || docker rm -f $ids")
+            .arg("ids=$(\"$0\" ps -aq); [ -z \"$ids\" ] || \"$0\" rm -f $ids")
+            .arg(self.kind.docker())
             .env("DOCKER_HOST", self.docker_host())
             .output();
         let _ = Command::new("kill")
@@ -627,6 +748,12 @@ impl Drop for Engine {
         }
         let _ = child.kill();
         let _ = child.wait();
+        // A dockerd that had to be killed leaves its containerd and shims running.
+        for pid in processes_naming(&self.root) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
         // Anything still mounted under the engine's folders would keep it from being removed.
         if let Ok(mounts) = std::fs::read_to_string("/proc/mounts") {
             let root = self.root.display().to_string();
@@ -639,6 +766,24 @@ impl Drop for Engine {
             }
         }
     }
+}
+
+/// The processes whose command line names a path inside `dir`, from /proc.
+fn processes_naming(dir: &Path) -> Vec<u32> {
+    let needle = format!("{}/", dir.display());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if pid != std::process::id() && String::from_utf8_lossy(&cmdline).contains(&needle) {
+            found.push(pid);
+        }
+    }
+    found
 }
 
 impl Registry {
