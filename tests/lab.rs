@@ -23,6 +23,19 @@ fn lab_offline_host_and_shared_base_layers(controller: Engine, hosts: Engine) {
     let v2 = format!("{}:v2", lab.image());
 
     lab.assert_offline(1);
+    // A modern controller pushes OCI manifests, a classic one Docker's.
+    let manifest = lab
+        .controller_docker_command()
+        .args(["manifest", "inspect", "--insecure", &v1])
+        .env("DOCKER_CLI_EXPERIMENTAL", "enabled")
+        .output()
+        .unwrap();
+    let manifest = String::from_utf8_lossy(&manifest.stdout);
+    let media_type = match controller {
+        Engine::Classic => "application/vnd.docker.distribution.manifest.v2+json",
+        Engine::Modern => "application/vnd.oci.image.manifest.v1+json",
+    };
+    assert!(manifest.contains(media_type), "{manifest}");
     assert!(lab.app_tags(0).is_empty() && lab.app_tags(1).is_empty());
     assert!(lab.docker_login(0).status.success());
     lab.docker_ok(0, &["pull", &v1]);
@@ -44,10 +57,11 @@ fn lab_offline_host_and_shared_base_layers(controller: Engine, hosts: Engine) {
     // The hosts' sessions find the client of their own engine first.
     let out = lab
         .standard_project("")
-        .args([
-            "env:lab",
-            "exec:docker version --format {{.Client.Version}}/{{.Server.Version}}",
-        ])
+        .recipe(
+            "versions.rhai",
+            "/// The docker client's and engine's versions.\nfn versions() { run(\"docker version --format '{{.Client.Version}}/{{.Server.Version}}'\"); }\n",
+        )
+        .args(["env:lab", "versions"])
         .timeout(60)
         .run();
     out.assert_code(0);

@@ -560,8 +560,18 @@ impl Waiter<'_> {
             "created" => "was created but is not started".to_string(),
             other => format!("is {other}"),
         };
+        // The engine may report the exit before its log copier has written the last lines: a
+        // crash that seems to have logged nothing is looked at again, briefly.
+        let mut fetched = self.last_logs();
+        for _ in 0..5 {
+            if !matches!(&fetched, Ok(l) if l.trim().is_empty()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            fetched = self.last_logs();
+        }
         // The first line carries the last log line: it is what a summary row has room for.
-        let logs = match self.last_logs() {
+        let logs = match fetched {
             Ok(logs) => match last_line(&logs) {
                 None => "; it logged nothing".to_string(),
                 Some(last) if logs.trim().lines().count() == 1 => {

@@ -75,6 +75,8 @@ impl LabOptions {
 pub struct DockerLab {
     // Field order is drop order: hosts go first, then engines, then the registry.
     pub ssh: SshLab,
+    /// The hosts' engine kind.
+    engine: Engine,
     engines: Vec<Dockerd>,
     controller: Dockerd,
     registry: Option<Registry>,
@@ -172,6 +174,7 @@ impl DockerLab {
         });
         let lab = DockerLab {
             ssh,
+            engine: options.hosts,
             engines,
             controller,
             registry: Some(registry),
@@ -183,9 +186,7 @@ impl DockerLab {
 
     /// The hosts' engine.
     pub fn engine(&self) -> Engine {
-        self.engines
-            .first()
-            .map_or(self.controller.kind, |e| e.kind)
+        self.engine
     }
 
     /// The controller's engine.

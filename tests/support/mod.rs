@@ -17,7 +17,7 @@ mod user;
 pub use agent::SshAgent;
 pub use docker::{DockerLab, LabOptions, REGISTRY_PASSWORD, REGISTRY_USER};
 pub(crate) use engine::on_engines;
-pub use engine::{modern_root, Engine};
+pub use engine::Engine;
 pub use netns::BastionLab;
 pub use project::{Project, RunOutput};
 pub use sshd::{keygen, unused_port, SshLab};
