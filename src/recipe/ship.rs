@@ -141,7 +141,7 @@ fn last_line(text: &str) -> &str {
 
 /// What the host's engine holds.
 fn query(ops: &dyn HostOps) -> Result<remote::HostImages, Fail> {
-    let r = ops.command(remote::query_command(), &silent(), false)?;
+    let r = ops.command(&remote::query_command(), &silent(), false)?;
     if !r.ok() {
         return Err(fail(format!(
             "cannot ask the host's docker engine what it holds: {}",
@@ -394,8 +394,8 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
             ))
         })?;
     let held = held?;
-    if held.has(&image.id) {
-        tag(ops, &image.id, reference)?;
+    if let Some(copy) = held.find(&image.id, &image.created, &image.diff_ids) {
+        tag(ops, &copy.id, reference)?;
         if o.resume {
             // An interrupted ship may have finished loading after all: its parts are useless.
             ops.command(
@@ -488,12 +488,18 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
         )?;
         let state = group.state();
         if streamed.result.ok() {
-            let id = remote::loaded_id(&streamed.result.stdout).unwrap_or_default();
-            if id != image.id {
+            let loaded = remote::loaded(&streamed.result.stdout).unwrap_or_default();
+            if !loaded.is(&image.id, &image.created, &image.diff_ids) {
                 return Err(fail(format!(
-                    "after loading, the host has {reference} as {}, the controller as {}",
-                    if id.is_empty() { "nothing" } else { &id },
-                    image.id
+                    "after loading, the host has {reference} as {}, the controller as {} ({} layers, built {})",
+                    if loaded.id.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        format!("{} ({} layers, built {})", loaded.id, loaded.layers.len(), loaded.created)
+                    },
+                    image.id,
+                    image.diff_ids.len(),
+                    image.created
                 )));
             }
             ops.message(

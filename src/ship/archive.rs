@@ -6,10 +6,14 @@
 //! files are missing for layers they already hold. The end-of-archive marker is never copied:
 //! the receiving side appends it only once the stream is verified (see `remote`).
 //!
-//! Which entry is which layer depends on the engine that saved it. From Docker 25 on, layers
-//! are `blobs/sha256/<diff id>`. Older engines name them `<v1 id>/layer.tar`, where the v1 id
-//! cannot be derived from the diff id, so the entry's digest must be computed: one pass learns
-//! the names (`scan`) and the result is cached per image on the controller.
+//! Which entry is which layer depends on the engine that saved it. Docker 25 and later with the
+//! classic image store name layers `blobs/sha256/<diff id>`. Older engines name them
+//! `<v1 id>/layer.tar`, where the v1 id cannot be derived from the diff id, and the containerd
+//! image store saves each layer as the blob it keeps — usually gzip-compressed, named by the
+//! digest of the compressed bytes, which says nothing about the diff id. Every layout has a
+//! `manifest.json` whose `Layers` list the layer entries in the order of the config's
+//! `rootfs.diff_ids`, but both come at the end of the archive, after the layers. So one pass
+//! learns the names (`scan`) and the result is cached per image on the controller.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
@@ -27,10 +31,12 @@ pub struct LayerNames {
 
 impl LayerNames {
     pub fn diff_id(&self, path: &str) -> Option<String> {
-        if let Some(hex) = path.strip_prefix("blobs/sha256/") {
-            return Some(format!("sha256:{hex}"));
+        if let Some(d) = self.by_path.get(path) {
+            return Some(d.clone());
         }
-        self.by_path.get(path).cloned()
+        // Unlearnt, a blob's name is its digest: the diff id when the layer is not compressed.
+        path.strip_prefix("blobs/sha256/")
+            .map(|hex| format!("sha256:{hex}"))
     }
 
     /// Whether every layer of `diff_ids` can be found by name.
@@ -70,9 +76,50 @@ impl LayerNames {
     }
 }
 
-/// Whether an entry may be a layer worth hashing.
+/// Whether an entry may be an uncompressed layer of an old-format archive, worth hashing when
+/// its manifest does not say which layer it is.
 fn layer_like(path: &str) -> bool {
-    path.ends_with("/layer.tar") || path.starts_with("blobs/sha256/")
+    path.ends_with("/layer.tar")
+}
+
+/// Entries up to this size are kept while learning names: the manifest and the configs it
+/// points to are among them.
+const SMALL_ENTRY: u64 = 4 * 1024 * 1024;
+/// And no more than this in all.
+const SMALL_ENTRIES: usize = 64 * 1024 * 1024;
+
+/// Layer entry -> diff id from the archive's `manifest.json` and the configs it names.
+fn manifest_names(small: &HashMap<String, Vec<u8>>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let Some(manifest) = small
+        .get("manifest.json")
+        .and_then(|m| serde_json::from_slice::<serde_json::Value>(m).ok())
+    else {
+        return out;
+    };
+    for image in manifest.as_array().into_iter().flatten() {
+        let Some(config) = image["Config"]
+            .as_str()
+            .and_then(|c| small.get(c.trim_start_matches("./")))
+            .and_then(|c| serde_json::from_slice::<serde_json::Value>(c).ok())
+        else {
+            continue;
+        };
+        let diff_ids = config["rootfs"]["diff_ids"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let layers = image["Layers"].as_array().cloned().unwrap_or_default();
+        if diff_ids.len() != layers.len() {
+            continue;
+        }
+        for (layer, diff_id) in layers.iter().zip(&diff_ids) {
+            if let (Some(l), Some(d)) = (layer.as_str(), diff_id.as_str()) {
+                out.insert(l.trim_start_matches("./").to_string(), d.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// One copy being written by a pass, without the layers in `skip`.
@@ -168,7 +215,8 @@ fn pax_path(data: &[u8]) -> Option<String> {
 
 /// Copies the archive in `input` to every output, leaving out entries whose layer is in that
 /// output's skip set, and stops at the end-of-archive marker (which is not copied). With
-/// `hash_layers`, also computes the digest of every layer-like entry.
+/// `hash_layers` (learning names), also reads the manifest, and computes the digest of the
+/// old-format layer entries it does not name.
 pub fn pass(
     mut input: impl Read,
     names: &LayerNames,
@@ -181,6 +229,8 @@ pub fn pass(
     // Extension headers (long names, pax) travel with the entry that follows them.
     let mut pending: Vec<u8> = Vec::new();
     let mut long_name: Option<String> = None;
+    let mut small: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut small_total = 0usize;
     loop {
         if !read_block(&mut input, &mut block)? {
             break;
@@ -244,6 +294,9 @@ pub fn pass(
             return Err(io::Error::other("no host is receiving the image any more"));
         }
         let mut hasher = (hash_layers && layer_like(&path)).then(Sha256::new);
+        let mut kept =
+            (hash_layers && size <= SMALL_ENTRY && small_total + size as usize <= SMALL_ENTRIES)
+                .then(|| Vec::with_capacity(size as usize));
         let mut left = padded(size);
         let mut data_left = size;
         while left > 0 {
@@ -254,9 +307,12 @@ pub fn pass(
                     "the image archive ends in the middle of {path}"
                 )));
             }
+            let data = (n as u64).min(data_left) as usize;
             if let Some(h) = hasher.as_mut() {
-                let data = (n as u64).min(data_left) as usize;
                 h.update(&buf[..data]);
+            }
+            if let Some(k) = kept.as_mut() {
+                k.extend_from_slice(&buf[..data]);
             }
             data_left = data_left.saturating_sub(n as u64);
             for (o, keep) in outputs.iter_mut().zip(&keep) {
@@ -267,6 +323,10 @@ pub fn pass(
             left -= n as u64;
             stats.read += n as u64;
         }
+        if let Some(k) = kept {
+            small_total += k.len();
+            small.insert(path.clone(), k);
+        }
         if let Some(h) = hasher {
             stats
                 .names
@@ -274,6 +334,7 @@ pub fn pass(
                 .insert(path, format!("sha256:{}", crate::ssh::hex(&h.finalize())));
         }
     }
+    stats.names.by_path.extend(manifest_names(&small));
     Ok(stats)
 }
 
@@ -378,6 +439,31 @@ mod tests {
             ]
         );
         assert_eq!(entries(&full)[1].1, base);
+    }
+
+    #[test]
+    fn compressed_blobs_are_named_by_the_manifest() {
+        let layer = b"a gzip blob".to_vec();
+        let config = br#"{"rootfs":{"type":"layers","diff_ids":["sha256:d1"]}}"#.to_vec();
+        let manifest = br#"[{"Config":"blobs/sha256/cfg","Layers":["blobs/sha256/blob1"]}]"#;
+        let input = archive(&[
+            ("blobs/sha256/blob1", layer.clone()),
+            ("blobs/sha256/cfg", config),
+            ("index.json", b"{}".to_vec()),
+            ("manifest.json", manifest.to_vec()),
+        ]);
+        let names = scan(&input[..]).unwrap();
+        assert_eq!(
+            names.diff_id("blobs/sha256/blob1").as_deref(),
+            Some("sha256:d1")
+        );
+        assert!(names.covers(&["sha256:d1".to_string()]));
+        let skip: HashSet<String> = ["sha256:d1".to_string()].into();
+        let mut delta = Vec::new();
+        let mut outputs = [Output::new(&skip, &mut delta)];
+        pass(&input[..], &names, &mut outputs, false).unwrap();
+        assert_eq!(outputs[0].stats.layers_skipped, 1);
+        assert!(!entries(&delta).iter().any(|e| e.0 == "blobs/sha256/blob1"));
     }
 
     #[test]

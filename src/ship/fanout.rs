@@ -39,10 +39,17 @@ pub struct ImageInfo {
     pub reference: String,
     pub id: String,
     pub diff_ids: Vec<String>,
+    /// When the image was built: with the diff ids, what identifies it across image stores,
+    /// whose image ids differ (the classic store's is the config digest, the containerd
+    /// store's the manifest digest).
+    pub created: String,
     pub repo_tags: Vec<String>,
     pub size: u64,
     /// The controller engine's version: which archive layout `docker save` writes.
     pub engine_version: String,
+    /// Whether the controller's engine keeps images in containerd's store, whose `docker save`
+    /// names layers by the digest of their (usually compressed) blobs.
+    pub containerd_store: bool,
 }
 
 impl ImageInfo {
@@ -61,19 +68,23 @@ impl ImageInfo {
                 .unwrap_or_default()
         };
         let version = docker(&["version", "--format", "{{.Server.Version}}"])?;
+        let drivers = docker(&["info", "--format", "{{json .DriverStatus}}"]).unwrap_or_default();
         Ok(ImageInfo {
             reference: reference.to_string(),
             id: value["Id"].as_str().unwrap_or_default().to_string(),
             diff_ids: strings(&value["RootFS"]["Layers"]),
+            created: value["Created"].as_str().unwrap_or_default().to_string(),
             repo_tags: strings(&value["RepoTags"]),
             size: value["Size"].as_u64().unwrap_or(0),
             engine_version: version.trim().to_string(),
+            containerd_store: drivers.contains("io.containerd.snapshotter"),
         })
     }
 
-    /// Engines before 25 name layers by v1 id, which only their content digest maps to.
-    fn names_layers_by_digest(&self) -> bool {
-        compress::engine_major(&self.engine_version) >= 25
+    /// Whether `docker save` names every layer by its diff id: from Docker 25 on with the
+    /// classic store. Older engines name them by v1 id, and the containerd store by blob digest.
+    fn names_layers_by_diff_id(&self) -> bool {
+        compress::engine_major(&self.engine_version) >= 25 && !self.containerd_store
     }
 }
 
@@ -559,7 +570,7 @@ pub(super) fn finish_save(mut child: std::process::Child, what: &str) -> Result<
 fn produce_save(image: &ImageInfo, outs: &mut [GroupOut]) -> Result<Vec<OutputStats>, String> {
     let wants_delta = outs.iter().any(|o| !o.skip.is_empty());
     let mut names = LayerNames::cached(&image.id).unwrap_or_default();
-    let learn = !image.names_layers_by_digest() && !names.covers(&image.diff_ids);
+    let learn = !image.names_layers_by_diff_id() && !names.covers(&image.diff_ids);
     if learn && wants_delta {
         let mut child = save(std::slice::from_ref(&image.reference))?;
         let stdout = child.stdout.take().expect("piped stdout");

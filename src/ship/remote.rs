@@ -99,7 +99,7 @@ pub fn load_command(compression: Compression, resume: Option<&str>, check: Optio
         loaded = match check {
             // The loaded image's id, in the same round trip.
             Some(reference) => format!(
-                " && docker image inspect --format '{LOADED} {{{{.Id}}}}' {}",
+                " && docker image inspect --format '{LOADED} {IMAGE_FORMAT}' {}",
                 crate::quote::quote(reference)
             ),
             None => String::new(),
@@ -107,31 +107,71 @@ pub fn load_command(compression: Compression, resume: Option<&str>, check: Optio
     )
 }
 
-/// Prefixes the image id printed after a load.
+/// Prefixes the image printed after a load.
 pub const LOADED: &str = "rigs-loaded";
 
-/// The id [`load_command`] printed after loading, if any.
-pub fn loaded_id(stdout: &str) -> Option<&str> {
+/// How a host describes one image: id, creation time, diff ids.
+const IMAGE_FORMAT: &str = "{{.Id}} {{.Created}} {{range .RootFS.Layers}}{{.}},{{end}}";
+
+/// The image [`load_command`] printed after loading, if any.
+pub fn loaded(stdout: &str) -> Option<HostImage> {
     stdout
         .lines()
         .find_map(|l| l.strip_prefix(LOADED))
-        .map(str::trim)
+        .map(HostImage::parse)
 }
 
-/// One shell line asking the engine its version and, for every image it holds, its id and
-/// layer diff ids.
-pub fn query_command() -> &'static str {
-    "docker version --format '{{.Server.Version}}' && echo -- && \
-     docker image ls --all --quiet --no-trunc | sort -u | \
-     xargs -r docker image inspect --format '{{.Id}} {{range .RootFS.Layers}}{{.}},{{end}}'"
+/// One shell line asking the engine its version and, for every image it holds, its id,
+/// creation time and layer diff ids.
+pub fn query_command() -> String {
+    format!(
+        "docker version --format '{{{{.Server.Version}}}}' && echo -- && \
+         docker image ls --all --quiet --no-trunc | sort -u | \
+         xargs -r docker image inspect --format '{IMAGE_FORMAT}'"
+    )
+}
+
+/// One image on a host.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostImage {
+    pub id: String,
+    pub created: String,
+    /// Diff ids, bottom first.
+    pub layers: Vec<String>,
+}
+
+impl HostImage {
+    fn parse(line: &str) -> HostImage {
+        let mut words = line.split_whitespace();
+        let id = words.next().unwrap_or("").to_string();
+        let created = words.next().unwrap_or("").to_string();
+        let layers = words
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        HostImage {
+            id,
+            created,
+            layers,
+        }
+    }
+
+    /// Whether this is the controller's image: the same id on the same kind of store, else
+    /// the same layers built at the same moment (ids differ between the classic store and
+    /// containerd's for the same image).
+    pub fn is(&self, id: &str, created: &str, diff_ids: &[String]) -> bool {
+        self.id == id || (!created.is_empty() && self.created == created && self.layers == diff_ids)
+    }
 }
 
 /// What a host's engine holds, as [`query_command`] prints it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostImages {
     pub engine_version: String,
-    /// Image id and its layers' diff ids, bottom first.
-    pub images: Vec<(String, Vec<String>)>,
+    pub images: Vec<HostImage>,
 }
 
 impl HostImages {
@@ -148,15 +188,7 @@ impl HostImages {
         }
         let images = lines
             .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                let (id, layers) = l.trim().split_once(' ').unwrap_or((l.trim(), ""));
-                let layers = layers
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                (id.to_string(), layers)
-            })
+            .map(HostImage::parse)
             .collect();
         Ok(HostImages {
             engine_version,
@@ -164,12 +196,17 @@ impl HostImages {
         })
     }
 
+    /// The host's copy of the controller's image, if it has one.
+    pub fn find(&self, id: &str, created: &str, diff_ids: &[String]) -> Option<&HostImage> {
+        self.images.iter().find(|i| i.is(id, created, diff_ids))
+    }
+
     pub fn has(&self, id: &str) -> bool {
-        self.images.iter().any(|(i, _)| i == id)
+        self.images.iter().any(|i| i.id == id)
     }
 
     pub fn layer_lists(&self) -> Vec<Vec<String>> {
-        self.images.iter().map(|(_, l)| l.clone()).collect()
+        self.images.iter().map(|i| i.layers.clone()).collect()
     }
 }
 
@@ -179,20 +216,36 @@ mod tests {
 
     #[test]
     fn parses_the_engine_query() {
-        let text = "20.10.24+dfsg1\n--\nsha256:aa sha256:1,sha256:2,\nsha256:bb \n";
+        let text = "20.10.24+dfsg1\n--\nsha256:aa 2026-01-01T00:00:00Z sha256:1,sha256:2,\nsha256:bb 2026-01-02T00:00:00Z \n";
         let h = HostImages::parse(text).unwrap();
         assert_eq!(h.engine_version, "20.10.24+dfsg1");
         assert_eq!(
             h.images,
             vec![
-                (
-                    "sha256:aa".to_string(),
-                    vec!["sha256:1".into(), "sha256:2".into()]
-                ),
-                ("sha256:bb".to_string(), vec![]),
+                HostImage {
+                    id: "sha256:aa".to_string(),
+                    created: "2026-01-01T00:00:00Z".into(),
+                    layers: vec!["sha256:1".into(), "sha256:2".into()]
+                },
+                HostImage {
+                    id: "sha256:bb".to_string(),
+                    created: "2026-01-02T00:00:00Z".into(),
+                    layers: vec![]
+                },
             ]
         );
         assert!(h.has("sha256:bb") && !h.has("sha256:cc"));
+        // The same image loaded into the other kind of store has another id.
+        let layers = vec!["sha256:1".to_string(), "sha256:2".to_string()];
+        assert!(h
+            .find("sha256:zz", "2026-01-01T00:00:00Z", &layers)
+            .is_some());
+        assert!(h
+            .find("sha256:zz", "2026-01-03T00:00:00Z", &layers)
+            .is_none());
+        assert!(h
+            .find("sha256:zz", "2026-01-01T00:00:00Z", &layers[..1])
+            .is_none());
         assert!(HostImages::parse("").is_err());
         assert!(HostImages::parse("20.10\nnope\n").is_err());
         let empty = HostImages::parse("28.0.1\n--\n").unwrap();
@@ -210,12 +263,15 @@ mod tests {
         assert_eq!(end_frame("ab"), b"0\nab\n");
         let resumable = load_command(Compression::None, Some("ab12"), Some("app:1"));
         assert!(
-            resumable.contains("--format 'rigs-loaded {{.Id}}' app:1"),
+            resumable.contains("--format 'rigs-loaded {{.Id}} {{.Created}} ")
+                && resumable.contains("' app:1"),
             "{resumable}"
         );
         assert_eq!(
-            loaded_id("Loaded image: x\nrigs-loaded sha256:ab\n"),
-            Some("sha256:ab")
+            loaded("Loaded image: x\nrigs-loaded sha256:ab 2026-01-01T00:00:00Z sha256:1,\n")
+                .unwrap()
+                .layers,
+            vec!["sha256:1".to_string()]
         );
         assert!(resumable.contains("rigs/ship/ab12.part"), "{resumable}");
         assert!(resumable.ends_with("app:1 && rm -f \"$p\""), "{resumable}");

@@ -342,7 +342,11 @@ impl DockerLab {
         let id = self.image_id(i, reference);
         assert_ne!(id, "", "host {i} does not hold {reference}");
         if self.engine() == self.controller_engine() {
-            assert_eq!(id, self.controller_image_id(reference), "{reference} on host {i}");
+            assert_eq!(
+                id,
+                self.controller_image_id(reference),
+                "{reference} on host {i}"
+            );
         } else {
             assert_eq!(
                 self.diff_ids(Some(i), reference),
