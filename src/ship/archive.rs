@@ -126,6 +126,10 @@ fn manifest_names(small: &HashMap<String, Vec<u8>>) -> HashMap<String, String> {
 pub struct Output<'a> {
     pub skip: &'a HashSet<String>,
     pub sink: &'a mut dyn Write,
+    /// Rewrite an old-format archive (`<v1 id>/layer.tar`) as an OCI layout: the containerd
+    /// image store loads an old-format archive only whole, but an OCI layout without the
+    /// layers it already holds.
+    pub oci: bool,
     /// Filled in by the pass.
     pub stats: OutputStats,
 }
@@ -146,8 +150,20 @@ impl<'a> Output<'a> {
         Output {
             skip,
             sink,
+            oci: false,
             stats: OutputStats::default(),
         }
+    }
+
+    /// Writes one regular file entry: header, data, padding.
+    fn put_entry(&mut self, path: &str, data: &[u8]) {
+        self.put(&entry_header(path, data.len() as u64));
+        self.put(data);
+        self.put(&vec![
+            0u8;
+            (padded(data.len() as u64) - data.len() as u64)
+                as usize
+        ]);
     }
 
     fn put(&mut self, bytes: &[u8]) {
@@ -168,6 +184,159 @@ pub struct PassStats {
     pub read: u64,
     /// Layer-like entries and the SHA-256 of their content (when asked to hash).
     pub names: LayerNames,
+}
+
+/// A plain header for an entry rigs writes itself (fixed mode and time: the stream stays
+/// deterministic, which resuming relies on).
+fn entry_header(path: &str, size: u64) -> [u8; BLOCK] {
+    let mut h = tar::Header::new_ustar();
+    // Blob paths are short; a path that does not fit would be a bug, not input.
+    h.set_path(path).expect("a short entry path");
+    h.set_size(size);
+    h.set_mode(0o444);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    let mut block = [0u8; BLOCK];
+    block.copy_from_slice(h.as_bytes());
+    block
+}
+
+/// What an old-format archive entry becomes in the OCI layout rewrite.
+enum OciEntry {
+    /// A layer or the config: the same bytes as `blobs/sha256/<hex>`.
+    Blob(String),
+    /// Not part of the layout (v1 metadata, `repositories`, folders).
+    Drop,
+    /// `manifest.json`: read to write the layout's own manifest, index and manifest.json.
+    Manifest,
+}
+
+fn oci_entry(path: &str, layer: Option<&String>) -> OciEntry {
+    if path == "manifest.json" {
+        return OciEntry::Manifest;
+    }
+    if let (Some(d), true) = (layer, path.ends_with("/layer.tar")) {
+        return OciEntry::Blob(format!("blobs/sha256/{}", d.trim_start_matches("sha256:")));
+    }
+    // The config: `<sha256 of its bytes>.json` at the top.
+    match path.strip_suffix(".json") {
+        Some(hex) if !hex.contains('/') && hex.len() == 64 => {
+            OciEntry::Blob(format!("blobs/sha256/{hex}"))
+        }
+        _ => OciEntry::Drop,
+    }
+}
+
+/// The entries that end an OCI layout rewritten from an old-format archive: each image's OCI
+/// manifest blob, `index.json` (naming the images, which is what the containerd store reads),
+/// `oci-layout` and Docker's `manifest.json`.
+fn oci_tail(
+    manifest: &[u8],
+    names: &LayerNames,
+    sizes: &HashMap<String, u64>,
+) -> io::Result<Vec<(String, Vec<u8>)>> {
+    use serde_json::{json, Value};
+    let images: Vec<Value> = serde_json::from_slice(manifest)
+        .map_err(|e| bad(format!("the image archive's manifest.json: {e}")))?;
+    let mut entries = Vec::new();
+    let mut index = Vec::new();
+    let mut docker = Vec::new();
+    for image in &images {
+        let config = image["Config"].as_str().unwrap_or("");
+        let config_hex = config.trim_end_matches(".json");
+        let layers: Vec<&str> = image["Layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let mut descriptors = Vec::new();
+        let mut paths = Vec::new();
+        for l in &layers {
+            let diff_id = names
+                .by_path
+                .get(*l)
+                .ok_or_else(|| bad(format!("no diff id known for {l}")))?;
+            descriptors.push(json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": diff_id,
+                "size": sizes.get(*l).copied().unwrap_or(0),
+            }));
+            paths.push(format!(
+                "blobs/sha256/{}",
+                diff_id.trim_start_matches("sha256:")
+            ));
+        }
+        let oci = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": format!("sha256:{config_hex}"),
+                "size": sizes.get(config).copied().unwrap_or(0),
+            },
+            "layers": descriptors,
+        })
+        .to_string()
+        .into_bytes();
+        let digest = crate::ssh::hex(&Sha256::digest(&oci));
+        let tags: Vec<&str> = image["RepoTags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        for tag in tags.iter().copied().chain(tags.is_empty().then_some("")) {
+            let mut descriptor = json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": format!("sha256:{digest}"),
+                "size": oci.len(),
+            });
+            if !tag.is_empty() {
+                descriptor["annotations"] = json!({
+                    "io.containerd.image.name": containerd_name(tag),
+                    "org.opencontainers.image.ref.name": tag.rsplit_once(':').map_or(tag, |t| t.1),
+                });
+            }
+            index.push(descriptor);
+        }
+        docker.push(json!({
+            "Config": format!("blobs/sha256/{config_hex}"),
+            "RepoTags": tags,
+            "Layers": paths,
+        }));
+        entries.push((format!("blobs/sha256/{digest}"), oci));
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": index,
+    });
+    entries.push(("index.json".into(), index.to_string().into_bytes()));
+    entries.push((
+        "oci-layout".into(),
+        br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+    ));
+    entries.push((
+        "manifest.json".into(),
+        serde_json::to_vec(&docker).unwrap_or_default(),
+    ));
+    Ok(entries)
+}
+
+/// A tag as containerd names images: with the registry, and `library/` for official images.
+fn containerd_name(tag: &str) -> String {
+    let first = tag.split('/').next().unwrap_or("");
+    let has_registry =
+        tag.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    if has_registry {
+        tag.to_string()
+    } else if tag.contains('/') {
+        format!("docker.io/{tag}")
+    } else {
+        format!("docker.io/library/{tag}")
+    }
 }
 
 fn bad(message: impl Into<String>) -> io::Error {
@@ -231,6 +400,10 @@ pub fn pass(
     let mut long_name: Option<String> = None;
     let mut small: HashMap<String, Vec<u8>> = HashMap::new();
     let mut small_total = 0usize;
+    let rewrite = outputs.iter().any(|o| o.oci);
+    // For the OCI rewrite: entry sizes, and the old manifest.
+    let mut sizes: HashMap<String, u64> = HashMap::new();
+    let mut old_manifest: Option<Vec<u8>> = None;
     loop {
         if !read_block(&mut input, &mut block)? {
             break;
@@ -273,22 +446,46 @@ pub fn pass(
         };
         let path = path.trim_start_matches("./").to_string();
         let layer = names.diff_id(&path);
-        let keep: Vec<bool> = outputs
+        let skipped: Vec<bool> = outputs
             .iter()
-            .map(|o| !layer.as_ref().is_some_and(|d| o.skip.contains(d)))
+            .map(|o| layer.as_ref().is_some_and(|d| o.skip.contains(d)))
             .collect();
-        for (o, keep) in outputs.iter_mut().zip(&keep) {
-            if *keep {
-                o.put(&pending);
-                o.put(&block);
-                if layer.is_some() {
-                    o.stats.layers_sent += 1;
-                }
-            } else {
+        let oci = if rewrite {
+            sizes.insert(path.clone(), size);
+            Some(oci_entry(&path, layer.as_ref()))
+        } else {
+            None
+        };
+        // Which outputs get this entry's data.
+        let mut keep: Vec<bool> = Vec::with_capacity(outputs.len());
+        for (o, skipped) in outputs.iter_mut().zip(&skipped) {
+            if *skipped {
                 o.stats.layers_skipped += 1;
                 o.stats.bytes_skipped += size;
+                keep.push(false);
+                continue;
+            }
+            match (&oci, o.oci) {
+                (Some(OciEntry::Blob(name)), true) => {
+                    o.put(&entry_header(name, size));
+                    if path.ends_with("/layer.tar") {
+                        o.stats.layers_sent += 1;
+                    }
+                    keep.push(true);
+                }
+                (Some(_), true) => keep.push(false),
+                _ => {
+                    o.put(&pending);
+                    o.put(&block);
+                    if layer.is_some() {
+                        o.stats.layers_sent += 1;
+                    }
+                    keep.push(true);
+                }
             }
         }
+        let mut manifest_data =
+            matches!(oci, Some(OciEntry::Manifest)).then(|| Vec::with_capacity(size as usize));
         pending.clear();
         if !outputs.is_empty() && outputs.iter().all(|o| o.stats.error.is_some()) {
             return Err(io::Error::other("no host is receiving the image any more"));
@@ -314,6 +511,9 @@ pub fn pass(
             if let Some(k) = kept.as_mut() {
                 k.extend_from_slice(&buf[..data]);
             }
+            if let Some(m) = manifest_data.as_mut() {
+                m.extend_from_slice(&buf[..data]);
+            }
             data_left = data_left.saturating_sub(n as u64);
             for (o, keep) in outputs.iter_mut().zip(&keep) {
                 if *keep {
@@ -322,6 +522,9 @@ pub fn pass(
             }
             left -= n as u64;
             stats.read += n as u64;
+        }
+        if let Some(m) = manifest_data {
+            old_manifest = Some(m);
         }
         if let Some(k) = kept {
             small_total += k.len();
@@ -335,6 +538,16 @@ pub fn pass(
         }
     }
     stats.names.by_path.extend(manifest_names(&small));
+    if rewrite {
+        let manifest =
+            old_manifest.ok_or_else(|| bad("the image archive has no manifest.json to rewrite"))?;
+        let tail = oci_tail(&manifest, names, &sizes)?;
+        for o in outputs.iter_mut().filter(|o| o.oci) {
+            for (path, data) in &tail {
+                o.put_entry(path, data);
+            }
+        }
+    }
     Ok(stats)
 }
 
@@ -464,6 +677,60 @@ mod tests {
         pass(&input[..], &names, &mut outputs, false).unwrap();
         assert_eq!(outputs[0].stats.layers_skipped, 1);
         assert!(!entries(&delta).iter().any(|e| e.0 == "blobs/sha256/blob1"));
+    }
+
+    #[test]
+    fn old_format_archives_are_rewritten_as_oci_layouts_without_skipped_layers() {
+        let (base, top) = (vec![1u8; 2000], vec![2u8; 700]);
+        let (d1, d2) = (digest(&base), digest(&top));
+        let config = format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["{d1}","{d2}"]}}}}"#);
+        let config_name = format!("{}.json", &digest(config.as_bytes())[7..]);
+        let manifest = format!(
+            r#"[{{"Config":"{config_name}","RepoTags":["127.0.0.1:5000/app:v2"],"Layers":["aaa/layer.tar","bbb/layer.tar"]}}]"#
+        );
+        let input = archive(&[
+            ("aaa/VERSION", b"1.0".to_vec()),
+            ("aaa/json", b"{}".to_vec()),
+            ("aaa/layer.tar", base.clone()),
+            ("bbb/layer.tar", top.clone()),
+            (&config_name, config.clone().into_bytes()),
+            ("manifest.json", manifest.into_bytes()),
+            ("repositories", b"{}".to_vec()),
+        ]);
+        let names = scan(&input[..]).unwrap();
+        let skip: HashSet<String> = [d1.clone()].into();
+        let mut out = Vec::new();
+        let mut outputs = [Output {
+            oci: true,
+            ..Output::new(&skip, &mut out)
+        }];
+        pass(&input[..], &names, &mut outputs, false).unwrap();
+        assert_eq!(outputs[0].stats.layers_skipped, 1);
+        assert_eq!(outputs[0].stats.layers_sent, 1);
+        let got = entries(&out);
+        let paths: Vec<&str> = got.iter().map(|e| e.0.as_str()).collect();
+        let blob = |d: &str| format!("blobs/sha256/{}", &d[7..]);
+        assert_eq!(paths[0], blob(&d2));
+        assert_eq!(got[0].1, top);
+        assert_eq!(paths[1], format!("blobs/sha256/{}", &config_name[..64]));
+        assert_eq!(got[1].1, config.as_bytes());
+        assert_eq!(&paths[3..], ["index.json", "oci-layout", "manifest.json"]);
+        // The manifest blob is named by its digest and lists both layers, the skipped one too.
+        assert_eq!(
+            paths[2],
+            format!("blobs/sha256/{}", &digest(&got[2].1)[7..])
+        );
+        let m: serde_json::Value = serde_json::from_slice(&got[2].1).unwrap();
+        assert_eq!(m["layers"][0]["digest"], d1.as_str());
+        assert_eq!(m["layers"][0]["size"], 2000);
+        assert_eq!(m["layers"][1]["digest"], d2.as_str());
+        let index: serde_json::Value = serde_json::from_slice(&got[3].1).unwrap();
+        assert_eq!(
+            index["manifests"][0]["annotations"]["io.containerd.image.name"],
+            "127.0.0.1:5000/app:v2"
+        );
+        assert_eq!(containerd_name("app:1"), "docker.io/library/app:1");
+        assert_eq!(containerd_name("me/app:1"), "docker.io/me/app:1");
     }
 
     #[test]

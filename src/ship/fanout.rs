@@ -81,6 +81,12 @@ impl ImageInfo {
         })
     }
 
+    /// Whether `docker save` writes an OCI layout (`index.json` and `blobs/`): Docker 25 and
+    /// later. Older engines write only Docker's own format.
+    pub fn saves_oci_layout(&self) -> bool {
+        compress::engine_major(&self.engine_version) >= 25
+    }
+
     /// Whether `docker save` names every layer by its diff id: from Docker 25 on with the
     /// classic store. Older engines name them by v1 id, and the containerd store by blob digest.
     fn names_layers_by_diff_id(&self) -> bool {
@@ -126,6 +132,8 @@ pub struct Request {
     pub compression: Compression,
     /// Layers (diff ids) to leave out.
     pub skip: BTreeSet<String>,
+    /// Rewrite an old-format archive as an OCI layout (see `archive::Output::oci`).
+    pub oci: bool,
     pub stall: Duration,
     /// Payload bytes the host kept from an interrupted earlier attempt.
     pub resume_from: u64,
@@ -439,18 +447,19 @@ impl Write for FrameSink {
 
 struct GroupOut {
     skip: HashSet<String>,
+    oci: bool,
     encoder: Box<dyn Encoder<FrameSink>>,
     group: Arc<Group>,
 }
 
 /// Groups the requests, hands out tickets, and starts the producer thread.
 fn start(requests: Vec<Request>, source: Source) -> Vec<Ticket> {
-    let mut keys: Vec<(Compression, BTreeSet<String>)> = Vec::new();
+    let mut keys: Vec<(Compression, BTreeSet<String>, bool)> = Vec::new();
     let mut members: Vec<Vec<Receiver>> = Vec::new();
     let mut tickets = Vec::new();
     let mut groups: Vec<Arc<Group>> = Vec::new();
     for r in requests {
-        let key = (r.compression, r.skip.clone());
+        let key = (r.compression, r.skip.clone(), r.oci);
         let at = match keys.iter().position(|k| *k == key) {
             Some(at) => at,
             None => {
@@ -485,7 +494,7 @@ fn start(requests: Vec<Request>, source: Source) -> Vec<Ticket> {
         .into_iter()
         .zip(members)
         .zip(groups)
-        .map(|(((compression, skip), hosts), group)| {
+        .map(|(((compression, skip, oci), hosts), group)| {
             let sink = FrameSink {
                 rt: rt.clone(),
                 buf: Vec::with_capacity(FRAME + 64 * 1024),
@@ -496,6 +505,7 @@ fn start(requests: Vec<Request>, source: Source) -> Vec<Ticket> {
             };
             GroupOut {
                 skip: skip.into_iter().collect::<HashSet<String>>(),
+                oci,
                 encoder: if precompressed {
                     Compression::None.encoder(sink, 1)
                 } else {
@@ -581,16 +591,18 @@ fn produce_save(image: &ImageInfo, outs: &mut [GroupOut]) -> Result<Vec<OutputSt
     }
     let mut child = save(std::slice::from_ref(&image.reference))?;
     let stdout = child.stdout.take().expect("piped stdout");
-    let mut counted: Vec<(&HashSet<String>, Counted)> = outs
+    let mut counted: Vec<(&HashSet<String>, bool, Counted)> = outs
         .iter_mut()
         .map(|o| {
             let GroupOut {
                 skip,
+                oci,
                 encoder,
                 group,
             } = o;
             (
                 &*skip,
+                *oci,
                 Counted {
                     inner: encoder,
                     group,
@@ -600,7 +612,10 @@ fn produce_save(image: &ImageInfo, outs: &mut [GroupOut]) -> Result<Vec<OutputSt
         .collect();
     let mut outputs: Vec<Output> = counted
         .iter_mut()
-        .map(|(skip, c)| Output::new(skip, c))
+        .map(|(skip, oci, c)| Output {
+            oci: *oci,
+            ..Output::new(skip, c)
+        })
         .collect();
     // Names are learnt only when a delta needs them: hashing every layer would cost the
     // controller CPU that the stream needs.

@@ -121,11 +121,14 @@ pub fn loaded(stdout: &str) -> Option<HostImage> {
         .map(HostImage::parse)
 }
 
-/// One shell line asking the engine its version and, for every image it holds, its id,
-/// creation time and layer diff ids.
+/// One shell line asking the engine its version and image store and, for every image it
+/// holds, its id, creation time and layer diff ids.
 pub fn query_command() -> String {
     format!(
-        "docker version --format '{{{{.Server.Version}}}}' && echo -- && \
+        "v=$(docker version --format '{{{{.Server.Version}}}}') && \
+         s=$(docker info --format '{{{{json .DriverStatus}}}}') && \
+         case \"$s\" in *io.containerd.snapshotter*) s=containerd;; *) s=classic;; esac && \
+         echo \"$v $s\" && echo -- && \
          docker image ls --all --quiet --no-trunc | sort -u | \
          xargs -r docker image inspect --format '{IMAGE_FORMAT}'"
     )
@@ -171,18 +174,22 @@ impl HostImage {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostImages {
     pub engine_version: String,
+    /// Whether the engine keeps images in containerd's store.
+    pub containerd_store: bool,
     pub images: Vec<HostImage>,
 }
 
 impl HostImages {
     pub fn parse(text: &str) -> Result<HostImages, String> {
         let mut lines = text.lines();
-        let engine_version = lines
+        let first = lines
             .next()
             .map(str::trim)
             .filter(|v| !v.is_empty())
-            .ok_or("docker printed no server version")?
-            .to_string();
+            .ok_or("docker printed no server version")?;
+        let (engine_version, store) = first.rsplit_once(' ').unwrap_or((first, "classic"));
+        let engine_version = engine_version.to_string();
+        let containerd_store = store == "containerd";
         if lines.next().map(str::trim) != Some("--") {
             return Err("unexpected output from `docker version`".into());
         }
@@ -192,6 +199,7 @@ impl HostImages {
             .collect();
         Ok(HostImages {
             engine_version,
+            containerd_store,
             images,
         })
     }
@@ -216,9 +224,15 @@ mod tests {
 
     #[test]
     fn parses_the_engine_query() {
-        let text = "20.10.24+dfsg1\n--\nsha256:aa 2026-01-01T00:00:00Z sha256:1,sha256:2,\nsha256:bb 2026-01-02T00:00:00Z \n";
+        let text = "20.10.24+dfsg1 classic\n--\nsha256:aa 2026-01-01T00:00:00Z sha256:1,sha256:2,\nsha256:bb 2026-01-02T00:00:00Z \n";
         let h = HostImages::parse(text).unwrap();
         assert_eq!(h.engine_version, "20.10.24+dfsg1");
+        assert!(!h.containerd_store);
+        assert!(
+            HostImages::parse("26.1.5 containerd\n--\n")
+                .unwrap()
+                .containerd_store
+        );
         assert_eq!(
             h.images,
             vec![
