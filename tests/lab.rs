@@ -98,7 +98,9 @@ fn lab_offline_host_and_shared_base_layers(controller: Engine, hosts: Engine) {
     assert!(size > 5 * 1024 * 1024, "{size} bytes");
 
     let sockets = [lab.docker_host(1), lab.controller_docker_host()];
+    let stopping = Instant::now();
     drop(lab);
+    eprintln!("and stopped in {:.1?}", stopping.elapsed());
     for socket in sockets {
         let socket = socket.trim_start_matches("unix://");
         assert!(!process_running(socket), "dockerd for {socket} still runs");

@@ -73,7 +73,7 @@ impl LabOptions {
 }
 
 pub struct DockerLab {
-    // Field order is drop order: hosts go first, then engines, then the registry.
+    // Dropping stops the hosts, then every engine at once, then (field order) the registry.
     pub ssh: SshLab,
     /// The hosts' engine kind.
     engine: Engine,
@@ -497,9 +497,13 @@ impl DockerLab {
             .write_all(REGISTRY_PASSWORD.as_bytes())
             .unwrap();
         ok(&["login"], login.wait_with_output().unwrap());
-        // The base first, so that the app's pushes find its layer already in the registry.
+        // The base first, so that the app's pushes find its layer already in the registry, then
+        // one app tag, which mounts that layer into the app's repository. Pushes that mount the
+        // same blob into one repository at once can make the registry answer a HEAD with a 500
+        // (seen from the modern engine's containerd pusher, which does not share such uploads).
         self.controller_docker_ok(&["push", &references[0]]);
-        let pushes: Vec<Child> = references[1..]
+        self.controller_docker_ok(&["push", &references[1]]);
+        let pushes: Vec<Child> = references[2..]
             .iter()
             .map(|r| {
                 self.controller_docker_command()
@@ -729,8 +733,29 @@ impl Dockerd {
     }
 }
 
+impl Drop for DockerLab {
+    /// The hosts first, then every engine at once: a dockerd takes about a second to stop.
+    fn drop(&mut self) {
+        for i in 0..self.ssh.hosts().len() {
+            self.ssh.crash(i);
+        }
+        std::thread::scope(|s| {
+            for engine in self.engines.iter_mut().chain([&mut self.controller]) {
+                s.spawn(|| engine.stop());
+            }
+        });
+    }
+}
+
 impl Drop for Dockerd {
     fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Dockerd {
+    /// Stops the engine, its containers and its containerd, and unmounts what is left; once.
+    fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
