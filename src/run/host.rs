@@ -155,23 +155,22 @@ pub fn run_step(shared: &Arc<Shared>, step: &Arc<Step>, index: usize) -> StepRes
         took,
     );
     let note = ops.note.lock().expect("note lock").clone();
-    let running = ops
-        .records
-        .lock()
-        .expect("records lock")
-        .get("running")
-        .and_then(|v| v.as_str().map(str::to_string));
-    let records = ops.records.lock().expect("records lock");
-    // What the host runs now, when the task says; else the version it was about.
-    let version = records
-        .get("running")
-        .or(records.get("version"))
-        .and_then(|v| match v {
+    let (running, version) = {
+        let records = ops.records.lock().expect("records lock");
+        let text = |v: &serde_json::Value| match v {
             serde_json::Value::Null => None,
             serde_json::Value::String(s) => Some(s.clone()),
             other => Some(other.to_string()),
-        });
-    drop(records);
+        };
+        let running = records
+            .get("running")
+            .and_then(|v| v.as_str().map(str::to_string));
+        // What the host runs now, when the task says; else the version it was about.
+        let version = running
+            .clone()
+            .or_else(|| records.get("version").and_then(text));
+        (running, version)
+    };
     if !shared.settings.dry_run {
         let records = std::mem::take(&mut *ops.records.lock().expect("records lock"));
         super::history::append(
