@@ -180,11 +180,13 @@ fn rolling_deploys_go_batch_by_batch_and_a_bad_release_stops_healed_at_the_first
     for i in 0..4 {
         assert_eq!(lab.app_version(i, "app"), "v1", "host {i} runs v1 again");
     }
-    assert!(
-        out.stdout.contains("exited with code 1") && out.stdout.contains("starting"),
-        "the failure says the container exited, with its log: {}",
-        out.stdout
-    );
+    for (host, _, _, error) in &rows[..2] {
+        // Under load the restart policy may have started it again before the check looked.
+        assert!(
+            error.contains("container `app` exited") && error.contains("starting"),
+            "{host}: the failure says the container exited, with its log: {error}"
+        );
+    }
 
     // The history tells both runs apart, failed and successful.
     let out = p

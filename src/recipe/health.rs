@@ -554,9 +554,13 @@ impl Waiter<'_> {
     /// The error for a container that stopped or restarted during the wait.
     fn gone(&self, state: &State, restarted: bool, probes: u64, started: Instant) -> String {
         let what = match state.status.as_str() {
-            _ if restarted => format!("restarted (it exited with code {})", state.exit_code),
+            // A container that is running again has had its exit code reset to 0 by the engine.
+            "running" if restarted => "exited and its restart policy started it again".to_string(),
             "exited" | "dead" => format!("exited with code {}", state.exit_code),
-            "restarting" => format!("is restarting (it exited with code {})", state.exit_code),
+            "restarting" => format!(
+                "exited with code {} and its restart policy is starting it again",
+                state.exit_code
+            ),
             "created" => "was created but is not started".to_string(),
             other => format!("is {other}"),
         };
