@@ -551,3 +551,96 @@ fn ship_errors_and_dry_runs_touch_nothing() {
     );
     assert!(!p.path().join("x.rigs").exists() && !p.path().join("x.rigs.part").exists());
 }
+
+on_engines!(fleets compressed_layers_pass_through_and_the_default_codec_reaches_the_host);
+fn compressed_layers_pass_through_and_the_default_codec_reaches_the_host(
+    controller: Engine,
+    hosts: Engine,
+) {
+    let lab = DockerLab::start_with(2, &LabOptions::fleet(controller, hosts));
+    let p = project(&lab, &inventory(&lab, ""));
+    let saved = |reference: &str| -> u64 {
+        let out = lab
+            .controller_docker_command()
+            .args(["save", reference])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        out.stdout.len() as u64
+    };
+    let loaded = |stdout: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .filter(|l| l.contains("\"event\":\"message\"") && l.contains(": loaded "))
+            .map(str::to_string)
+            .collect()
+    };
+    let codec = if hosts == Engine::Modern {
+        "zstd"
+    } else {
+        "gzip"
+    };
+
+    // The app image: the base's files compress well, unless the controller's store holds its
+    // layers as gzip blobs already, which then travel as they are.
+    let v1 = format!("{}:v1", lab.image());
+    let out = p
+        .clone()
+        .args(["env:lab", "ship:v1", "--output", "json"])
+        .timeout(180)
+        .run();
+    out.assert_code(0);
+    let archive = saved(&v1);
+    for (i, (host, status, sent, _)) in summary(&out.stdout).into_iter().enumerate() {
+        assert_eq!(status, "ok", "{host}");
+        lab.assert_image_as_on_controller(i, &v1);
+        if controller == Engine::Classic {
+            assert!(
+                sent * 10 < archive * 7,
+                "{host}: {sent} bytes sent for a {archive}-byte archive: it travelled compressed"
+            );
+        } else {
+            assert!(
+                sent <= archive + archive / 100,
+                "{host}: {sent} > {archive}"
+            );
+        }
+    }
+    let messages = loaded(&out.stdout);
+    assert_eq!(messages.len(), 2, "{}", out.stdout);
+    for m in &messages {
+        assert!(
+            m.contains(&format!(" {codec}")),
+            "the host's engine got {codec}: {m}"
+        );
+        if controller == Engine::Modern {
+            assert!(m.contains("already compressed"), "{m}");
+        }
+    }
+
+    // Incompressible data, and on the containerd store a layer that is gzip already: stored,
+    // never grown, and never compressed a second time.
+    let big = lab.big_image("big", 24);
+    let out = p
+        .clone()
+        .args(["env:lab", &format!("ship_ref:{big}"), "--output", "json"])
+        .timeout(180)
+        .run();
+    out.assert_code(0);
+    let archive = saved(&big);
+    for (i, (host, status, sent, _)) in summary(&out.stdout).into_iter().enumerate() {
+        assert_eq!(status, "ok", "{host}");
+        lab.assert_image_as_on_controller(i, &big);
+        assert!(
+            sent <= archive + archive / 200,
+            "{host}: {sent} bytes sent for a {archive}-byte archive"
+        );
+    }
+    let why = match controller {
+        Engine::Modern => "already compressed",
+        Engine::Classic => "incompressible",
+    };
+    for m in loaded(&out.stdout) {
+        assert!(m.contains("% stored (") && m.contains(why), "{m}");
+    }
+}

@@ -448,6 +448,8 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
             Request {
                 host: host.clone(),
                 compression,
+                // A codec named by the recipe is used throughout; resumed bytes must repeat.
+                adapt: key.is_none() && o.compression.is_none(),
                 skip: skip.clone(),
                 oci: !skip.is_empty() && held.containerd_store && !image.saves_oci_layout(),
                 stall: o.stall,
@@ -509,7 +511,7 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
                     "{reference}: loaded {} ({sending} of {layers} layers sent as {} {} for a {} image, {:.1} s{})",
                     short(&image.id),
                     crate::report::bytes(streamed.sent),
-                    compression.name(),
+                    state.choices.describe(compression),
                     crate::report::bytes(image.size),
                     streamed.took.as_secs_f64(),
                     if skip.is_empty() {
@@ -623,6 +625,7 @@ pub fn ship_bundle(scope: &TaskScope, path: &Path, o: &ShipOptions) -> Result<Ma
         Request {
             host: scope.host_name(),
             compression,
+            adapt: false,
             skip: BTreeSet::new(),
             oci: false,
             stall: o.stall,

@@ -21,6 +21,8 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+use super::compress::Encoder;
+
 const BLOCK: usize = 512;
 
 /// Entry path -> layer diff id, for archives that do not name layers by digest.
@@ -122,10 +124,33 @@ fn manifest_names(small: &HashMap<String, Vec<u8>>) -> HashMap<String, String> {
     out
 }
 
+/// Where a pass writes one copy of the archive.
+pub trait Sink: Write {
+    /// The bytes written from now on are the content of a compressed blob (or no longer are).
+    fn precompressed(&mut self, _already: bool) {}
+}
+
+impl Sink for Vec<u8> {}
+impl Sink for io::Sink {}
+
+impl<W> Sink for Box<dyn Encoder<W> + '_> {
+    fn precompressed(&mut self, already: bool) {
+        (**self).precompressed(already)
+    }
+}
+
+/// Whether data that starts with `head` is gzip or zstd compressed.
+fn compressed(head: &[u8]) -> bool {
+    head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+}
+
+/// Entries smaller than this are not worth telling apart.
+const BLOB_HINT_MIN: u64 = 64 * 1024;
+
 /// One copy being written by a pass, without the layers in `skip`.
 pub struct Output<'a> {
     pub skip: &'a HashSet<String>,
-    pub sink: &'a mut dyn Write,
+    pub sink: &'a mut dyn Sink,
     /// Rewrite an old-format archive (`<v1 id>/layer.tar`) as an OCI layout: the containerd
     /// image store loads an old-format archive only whole, but an OCI layout without the
     /// layers it already holds.
@@ -146,7 +171,7 @@ pub struct OutputStats {
 }
 
 impl<'a> Output<'a> {
-    pub fn new(skip: &'a HashSet<String>, sink: &'a mut dyn Write) -> Output<'a> {
+    pub fn new(skip: &'a HashSet<String>, sink: &'a mut dyn Sink) -> Output<'a> {
         Output {
             skip,
             sink,
@@ -496,6 +521,7 @@ pub fn pass(
                 .then(|| Vec::with_capacity(size as usize));
         let mut left = padded(size);
         let mut data_left = size;
+        let mut blob = false;
         while left > 0 {
             let want = (buf.len() as u64).min(left) as usize;
             let n = input.read(&mut buf[..want])?;
@@ -514,6 +540,14 @@ pub fn pass(
             if let Some(m) = manifest_data.as_mut() {
                 m.extend_from_slice(&buf[..data]);
             }
+            if data_left == size && size >= BLOB_HINT_MIN && compressed(&buf[..data]) {
+                blob = true;
+                for (o, keep) in outputs.iter_mut().zip(&keep) {
+                    if *keep {
+                        o.sink.precompressed(true);
+                    }
+                }
+            }
             data_left = data_left.saturating_sub(n as u64);
             for (o, keep) in outputs.iter_mut().zip(&keep) {
                 if *keep {
@@ -522,6 +556,13 @@ pub fn pass(
             }
             left -= n as u64;
             stats.read += n as u64;
+        }
+        if blob {
+            for (o, keep) in outputs.iter_mut().zip(&keep) {
+                if *keep {
+                    o.sink.precompressed(false);
+                }
+            }
         }
         if let Some(m) = manifest_data {
             old_manifest = Some(m);

@@ -1,18 +1,25 @@
-//! Compression of image streams: zstd (multi-threaded), parallel gzip, or none.
+//! Compression of image streams: zstd or gzip on every core, or none.
 //!
 //! `docker load` sniffs the compression itself, so hosts need no decompressor of their own:
 //! every engine reads gzip, engines from 23.0 on also read zstd. Both formats allow a stream of
-//! independent members (gzip) or frames (zstd) to be concatenated, which rigs uses twice: gzip
-//! is compressed in 1 MiB blocks on every core at once, each block its own member (as pigz
-//! does), and the tar end-of-archive marker always travels as a separate final member, so the
-//! receiving side can hold it back until the stream's checksum has been verified.
+//! independent members (gzip) or frames (zstd) to be concatenated, which rigs uses throughout:
+//!
+//! - The archive is cut into blocks (1 MiB for gzip, 2 MiB for zstd), each compressed on its
+//!   own core into a member or frame of its own (as pigz does), and written in order.
+//! - A block can also travel *stored*: a member or frame that holds its bytes uncompressed,
+//!   which costs a copy and a few header bytes. That is how the layer blobs of an OCI archive
+//!   that are gzip or zstd already pass through without being compressed twice, how
+//!   incompressible data is never grown, and how a stream stops compressing while the link is
+//!   fast enough that compression only costs time ([`Pace`]).
+//! - The tar end-of-archive marker always travels as a separate final member, so the
+//!   receiving side can hold it back until the stream's checksum has been verified.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// How an image stream is compressed on the wire and in bundles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,7 +33,6 @@ pub enum Compression {
 pub const ZSTD_LEVEL: i32 = 3;
 /// gzip level 1: the fastest level, about a third of the level-6 time for a few percent of size.
 pub const GZIP_LEVEL: u32 = 1;
-const GZIP_BLOCK: usize = 1024 * 1024;
 /// The tar end-of-archive marker: two zero blocks.
 pub const TAR_TRAILER: [u8; 1024] = [0; 1024];
 
@@ -59,29 +65,34 @@ impl Compression {
 
     /// The tar end-of-archive marker compressed as a member or frame of its own.
     pub fn trailer(self) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut encoder = self.encoder(&mut out, 1);
-        encoder
-            .write_all(&TAR_TRAILER)
-            .and_then(|_| encoder.finish().map(|_| ()))
-            .expect("compressing into memory cannot fail");
-        out
+        match self {
+            Compression::None => TAR_TRAILER.to_vec(),
+            codec => pack(codec, &TAR_TRAILER).expect("compressing into memory cannot fail"),
+        }
     }
 
-    /// An encoder writing the compressed form of what it is given into `out`.
+    /// An encoder writing the compressed form of what it is given into `out`, on `threads`
+    /// threads. With a `pace`, blocks travel uncompressed while the far end takes them faster
+    /// than compressing would pay for (see [`Pace`]); without one the output depends only on
+    /// the input, which resuming an interrupted stream relies on.
     pub fn encoder<'a, W: Write + Send + 'a>(
         self,
         out: W,
         threads: usize,
+        pace: Option<Arc<Pace>>,
     ) -> Box<dyn Encoder<W> + 'a> {
         match self {
-            Compression::None => Box::new(Plain(out)),
-            Compression::Gzip if threads > 1 => Box::new(ParallelGzip::new(out, threads)),
-            Compression::Gzip => Box::new(flate2::write::GzEncoder::new(
-                out,
-                flate2::Compression::new(GZIP_LEVEL),
-            )),
-            Compression::Zstd => Box::new(Zstd::new(out, threads)),
+            Compression::None => Box::new(Plain(out, Choices::default())),
+            codec => Box::new(Blocks::new(codec, out, threads.max(1), pace)),
+        }
+    }
+
+    /// Raw bytes per independently compressed block: zstd's window at level 3 is 2 MiB, gzip's
+    /// 32 KiB, so zstd gets larger blocks to lose little of its ratio.
+    fn block(self) -> usize {
+        match self {
+            Compression::Zstd => 2 * 1024 * 1024,
+            _ => 1024 * 1024,
         }
     }
 }
@@ -98,14 +109,69 @@ pub fn engine_major(version: &str) -> u32 {
 
 /// A compressing writer that hands its output back when finished.
 pub trait Encoder<W>: Write + Send {
-    fn finish(self: Box<Self>) -> io::Result<W>;
+    /// Writes what is left and hands back the output, with how the bytes travelled.
+    fn finish(self: Box<Self>) -> io::Result<(W, Choices)>;
+
+    /// Tells the encoder that the bytes written from now on are (or no longer are) already
+    /// compressed, like the gzip or zstd layer blobs of an OCI archive: those are stored as
+    /// they are, never compressed a second time.
+    fn precompressed(&mut self, already: bool);
 }
 
-struct Plain<W>(W);
+/// Raw bytes by how they travelled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Choices {
+    pub compressed: u64,
+    /// Layer blobs compressed already.
+    pub precompressed: u64,
+    /// Blocks that did not shrink when compressed.
+    pub incompressible: u64,
+    /// Blocks sent while the far end took data faster than compressing pays for.
+    pub fast_link: u64,
+    /// Everything, when the stream is not compressed at all.
+    pub plain: u64,
+}
+
+impl Choices {
+    pub fn total(&self) -> u64 {
+        self.compressed + self.precompressed + self.incompressible + self.fast_link + self.plain
+    }
+
+    /// Says how a `codec` stream travelled, when not simply all compressed: e.g. "zstd, 61%
+    /// stored: already compressed 12%, the link took it faster than compressing pays 49%".
+    pub fn describe(&self, codec: Compression) -> String {
+        let total = self.total();
+        let stored = total - self.compressed - self.plain;
+        if codec == Compression::None || total == 0 || stored == 0 {
+            return codec.name().to_string();
+        }
+        let pct = |n: u64| (n as f64 * 100.0 / total as f64).round() as u64;
+        let mut why = Vec::new();
+        for (n, what) in [
+            (self.precompressed, "already compressed"),
+            (self.incompressible, "incompressible"),
+            (self.fast_link, "link faster than compression pays"),
+        ] {
+            if n > 0 {
+                why.push(format!("{what} {}%", pct(n)));
+            }
+        }
+        format!(
+            "{}, {}% stored ({})",
+            codec.name(),
+            pct(stored),
+            why.join(", ")
+        )
+    }
+}
+
+struct Plain<W>(W, Choices);
 
 impl<W: Write> Write for Plain<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
+        let n = self.0.write(buf)?;
+        self.1.plain += n as u64;
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.0.flush()
@@ -113,121 +179,222 @@ impl<W: Write> Write for Plain<W> {
 }
 
 impl<W: Write + Send> Encoder<W> for Plain<W> {
-    fn finish(self: Box<Self>) -> io::Result<W> {
-        Ok(self.0)
+    fn finish(self: Box<Self>) -> io::Result<(W, Choices)> {
+        Ok((self.0, self.1))
     }
+    fn precompressed(&mut self, _already: bool) {}
 }
 
-impl<W: Write + Send> Encoder<W> for flate2::write::GzEncoder<W> {
-    fn finish(self: Box<Self>) -> io::Result<W> {
-        (*self).finish()
-    }
+/// How fast the far end of a stream takes what it is sent, told by the stream's sink.
+///
+/// Compressing pays while the link is the narrow part: a 20 Mbit/s link carries a 2:1 image
+/// twice as fast compressed. When the hosts take the stream as fast as a local `docker load`
+/// could (here ~110 MB/s on loopback), the link is not the narrow part any more and
+/// compression only costs CPU on both ends, so blocks go uncompressed until the rate drops
+/// again. The rate counts raw bytes: wire bytes scaled by the stream's ratio so far.
+#[derive(Default)]
+pub struct Pace {
+    state: Mutex<PaceState>,
 }
 
-struct Zstd<'a, W: Write>(zstd::stream::write::Encoder<'a, W>);
+#[derive(Default)]
+struct PaceState {
+    /// (when, wire bytes the slowest host had taken, raw bytes they stand for).
+    samples: std::collections::VecDeque<(Instant, u64, u64)>,
+    /// Stored blocks while the link is this fast...
+    fast: bool,
+}
 
-impl<'a, W: Write> Zstd<'a, W> {
-    fn new(out: W, threads: usize) -> Self {
-        let mut encoder =
-            zstd::stream::write::Encoder::new(out, ZSTD_LEVEL).expect("zstd level 3 is valid");
-        if threads > 1 {
-            // Without the multi-threading support compiled in this fails, and one thread it is.
-            let _ = encoder.multithread(threads as u32);
+/// The first bytes a link takes fill its buffers (the SSH window, the sockets) at once: they
+/// tell nothing of its speed.
+const PACE_BURST: u64 = 8 * 1024 * 1024;
+/// The span of samples the rate is taken over.
+const PACE_WINDOW: Duration = Duration::from_secs(1);
+const PACE_MIN_SPAN: Duration = Duration::from_millis(100);
+/// Raw MB/s above which blocks are stored, and below which they are compressed again.
+const FAST_RAW: f64 = 40e6;
+const SLOW_RAW: f64 = 20e6;
+
+impl Pace {
+    /// Records that the slowest receiver has taken `wire` bytes, standing for `raw` bytes of
+    /// the archive, since the stream began.
+    pub fn taken(&self, wire: u64, raw: u64) {
+        self.taken_at(Instant::now(), wire, raw);
+    }
+
+    fn taken_at(&self, now: Instant, wire: u64, raw: u64) {
+        let mut state = self.state.lock().expect("pace lock");
+        if wire < PACE_BURST {
+            return;
         }
-        Zstd(encoder)
+        state.samples.push_back((now, wire, raw));
+        while state.samples.len() > 2 && now.duration_since(state.samples[1].0) >= PACE_WINDOW {
+            state.samples.pop_front();
+        }
+    }
+
+    /// Whether the link is fast enough right now that compressing would only cost time.
+    pub fn fast(&self) -> bool {
+        let mut state = self.state.lock().expect("pace lock");
+        let (Some(first), Some(last)) = (state.samples.front(), state.samples.back()) else {
+            return state.fast;
+        };
+        let span = last.0.duration_since(first.0);
+        if span >= PACE_MIN_SPAN {
+            let rate = (last.2 - first.2) as f64 / span.as_secs_f64();
+            if rate >= FAST_RAW {
+                state.fast = true;
+            } else if rate < SLOW_RAW {
+                state.fast = false;
+            }
+        }
+        state.fast
     }
 }
 
-impl<W: Write> Write for Zstd<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
+/// How one block travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Compress,
+    Precompressed,
+    Incompressible,
+    FastLink,
+}
+
+/// `data` compressed as a gzip member or zstd frame of its own.
+fn pack(codec: Compression, data: &[u8]) -> io::Result<Vec<u8>> {
+    match codec {
+        Compression::Gzip => {
+            let mut member = flate2::write::GzEncoder::new(
+                Vec::with_capacity(data.len() / 2),
+                flate2::Compression::new(GZIP_LEVEL),
+            );
+            member.write_all(data)?;
+            member.finish()
+        }
+        Compression::Zstd => zstd::bulk::compress(data, ZSTD_LEVEL),
+        Compression::None => Ok(data.to_vec()),
     }
 }
 
-impl<W: Write + Send> Encoder<W> for Zstd<'_, W> {
-    fn finish(self: Box<Self>) -> io::Result<W> {
-        self.0.finish()
+/// `data` as a gzip member or zstd frame that stores it uncompressed: a copy and a few header
+/// bytes, which every decoder reads like any other member or frame.
+fn store(codec: Compression, data: &[u8]) -> io::Result<Vec<u8>> {
+    match codec {
+        Compression::Gzip => {
+            let mut member = flate2::write::GzEncoder::new(
+                Vec::with_capacity(data.len() + data.len() / 1000 + 64),
+                flate2::Compression::none(),
+            );
+            member.write_all(data)?;
+            member.finish()
+        }
+        Compression::Zstd => Ok(zstd_raw_frame(data)),
+        Compression::None => Ok(data.to_vec()),
     }
 }
 
-/// One block as a gzip member. Blocks that do not shrink (layers of compressed files, media,
-/// model weights) are stored instead, which costs a copy instead of a compression and does not
-/// grow the data; after a run of them, only every 16th block is tried, until one shrinks again.
-fn gzip_member(data: &[u8], hopeless: &AtomicU32, seq: u64) -> io::Result<Vec<u8>> {
-    let streak = hopeless.load(Ordering::Relaxed);
-    let try_compress = streak < 4 || seq % 16 == 0;
-    if try_compress {
-        let mut member = flate2::write::GzEncoder::new(
-            Vec::with_capacity(data.len() / 2),
-            flate2::Compression::new(GZIP_LEVEL),
-        );
-        member.write_all(data)?;
-        let packed = member.finish()?;
+/// A zstd frame (RFC 8878) of raw blocks: single segment, 4-byte content size, no checksum.
+fn zstd_raw_frame(data: &[u8]) -> Vec<u8> {
+    const MAX_BLOCK: usize = 128 * 1024;
+    let mut out = Vec::with_capacity(data.len() + 9 + 3 * (data.len() / MAX_BLOCK + 1));
+    out.extend_from_slice(&0xFD2F_B528u32.to_le_bytes());
+    // Frame_Content_Size_flag 2 (4 bytes), Single_Segment_flag.
+    out.push(0b1010_0000);
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    let mut chunks = data.chunks(MAX_BLOCK).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0]);
+    }
+    while let Some(chunk) = chunks.next() {
+        let last = chunks.peek().is_none() as u32;
+        // Block_Type 0 (raw) in bits 1-2.
+        let header = ((chunk.len() as u32) << 3) | last;
+        out.extend_from_slice(&header.to_le_bytes()[..3]);
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
+/// Runs one block: compressed unless told otherwise, and stored after all when compressing
+/// did not shrink it by 3%. Returns the bytes and whether they are compressed.
+fn encode(codec: Compression, data: &[u8], mode: Mode) -> io::Result<(Vec<u8>, bool)> {
+    if mode == Mode::Compress {
+        let packed = pack(codec, data)?;
         if packed.len() < data.len() / 100 * 97 {
-            hopeless.store(0, Ordering::Relaxed);
-            return Ok(packed);
+            return Ok((packed, true));
         }
-        hopeless.fetch_add(1, Ordering::Relaxed);
     }
-    let mut member = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() + 1024),
-        flate2::Compression::none(),
-    );
-    member.write_all(data)?;
-    member.finish()
+    Ok((store(codec, data)?, false))
 }
 
-type Job = (u64, Vec<u8>);
-type Done = (u64, io::Result<Vec<u8>>);
+struct Job {
+    seq: u64,
+    data: Vec<u8>,
+    mode: Mode,
+}
 
-/// gzip on several threads: each 1 MiB block becomes an independent gzip member, and members
-/// are written in order. Memory stays bounded at two blocks in flight per thread.
-struct ParallelGzip<W> {
+type Done = (u64, io::Result<(Vec<u8>, bool)>);
+
+/// gzip or zstd on several threads: each block becomes an independent member or frame (both
+/// formats allow them to be concatenated), written in order. Memory stays bounded at two
+/// blocks in flight per thread.
+struct Blocks<W> {
     out: W,
     block: Vec<u8>,
+    size: usize,
+    /// The bytes being gathered are compressed already.
+    precompressed: bool,
+    pace: Option<Arc<Pace>>,
+    /// Blocks in a row that did not shrink: after 4, only every 16th is tried.
+    hopeless: u32,
     jobs: Option<mpsc::Sender<Job>>,
     done: mpsc::Receiver<Done>,
     workers: Vec<JoinHandle<()>>,
     dispatched: u64,
     written: u64,
-    ready: BTreeMap<u64, Vec<u8>>,
+    /// Per block in flight: its mode and raw length.
+    flight: BTreeMap<u64, (Mode, usize)>,
+    ready: BTreeMap<u64, (Vec<u8>, bool)>,
     limit: u64,
+    choices: Choices,
 }
 
-impl<W: Write> ParallelGzip<W> {
-    fn new(out: W, threads: usize) -> Self {
+impl<W: Write> Blocks<W> {
+    fn new(codec: Compression, out: W, threads: usize, pace: Option<Arc<Pace>>) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (finished, done) = mpsc::channel::<Done>();
         let queue = Arc::new(Mutex::new(queue));
-        let hopeless = Arc::new(AtomicU32::new(0));
         let workers = (0..threads)
             .map(|_| {
                 let queue = queue.clone();
                 let finished = finished.clone();
-                let hopeless = hopeless.clone();
                 std::thread::spawn(move || loop {
-                    let job = queue.lock().expect("gzip queue").recv();
-                    let Ok((seq, data)) = job else { return };
-                    let result = gzip_member(&data, &hopeless, seq);
-                    if finished.send((seq, result)).is_err() {
+                    let job = queue.lock().expect("encoder queue").recv();
+                    let Ok(job) = job else { return };
+                    let result = encode(codec, &job.data, job.mode);
+                    if finished.send((job.seq, result)).is_err() {
                         return;
                     }
                 })
             })
             .collect();
-        ParallelGzip {
+        Blocks {
             out,
-            block: Vec::with_capacity(GZIP_BLOCK),
+            block: Vec::with_capacity(codec.block()),
+            size: codec.block(),
+            precompressed: false,
+            pace,
+            hopeless: 0,
             jobs: Some(jobs),
             done,
             workers,
             dispatched: 0,
             written: 0,
+            flight: BTreeMap::new(),
             ready: BTreeMap::new(),
             limit: 2 * threads as u64,
+            choices: Choices::default(),
         }
     }
 
@@ -235,13 +402,43 @@ impl<W: Write> ParallelGzip<W> {
         let (seq, result) = self
             .done
             .recv()
-            .map_err(|_| io::Error::other("a gzip worker stopped"))?;
+            .map_err(|_| io::Error::other("an encoder thread stopped"))?;
         self.ready.insert(seq, result?);
-        while let Some(member) = self.ready.remove(&self.written) {
-            self.out.write_all(&member)?;
+        while let Some((bytes, compressed)) = self.ready.remove(&self.written) {
+            let (mode, raw) = self
+                .flight
+                .remove(&self.written)
+                .expect("every block in flight is known");
+            let raw = raw as u64;
+            match mode {
+                Mode::Compress if compressed => {
+                    self.hopeless = 0;
+                    self.choices.compressed += raw;
+                }
+                Mode::Compress => {
+                    self.hopeless += 1;
+                    self.choices.incompressible += raw;
+                }
+                Mode::Incompressible => self.choices.incompressible += raw,
+                Mode::Precompressed => self.choices.precompressed += raw,
+                Mode::FastLink => self.choices.fast_link += raw,
+            }
+            self.out.write_all(&bytes)?;
             self.written += 1;
         }
         Ok(())
+    }
+
+    fn mode(&self) -> Mode {
+        if self.precompressed {
+            Mode::Precompressed
+        } else if self.pace.as_ref().is_some_and(|p| p.fast()) {
+            Mode::FastLink
+        } else if self.pace.is_some() && self.hopeless >= 4 && self.dispatched % 16 != 0 {
+            Mode::Incompressible
+        } else {
+            Mode::Compress
+        }
     }
 
     fn dispatch(&mut self) -> io::Result<()> {
@@ -251,25 +448,31 @@ impl<W: Write> ParallelGzip<W> {
         while self.dispatched - self.written >= self.limit {
             self.collect_one()?;
         }
-        let data = std::mem::replace(&mut self.block, Vec::with_capacity(GZIP_BLOCK));
+        let data = std::mem::replace(&mut self.block, Vec::with_capacity(self.size));
+        let mode = self.mode();
+        self.flight.insert(self.dispatched, (mode, data.len()));
         self.jobs
             .as_ref()
             .expect("encoder not finished")
-            .send((self.dispatched, data))
-            .map_err(|_| io::Error::other("the gzip workers stopped"))?;
+            .send(Job {
+                seq: self.dispatched,
+                data,
+                mode,
+            })
+            .map_err(|_| io::Error::other("the encoder threads stopped"))?;
         self.dispatched += 1;
         Ok(())
     }
 }
 
-impl<W: Write> Write for ParallelGzip<W> {
+impl<W: Write> Write for Blocks<W> {
     fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
         let n = buf.len();
         while !buf.is_empty() {
-            let take = (GZIP_BLOCK - self.block.len()).min(buf.len());
+            let take = (self.size - self.block.len()).min(buf.len());
             self.block.extend_from_slice(&buf[..take]);
             buf = &buf[take..];
-            if self.block.len() == GZIP_BLOCK {
+            if self.block.len() == self.size {
                 self.dispatch()?;
             }
         }
@@ -281,8 +484,8 @@ impl<W: Write> Write for ParallelGzip<W> {
     }
 }
 
-impl<W: Write + Send> Encoder<W> for ParallelGzip<W> {
-    fn finish(mut self: Box<Self>) -> io::Result<W> {
+impl<W: Write + Send> Encoder<W> for Blocks<W> {
+    fn finish(mut self: Box<Self>) -> io::Result<(W, Choices)> {
         self.dispatch()?;
         while self.written < self.dispatched {
             self.collect_one()?;
@@ -292,7 +495,15 @@ impl<W: Write + Send> Encoder<W> for ParallelGzip<W> {
             let _ = worker.join();
         }
         self.out.flush()?;
-        Ok(self.out)
+        Ok((self.out, self.choices))
+    }
+
+    fn precompressed(&mut self, already: bool) {
+        if already != self.precompressed {
+            // A block holds one kind of bytes only. A failure here shows at the next write.
+            let _ = self.dispatch();
+            self.precompressed = already;
+        }
     }
 }
 
@@ -308,21 +519,54 @@ mod tests {
     use super::*;
     use std::io::Read;
 
+    const BLOCK: usize = 1024 * 1024;
+
     fn sample() -> Vec<u8> {
         // Compressible but not trivial: 3.5 blocks of a repeating counter pattern.
-        (0..(GZIP_BLOCK * 7 / 2))
+        (0..(BLOCK * 7 / 2))
             .map(|i| ((i / 7) % 251) as u8)
             .collect()
     }
 
+    fn random(len: usize) -> Vec<u8> {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    }
+
     fn compress(c: Compression, threads: usize, data: &[u8]) -> Vec<u8> {
-        let mut encoder = c.encoder(Vec::new(), threads);
+        let mut encoder = c.encoder(Vec::new(), threads, None);
         for piece in data.chunks(100_000) {
             encoder.write_all(piece).unwrap();
         }
-        let mut out = encoder.finish().unwrap();
+        let (mut out, _) = encoder.finish().unwrap();
         out.extend(c.trailer());
         out
+    }
+
+    fn unpack(c: Compression, packed: &[u8]) -> Vec<u8> {
+        let mut unpacked = Vec::new();
+        match c {
+            Compression::Gzip => {
+                flate2::read::MultiGzDecoder::new(packed)
+                    .read_to_end(&mut unpacked)
+                    .unwrap();
+            }
+            Compression::Zstd => {
+                zstd::stream::read::Decoder::new(packed)
+                    .unwrap()
+                    .read_to_end(&mut unpacked)
+                    .unwrap();
+            }
+            Compression::None => unpacked = packed.to_vec(),
+        }
+        unpacked
     }
 
     #[test]
@@ -338,22 +582,10 @@ mod tests {
             (Compression::None, 1),
         ] {
             let packed = compress(c, threads, &data);
-            let mut unpacked = Vec::new();
-            match c {
-                Compression::Gzip => {
-                    flate2::read::MultiGzDecoder::new(&packed[..])
-                        .read_to_end(&mut unpacked)
-                        .unwrap();
-                }
-                Compression::Zstd => {
-                    zstd::stream::read::Decoder::new(&packed[..])
-                        .unwrap()
-                        .read_to_end(&mut unpacked)
-                        .unwrap();
-                }
-                Compression::None => unpacked = packed.clone(),
-            }
-            assert!(unpacked == expected, "{c:?} with {threads} threads");
+            assert!(
+                unpack(c, &packed) == expected,
+                "{c:?} with {threads} threads"
+            );
             if c != Compression::None {
                 assert!(packed.len() < data.len() / 4, "{c:?} compresses");
             }
@@ -361,28 +593,124 @@ mod tests {
     }
 
     #[test]
+    fn without_a_pace_the_output_depends_only_on_the_input() {
+        let mut data = sample();
+        data.extend(random(3 * BLOCK));
+        data.extend(sample());
+        for c in [Compression::Gzip, Compression::Zstd] {
+            assert!(compress(c, 1, &data) == compress(c, 3, &data), "{c:?}");
+        }
+    }
+
+    #[test]
     fn incompressible_data_is_stored_not_grown() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let random: Vec<u8> = (0..GZIP_BLOCK * 9)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
-        let packed = compress(Compression::Gzip, 2, &random);
-        assert!(
-            packed.len() < random.len() + random.len() / 500,
-            "{} bytes for {}",
-            packed.len(),
-            random.len()
+        let random = random(BLOCK * 9);
+        for c in [Compression::Gzip, Compression::Zstd] {
+            let packed = compress(c, 2, &random);
+            assert!(
+                packed.len() < random.len() + random.len() / 500,
+                "{c:?}: {} bytes for {}",
+                packed.len(),
+                random.len()
+            );
+            assert_eq!(&unpack(c, &packed)[..random.len()], &random[..]);
+        }
+    }
+
+    #[test]
+    fn precompressed_bytes_pass_through_untouched() {
+        // An archive whose middle is a gzip blob, as in an OCI layout of a pulled image.
+        let before = sample();
+        let mut blob = Vec::new();
+        let mut gz = flate2::write::GzEncoder::new(&mut blob, flate2::Compression::fast());
+        gz.write_all(&random(3 * BLOCK + 12345)).unwrap();
+        gz.finish().unwrap();
+        let after = sample();
+        for c in [Compression::Gzip, Compression::Zstd] {
+            let mut encoder = c.encoder(Vec::new(), 2, None);
+            encoder.write_all(&before).unwrap();
+            encoder.precompressed(true);
+            for piece in blob.chunks(70_000) {
+                encoder.write_all(piece).unwrap();
+            }
+            encoder.precompressed(false);
+            encoder.write_all(&after).unwrap();
+            let (packed, choices) = encoder.finish().unwrap();
+            assert_eq!(choices.precompressed, blob.len() as u64);
+            // The blob's bytes appear as they are (zstd stores them in 128 KiB blocks).
+            let piece = &blob[1000..60_000];
+            assert!(
+                packed.windows(piece.len()).any(|w| w == piece),
+                "{c:?} stores the blob verbatim"
+            );
+            assert!(packed.len() < blob.len() + (before.len() + after.len()) / 4);
+            let mut expected = before.clone();
+            expected.extend_from_slice(&blob);
+            expected.extend_from_slice(&after);
+            assert!(unpack(c, &packed) == expected, "{c:?} round trip");
+        }
+    }
+
+    #[test]
+    fn stored_zstd_frames_decode_at_any_size() {
+        for len in [0, 1, 128 * 1024, 128 * 1024 + 1, 3 * 128 * 1024 + 77] {
+            let data = random(len);
+            let frame = zstd_raw_frame(&data);
+            assert_eq!(
+                frame.len(),
+                data.len() + 9 + 3 * len.div_ceil(128 * 1024).max(1)
+            );
+            assert_eq!(unpack(Compression::Zstd, &frame), data, "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn choices_say_how_a_stream_travelled() {
+        let mut encoder = Compression::Zstd.encoder(Vec::new(), 2, None);
+        encoder.write_all(&sample()).unwrap();
+        encoder.precompressed(true);
+        encoder.write_all(&random(BLOCK)).unwrap();
+        encoder.precompressed(false);
+        encoder.write_all(&random(BLOCK)).unwrap();
+        let (_, choices) = encoder.finish().unwrap();
+        assert_eq!(choices.compressed, sample().len() as u64);
+        assert_eq!(choices.precompressed, BLOCK as u64);
+        assert_eq!(choices.incompressible, BLOCK as u64);
+        let c = Choices {
+            compressed: 700,
+            precompressed: 200,
+            incompressible: 0,
+            fast_link: 100,
+            plain: 0,
+        };
+        assert_eq!(
+            c.describe(Compression::Zstd),
+            "zstd, 30% stored (already compressed 20%, link faster than compression pays 10%)"
         );
-        let mut unpacked = Vec::new();
-        flate2::read::MultiGzDecoder::new(&packed[..])
-            .read_to_end(&mut unpacked)
-            .unwrap();
-        assert_eq!(&unpacked[..random.len()], &random[..]);
+        assert_eq!(Choices::default().describe(Compression::Gzip), "gzip");
+    }
+
+    #[test]
+    fn the_pace_turns_fast_and_slow_with_hysteresis() {
+        let pace = Pace::default();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert!(!pace.fast(), "nothing known: compress");
+        // The first bytes fill buffers and are not counted.
+        pace.taken_at(at(10), 4 << 20, 8 << 20);
+        assert!(!pace.fast());
+        // 100 MB/s of raw bytes: fast.
+        pace.taken_at(at(100), 10 << 20, 20_000_000);
+        pace.taken_at(at(300), 20 << 20, 40_000_000);
+        assert!(pace.fast());
+        // 30 MB/s: between the thresholds, it stays as it was.
+        pace.taken_at(at(1400), 30 << 20, 70_000_000);
+        pace.taken_at(at(2400), 40 << 20, 100_000_000);
+        assert!(pace.fast());
+        // 2.5 MB/s, as on a 20 Mbit/s link: compress again.
+        pace.taken_at(at(3400), 41 << 20, 102_500_000);
+        pace.taken_at(at(4400), 42 << 20, 105_000_000);
+        assert!(!pace.fast());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use super::archive::{self, LayerNames, Output, OutputStats};
 use super::bundle::VerifiedBundle;
-use super::compress::{self, Compression, Encoder};
+use super::compress::{self, Choices, Compression, Encoder, Pace};
 use super::remote::{end_frame, frame_header, FRAME};
 
 /// Frames a host may lag behind the fastest one (4 MiB each).
@@ -130,6 +130,9 @@ pub enum Source {
 pub struct Request {
     pub host: String,
     pub compression: Compression,
+    /// Whether blocks may go uncompressed while the link is fast (see [`Pace`]). Resumable
+    /// streams may not: their bytes must not depend on timing.
+    pub adapt: bool,
     /// Layers (diff ids) to leave out.
     pub skip: BTreeSet<String>,
     /// Rewrite an old-format archive as an OCI layout (see `archive::Output::oci`).
@@ -161,6 +164,8 @@ pub struct GroupState {
     pub sha256: Option<String>,
     pub bytes: u64,
     pub stats: OutputStats,
+    /// How the archive's bytes travelled.
+    pub choices: Choices,
     /// Why the stream could not be completed (the source failed).
     pub error: Option<String>,
     /// Hosts dropped for not keeping up, and why.
@@ -344,6 +349,7 @@ struct FrameSink {
     hasher: Sha256,
     bytes: u64,
     group: Arc<Group>,
+    pace: Option<Arc<Pace>>,
 }
 
 /// Queues `item` for one host, waiting while its queue is full; `false` when the host is gone
@@ -412,10 +418,23 @@ impl FrameSink {
         });
         self.buf = payload;
         self.buf.clear();
+        if let Some(pace) = &self.pace {
+            // What the slowest host has taken: everything sent but what waits in its queue.
+            let queued = self
+                .hosts
+                .iter()
+                .map(|r| r.tx.max_capacity() - r.tx.capacity())
+                .max()
+                .unwrap_or(0) as u64;
+            let wire = self.bytes.saturating_sub(queued * FRAME as u64);
+            let read = self.group.read.load(std::sync::atomic::Ordering::Relaxed);
+            let raw = (read as f64 * wire as f64 / self.bytes.max(1) as f64) as u64;
+            pace.taken(wire, raw);
+        }
     }
 
     /// Sends the end frame, once the group's outcome is recorded.
-    fn finish(mut self, stats: OutputStats) {
+    fn finish(mut self, stats: OutputStats, choices: Choices) {
         self.emit();
         let sha = crate::ssh::hex(&self.hasher.clone().finalize());
         let bytes = self.bytes;
@@ -423,6 +442,7 @@ impl FrameSink {
             s.sha256 = Some(sha.clone());
             s.bytes = bytes;
             s.stats = stats;
+            s.choices = choices;
         });
         self.broadcast(end_frame(&sha).into());
     }
@@ -454,12 +474,12 @@ struct GroupOut {
 
 /// Groups the requests, hands out tickets, and starts the producer thread.
 fn start(requests: Vec<Request>, source: Source) -> Vec<Ticket> {
-    let mut keys: Vec<(Compression, BTreeSet<String>, bool)> = Vec::new();
+    let mut keys: Vec<(Compression, BTreeSet<String>, bool, bool)> = Vec::new();
     let mut members: Vec<Vec<Receiver>> = Vec::new();
     let mut tickets = Vec::new();
     let mut groups: Vec<Arc<Group>> = Vec::new();
     for r in requests {
-        let key = (r.compression, r.skip.clone(), r.oci);
+        let key = (r.compression, r.skip.clone(), r.oci, r.adapt);
         let at = match keys.iter().position(|k| *k == key) {
             Some(at) => at,
             None => {
@@ -494,7 +514,8 @@ fn start(requests: Vec<Request>, source: Source) -> Vec<Ticket> {
         .into_iter()
         .zip(members)
         .zip(groups)
-        .map(|(((compression, skip, oci), hosts), group)| {
+        .map(|(((compression, skip, oci, adapt), hosts), group)| {
+            let pace = (adapt && !precompressed).then(|| Arc::new(Pace::default()));
             let sink = FrameSink {
                 rt: rt.clone(),
                 buf: Vec::with_capacity(FRAME + 64 * 1024),
@@ -502,14 +523,15 @@ fn start(requests: Vec<Request>, source: Source) -> Vec<Ticket> {
                 hasher: Sha256::new(),
                 bytes: 0,
                 group: group.clone(),
+                pace: pace.clone(),
             };
             GroupOut {
                 skip: skip.into_iter().collect::<HashSet<String>>(),
                 oci,
                 encoder: if precompressed {
-                    Compression::None.encoder(sink, 1)
+                    Compression::None.encoder(sink, 1, None)
                 } else {
-                    compression.encoder(sink, threads)
+                    compression.encoder(sink, threads, pace)
                 },
                 group,
             }
@@ -533,7 +555,7 @@ fn produce(source: Source, mut outs: Vec<GroupOut>) {
         Ok(stats) => {
             for (out, stats) in outs.into_iter().zip(stats) {
                 match out.encoder.finish() {
-                    Ok(sink) => sink.finish(stats),
+                    Ok((sink, choices)) => sink.finish(stats, choices),
                     Err(e) => out
                         .group
                         .update(|s| s.error = Some(format!("compression failed: {e}"))),
@@ -639,6 +661,12 @@ fn produce_save(image: &ImageInfo, outs: &mut [GroupOut]) -> Result<Vec<OutputSt
 struct Counted<'a> {
     inner: &'a mut Box<dyn Encoder<FrameSink>>,
     group: &'a Group,
+}
+
+impl archive::Sink for Counted<'_> {
+    fn precompressed(&mut self, already: bool) {
+        self.inner.precompressed(already)
+    }
 }
 
 impl Write for Counted<'_> {

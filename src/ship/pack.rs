@@ -47,7 +47,7 @@ pub fn create(
         BundleWriter::create(path, bundle_compression(compression)).map_err(|e| e.to_string())?;
     let mut child = fanout::save(references)?;
     let stdout = child.stdout.take().expect("piped stdout");
-    let mut encoder = compression.encoder(writer, compress::threads());
+    let mut encoder = compression.encoder(writer, compress::threads(), None);
     let none = HashSet::new();
     let passed = {
         let mut outputs = [Output::new(&none, &mut encoder)];
@@ -59,7 +59,7 @@ pub fn create(
     };
     fanout::finish_save(child, &references.join(" "))?;
     passed?;
-    let mut writer = encoder
+    let (mut writer, _) = encoder
         .finish()
         .map_err(|e| format!("writing {}: {e}", path.display()))?;
     writer.mark_body_end();

@@ -2,7 +2,8 @@
 //!
 //! The load pipeline verifies before anything is loaded. The image stream arrives framed on the
 //! command's stdin (`LEN\n` then LEN bytes, repeated; `0\n` and the SHA-256 of all payload bytes
-//! to end), so it needs nothing on the host but a POSIX shell, `head`, `tee` and `sha256sum`.
+//! to end), so it needs nothing on the host but a POSIX shell, `head`, `tee` and `sha256sum` (or
+//! `openssl`, which is faster).
 //! Payload bytes flow straight into `docker load` while being hashed, but the stream never
 //! contains the tar end-of-archive marker: `docker load` unpacks into a scratch folder and
 //! registers nothing until the archive is complete. Only when the hash matches does the host
@@ -21,6 +22,15 @@ pub const FRAME: usize = 4 * 1024 * 1024;
 pub const MISMATCH: &str = "rigs-ship: checksum mismatch";
 /// Printed on stderr by the host when the stream ended before its end frame.
 pub const CUT: &str = "rigs-ship: the stream ended early";
+
+/// Picks the host's fastest SHA-256: OpenSSL's uses the CPU's SHA instructions where there are
+/// some, about five times the speed of coreutils' `sha256sum` here (0.11 s against 0.6 s of CPU
+/// for 176 MB), which on a fast link is CPU the host's `docker load` can use instead.
+const PICK_HASH: &str =
+    "if command -v openssl >/dev/null 2>&1 && echo | openssl dgst -sha256 -r >/dev/null 2>&1; \
+                         then s='openssl dgst -sha256 -r'; else s=sha256sum; fi; ";
+/// Runs the picked hash (its first word is the digest, as with `sha256sum`).
+const HASH: &str = "$s";
 
 /// A frame header.
 pub fn frame_header(len: usize) -> Vec<u8> {
@@ -89,8 +99,8 @@ pub fn load_command(compression: Compression, resume: Option<&str>, check: Optio
     };
     let replay = if resume.is_some() { "cat \"$p\"; " } else { "" };
     format!(
-        "{setup}{{ exec 3>&1; \
-         h=$({{ {replay}while IFS= read -r n && [ \"$n\" != 0 ]; do {source}; done; }} | tee /dev/fd/3 | sha256sum) || h=failed; \
+        "{setup}{PICK_HASH}{{ exec 3>&1; \
+         h=$({{ {replay}while IFS= read -r n && [ \"$n\" != 0 ]; do {source}; done; }} | tee /dev/fd/3 | {HASH}) || h=failed; \
          IFS= read -r want || want=missing; h=${{h%% *}}; \
          if [ \"$h\" = \"$want\" ]; then printf '{trailer}'; \
          elif [ \"$want\" = missing ]; then echo \"{CUT}\" >&2; echo 'rigs-ship: rejected stream'; exit 4; \
