@@ -290,6 +290,7 @@ fn summary(reference: &str, id: &str, compression: &str, sent: u64, took: Durati
     m.insert("image".into(), reference.into());
     m.insert("id".into(), id.into());
     m.insert("compression".into(), compression.into());
+    m.insert("sent_as".into(), compression.into());
     m.insert("bytes".into(), (sent as rhai::INT).into());
     m.insert("seconds".into(), took.as_secs_f64().into());
     m
@@ -529,6 +530,10 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
                 streamed.took,
             );
             m.insert("layers_sent".into(), (sending as rhai::INT).into());
+            m.insert(
+                "sent_as".into(),
+                state.choices.describe(compression).into(),
+            );
             m.insert("layers_total".into(), (layers as rhai::INT).into());
             return Ok(m);
         }
