@@ -322,7 +322,9 @@ fn an_interrupted_ship_resumes_where_it_stopped(engine: Engine) {
         "the host kept what it received: {before:?}"
     );
 
+    probe(&lab, "before-second");
     let out = p.clone().args(args).timeout(180).run();
+    probe(&lab, "after-second");
     out.assert_code(0);
     assert!(out.stdout.contains("resuming after the"), "{}", out.stdout);
     let sent = summary(&out.stdout)[0].2;
@@ -338,6 +340,37 @@ fn an_interrupted_ship_resumes_where_it_stopped(engine: Engine) {
         "the part file is gone once loaded: {after:?}\n{}",
         out.stdout
     );
+}
+
+// PROBE-TEMP
+fn probe(lab: &DockerLab, label: &str) {
+    let e1 = lab.home(0).parent().unwrap().join("e1");
+    let dir = format!("/tmp/resume-evidence/{}", std::process::id());
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = format!(
+        "date +%T.%N; echo '== ps'; ps -eo pid,ppid,lstart,args | grep -E 'docker load|sha256sum|head -c|tee -a' | grep -v grep; \
+         echo '== parts'; ls -la {home}/.cache/rigs/ship 2>&1; sha256sum {home}/.cache/rigs/ship/*.part 2>&1; \
+         s=$(find {e1}/exec -name containerd.sock | head -1); echo sock=$s; \
+         echo '== active ingests'; {ctr} -a $s -n moby content active 2>&1; \
+         echo '== content'; {ctr} -a $s -n moby content ls 2>&1; \
+         echo '== leases'; {ctr} -a $s -n moby leases ls 2>&1; \
+         echo '== ingest dirs'; ls -la {e1}/data/containerd/daemon/io.containerd.content.v1.content/ingest/* 2>&1; \
+         echo '== blobs'; ls -la {e1}/data/containerd/daemon/io.containerd.content.v1.content/blobs/sha256 2>&1",
+        home = lab.home(0).display(),
+        e1 = e1.display(),
+        ctr = "/var/cache/rigs-tests/docker-modern/usr/bin/ctr",
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    std::fs::write(
+        format!("{dir}/{label}.txt"),
+        [out.stdout, out.stderr].concat(),
+    )
+    .unwrap();
+    let _ = std::fs::copy(e1.join("dockerd.log"), format!("{dir}/{label}-dockerd.log"));
 }
 
 on_engines!(a_host_that_dies_mid_ship_fails_alone);
@@ -377,13 +410,14 @@ fn flip_byte(path: &std::path::Path, at: u64) {
     f.write_all(&[b[0] ^ 0x40]).unwrap();
 }
 
-on_engines!(bundles_round_trip_and_damaged_ones_load_nothing);
-fn bundles_round_trip_and_damaged_ones_load_nothing(engine: Engine) {
+on_engines!(fleets bundles_round_trip_and_damaged_ones_load_nothing);
+/// Bundles made on either engine verify and load on both.
+fn bundles_round_trip_and_damaged_ones_load_nothing(controller: Engine, hosts: Engine) {
     let lab = DockerLab::start_with(
         2,
         &LabOptions {
             offline: vec![1],
-            ..LabOptions::on(engine)
+            ..LabOptions::fleet(controller, hosts)
         },
     );
     let p = project(&lab, &inventory(&lab, ""));
@@ -443,7 +477,7 @@ fn bundles_round_trip_and_damaged_ones_load_nothing(engine: Engine) {
         .run();
     out.assert_code(0);
     for r in [&v1, &v2] {
-        assert_eq!(lab.image_id(1, r), lab.controller_image_id(r));
+        lab.assert_image_as_on_controller(1, r);
     }
     assert!(summary(&out.stdout)[0].2 > 500_000);
     assert_eq!(lab.image_id(0, &v1), "", "only h2 was selected");
@@ -465,7 +499,7 @@ fn bundles_round_trip_and_damaged_ones_load_nothing(engine: Engine) {
         "{}",
         out.stderr
     );
-    assert_eq!(lab.image_id(0, &v2), lab.controller_image_id(&v2));
+    lab.assert_image_as_on_controller(0, &v2);
 
     // Extraction gives files that plain tools check.
     let out = p

@@ -19,7 +19,7 @@ use super::api::{op_error as failed, runtime, task_scope, Fallible};
 use super::scope::{CommandOptions, CommandResult, HostOps, Level, OpError, TaskScope};
 use crate::quote::quote;
 use crate::report::Total;
-use crate::ship::bundle::BundleCompression;
+use crate::ship::bundle::{BundleCompression, BundleImage};
 use crate::ship::{
     archive, fanout, remote, Compression, Gather, ImageInfo, Request, Source, Ticket,
 };
@@ -149,22 +149,6 @@ fn query(ops: &dyn HostOps) -> Result<remote::HostImages, Fail> {
         )));
     }
     remote::HostImages::parse(&r.stdout).map_err(fail)
-}
-
-fn host_image_id(ops: &dyn HostOps, reference: &str) -> Result<String, Fail> {
-    let r = ops.command(
-        &format!(
-            "docker image inspect --format '{{{{.Id}}}}' {}",
-            quote(reference)
-        ),
-        &silent(),
-        false,
-    )?;
-    Ok(if r.ok() {
-        r.stdout.trim().to_string()
-    } else {
-        String::new()
-    })
 }
 
 fn tag(ops: &dyn HostOps, id: &str, reference: &str) -> Result<(), Fail> {
@@ -530,10 +514,7 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
                 streamed.took,
             );
             m.insert("layers_sent".into(), (sending as rhai::INT).into());
-            m.insert(
-                "sent_as".into(),
-                state.choices.describe(compression).into(),
-            );
+            m.insert("sent_as".into(), state.choices.describe(compression).into());
             m.insert("layers_total".into(), (layers as rhai::INT).into());
             return Ok(m);
         }
@@ -599,11 +580,19 @@ pub fn ship_bundle(scope: &TaskScope, path: &Path, o: &ShipOptions) -> Result<Ma
         .iter()
         .map(|i| i.reference.clone())
         .collect();
+    // The host's own id of each image: on the other image store it differs from the bundle's.
+    let on_host = |held: &remote::HostImages, image: &BundleImage| {
+        held.images
+            .iter()
+            .find(|h| h.is(&image.id, &image.created, &image.diff_ids))
+            .map(|h| h.id.clone())
+    };
     let held = query(ops)?;
-    if manifest.images.iter().all(|i| held.has(&i.id)) {
-        for image in &manifest.images {
+    let found: Vec<Option<String>> = manifest.images.iter().map(|i| on_host(&held, i)).collect();
+    if found.iter().all(Option::is_some) {
+        for (image, id) in manifest.images.iter().zip(found.iter().flatten()) {
             for t in &image.repo_tags {
-                tag(ops, &image.id, t)?;
+                tag(ops, id, t)?;
             }
         }
         ops.message(
@@ -672,9 +661,9 @@ pub fn ship_bundle(scope: &TaskScope, path: &Path, o: &ShipOptions) -> Result<Ma
             last_line(&streamed.result.stderr)
         )));
     }
+    let after = query(ops)?;
     for image in &manifest.images {
-        let id = host_image_id(ops, &image.id)?;
-        if id != image.id {
+        if on_host(&after, image).is_none() {
             return Err(fail(format!(
                 "after loading {shown}, the host does not hold {} ({})",
                 image.reference, image.id

@@ -107,6 +107,11 @@ pub struct BundleImage {
     pub diff_ids: Vec<String>,
     /// The image size in bytes as Docker reports it.
     pub size: u64,
+    /// When the image was built: with the diff ids, what identifies the image on an engine
+    /// with the other image store, where its id differs. Empty in bundles from before rigs
+    /// recorded it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created: String,
 }
 
 /// The archive entry of a bundle.
@@ -895,6 +900,7 @@ mod tests {
                 format!("sha256:{}", "02".repeat(32)),
             ],
             size: 123_456_789,
+            created: "2026-11-30T10:00:00Z".into(),
         }]
     }
 

@@ -41,6 +41,7 @@ pub fn create(
             repo_tags: info.repo_tags,
             diff_ids: info.diff_ids,
             size: info.size,
+            created: info.created,
         });
     }
     let writer =
