@@ -376,7 +376,15 @@ fn result_map(r: CommandResult) -> Map {
 /// This host's deployment history, oldest first: one map per task run (see the book's
 /// "Safe releases" chapter for the fields).
 fn history(ctx: NativeCallContext) -> Fallible<rhai::Array> {
-    let scope = task_scope(&ctx)?;
+    Ok(host_history(&ctx)?
+        .into_iter()
+        .map(super::value::from_json)
+        .collect())
+}
+
+/// The last 500 lines of this host's history file that are about this host, oldest first.
+pub(super) fn host_history(ctx: &NativeCallContext) -> Fallible<Vec<serde_json::Value>> {
+    let scope = task_scope(ctx)?;
     let r = scope
         .ops
         .command(
@@ -389,13 +397,12 @@ fn history(ctx: NativeCallContext) -> Fallible<rhai::Array> {
             },
             false,
         )
-        .map_err(|e| op_error(&ctx, e))?;
+        .map_err(|e| op_error(ctx, e))?;
     let name = scope.host_name();
     Ok(crate::history::parse(&r.stdout)
         .into_iter()
         // A shared home folder (NFS) holds other hosts' lines too.
         .filter(|row| row["host"].as_str() == Some(name.as_str()))
-        .map(super::value::from_json)
         .collect())
 }
 

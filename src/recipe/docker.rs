@@ -10,6 +10,7 @@
 //! `--env-file /dev/stdin`. Docker's own error message becomes the host's failure.
 
 use rhai::{Array, Dynamic, Map, Module, NativeCallContext};
+use serde_json::Value;
 
 use super::api::{runtime, task_scope, Fallible};
 use super::scope::{CommandOptions, CommandResult, OpError};
@@ -204,7 +205,7 @@ fn json_lines(ctx: &NativeCallContext, func: &str, text: &str) -> Fallible<Array
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
+            serde_json::from_str::<Value>(l)
                 .map(super::value::from_json)
                 .map_err(|e| {
                     runtime(
@@ -354,6 +355,7 @@ fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> 
     if !displaced.is_empty() && displaced != old_id && displaced != new_id {
         remove_if_unreferenced(ctx, &displaced)?;
     }
+    remember(ctx, repo, &[&new_id, &old_id])?;
     let mut out = Map::new();
     out.insert("image".into(), new_id.into());
     out.insert("previous".into(), old_id.into());
@@ -400,8 +402,11 @@ fn remove_if_unreferenced(ctx: &NativeCallContext, id: &str) -> Fallible<()> {
     Ok(())
 }
 
-/// Untagged images that came from `repo`: pulled images keep their `repo@sha256:...` digest
-/// after losing their tag, which tells them apart from other apps' leftovers.
+/// Untagged images that were `repo`'s. The classic image store keeps the `repo@sha256:...`
+/// digest of a pulled image after it loses its tag; the containerd image store keeps nothing
+/// that names an untagged image's repository (it lists it as `<none>`, with no digest and no
+/// trace of its tags), so there only the history tells: images that a `docker::` function saw
+/// as `repo`'s while they were tagged ([`remember`]).
 fn dangling_images(ctx: &NativeCallContext, repo: &str) -> Fallible<Array> {
     let listed = docker(
         ctx,
@@ -417,39 +422,95 @@ fn dangling_images(ctx: &NativeCallContext, repo: &str) -> Fallible<Array> {
         Shown::Query,
         false,
     )?;
-    let mut found = Array::new();
-    for id in listed
+    let ids: Vec<&str> = listed
         .stdout
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-    {
-        let digests = docker(
-            ctx,
-            "dangling_images",
-            &strings(&[
-                "image",
-                "inspect",
-                "--format",
-                "{{join .RepoDigests \" \"}}",
-                id,
-            ]),
-            None,
-            Shown::Query,
-            true,
-        )?;
-        if digests
-            .stdout
-            .split_whitespace()
-            .any(|d| repository(d) == repo)
-            && !found.iter().any(|f| f.to_string() == id)
-        {
+        .collect();
+    if ids.is_empty() {
+        return Ok(Array::new());
+    }
+    let known = remembered(ctx, repo)?;
+    let mut found = Array::new();
+    for id in ids {
+        if found.iter().any(|f| f.to_string() == id) {
+            continue;
+        }
+        let ours = known.iter().any(|k| k == id) || {
+            let digests = docker(
+                ctx,
+                "dangling_images",
+                &strings(&[
+                    "image",
+                    "inspect",
+                    "--format",
+                    "{{join .RepoDigests \" \"}}",
+                    id,
+                ]),
+                None,
+                Shown::Query,
+                true,
+            )?;
+            digests
+                .stdout
+                .split_whitespace()
+                .any(|d| repository(d) == repo)
+        };
+        if ours {
             found.push(id.into());
         }
     }
     Ok(found)
 }
 
+/// The history field where `docker::` functions note which image IDs were which repository's:
+/// `{"REPO": ["sha256:...", ...]}`.
+const REMEMBERED: &str = "docker_images";
+
+/// Notes in this task's history line that `ids` are images of `repo` on this host, so that
+/// [`dangling_images`] still knows them as `repo`'s after they lose their tags.
+fn remember(ctx: &NativeCallContext, repo: &str, ids: &[&str]) -> Fallible<()> {
+    let ops = task_scope(ctx)?.ops;
+    if ops.dry_run() {
+        return Ok(());
+    }
+    let mut all = match ops.recorded(REMEMBERED) {
+        Some(Value::Object(all)) => all,
+        _ => serde_json::Map::new(),
+    };
+    let mut list = match all.remove(repo) {
+        Some(Value::Array(list)) => list,
+        _ => Vec::new(),
+    };
+    for id in ids {
+        if !id.is_empty() && !list.iter().any(|known| known == id) {
+            list.push((*id).into());
+        }
+    }
+    all.insert(repo.to_string(), list.into());
+    ops.record(REMEMBERED, Value::Object(all));
+    Ok(())
+}
+
+/// The image IDs this host's history, and this task so far, remember as `repo`'s.
+fn remembered(ctx: &NativeCallContext, repo: &str) -> Fallible<Vec<String>> {
+    let lines = super::api::host_history(ctx)?;
+    let now = task_scope(ctx)?.ops.recorded(REMEMBERED);
+    Ok(lines
+        .iter()
+        .filter_map(|line| line.get(REMEMBERED))
+        .chain(now.as_ref())
+        .filter_map(|field| field.get(repo))
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect())
+}
+
+/// Removes all but the `keep` newest images of `repo`, never one a container uses or
+/// `:previous`, and remembers the ones it leaves as `repo`'s.
 fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Array> {
     let keep = match opts.get("keep") {
         Some(v) => v
@@ -473,6 +534,7 @@ fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Arr
         "prune_images",
         &strings(&[
             "images",
+            "--no-trunc",
             "--format",
             "{{.ID}} {{.Tag}} {{.CreatedAt}}",
             repo,
@@ -499,7 +561,7 @@ fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Arr
             Shown::Query,
             true,
         )?;
-        in_use.push(r.stdout.trim().trim_start_matches("sha256:").to_string());
+        in_use.push(r.stdout.trim().to_string());
     }
     // `docker images` lists newest first.
     let mut kept_ids: Vec<String> = Vec::new();
@@ -509,7 +571,7 @@ fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Arr
         let (Some(id), Some(tag)) = (parts.next(), parts.next()) else {
             continue;
         };
-        let protected = tag == "previous" || in_use.iter().any(|u| u.starts_with(id));
+        let protected = tag == "previous" || in_use.iter().any(|u| u == id);
         if protected || kept_ids.contains(&id.to_string()) || (kept_ids.len() as i64) < keep {
             if !kept_ids.contains(&id.to_string()) {
                 kept_ids.push(id.to_string());
@@ -531,6 +593,8 @@ fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Arr
         )?;
         removed.push(reference.into());
     }
+    let kept: Vec<&str> = kept_ids.iter().map(String::as_str).collect();
+    remember(ctx, repo, &kept)?;
     Ok(removed)
 }
 
@@ -571,8 +635,9 @@ pub fn module() -> Module {
             None,
             Shown::Change,
             false,
-        )
-        .map(|_| ())
+        )?;
+        let id = image_id(&ctx, reference)?;
+        remember(&ctx, repository(reference), &[&id])
     });
     m.set_native_fn("push", |ctx: NativeCallContext, reference: &str| {
         docker(

@@ -124,6 +124,8 @@ pub trait HostOps: Send + Sync {
     fn step_history(&self) -> Result<Vec<serde_json::Value>, OpError>;
     /// A field for this task's line in the deployment history (`record(...)`).
     fn record(&self, key: &str, value: serde_json::Value);
+    /// The field this task has recorded under `key` so far.
+    fn recorded(&self, key: &str) -> Option<serde_json::Value>;
 }
 
 /// One `once(...)` value: computed by the first host to get there, or the error it hit.

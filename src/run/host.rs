@@ -578,6 +578,10 @@ impl HostOps for HostRunner {
             .insert(key.to_string(), value);
     }
 
+    fn recorded(&self, key: &str) -> Option<serde_json::Value> {
+        self.records.lock().expect("records lock").get(key).cloned()
+    }
+
     fn peers(&self) -> usize {
         self.running.load(std::sync::atomic::Ordering::SeqCst)
     }
