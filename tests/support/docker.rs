@@ -42,7 +42,9 @@ use super::sshd::SshLab;
 pub const REGISTRY_USER: &str = "deployer";
 pub const REGISTRY_PASSWORD: &str = "Reg1stry-s3cret pass";
 
-const HTTPD: &str = r#"["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]"#;
+/// httpd under a shell that ends on SIGTERM: as PID 1, httpd alone ignores it, and every
+/// `docker stop` would sit out its 10 s timeout.
+const HTTPD: &str = r#"["/bin/sh", "-c", "trap 'exit 0' TERM; /bin/httpd -f -p 8080 -h /www & wait"]"#;
 const FAIL_AT_ONCE: &str = r#"["/bin/sh", "-c", "echo starting; exit 1"]"#;
 
 /// Which engines a lab runs, and which hosts are offline.
@@ -607,7 +609,13 @@ impl Dockerd {
     fn start(kind: Engine, dir: &Path, offline: bool) -> Dockerd {
         std::fs::create_dir_all(dir.join("bin")).unwrap();
         std::os::unix::fs::symlink(kind.docker(), dir.join("bin/docker")).unwrap();
-        std::fs::write(dir.join("daemon.json"), kind.daemon_json()).unwrap();
+        // PROBE-TEMP
+        let json = if std::env::var_os("RIGS_PROBE_DEBUG").is_some() {
+            kind.daemon_json().replacen('{', "{\"debug\": true, ", 1)
+        } else {
+            kind.daemon_json().to_string()
+        };
+        std::fs::write(dir.join("daemon.json"), json).unwrap();
         let socket = dir.join("docker.sock");
         let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
         let mut command = if offline {
