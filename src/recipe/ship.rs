@@ -411,6 +411,8 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
     let host = scope.host_name();
     let layers = image.diff_ids.len();
     let mut resumable = o.resume;
+    // Whether the host's engine already lost a blob of a verified stream once.
+    let mut reloaded = false;
     for attempt in 0.. {
         let sending = image.diff_ids.iter().filter(|d| !skip.contains(*d)).count();
         let key = resumable.then(|| part_key(&image.id, &host, compression, &skip));
@@ -418,7 +420,7 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
             Some(k) => part_size(ops, k)?,
             None => 0,
         };
-        if resume_from > 0 {
+        if resume_from > 0 && !reloaded {
             ops.message(
                 Level::Info,
                 &format!(
@@ -519,9 +521,32 @@ pub fn ship_image(scope: &TaskScope, reference: &str, o: &ShipOptions) -> Result
             return Ok(m);
         }
         let cut = streamed.result.stderr.contains(remote::CUT);
-        if let (Some(k), false) = (&key, cut) {
-            // Only a stream cut short is worth keeping for the next attempt.
+        // A verified whole image the engine lost a blob of, once: see `remote::lost_blob`. (With
+        // a delta, a missing blob may be one the host was meant to hold: sending it all follows.)
+        let lost = !cut
+            && !reloaded
+            && skip.is_empty()
+            && stream_failure(&streamed, &state, &host).is_none()
+            && remote::lost_blob(&streamed.result.stderr);
+        if let (Some(k), false) = (&key, cut || lost) {
+            // Only a stream cut short, or one to load again, is worth keeping for the next attempt.
             ops.command(&format!("rm -f {}", remote::part_path(k)), &silent(), false)?;
+        }
+        if lost {
+            ops.message(
+                Level::Warn,
+                &format!(
+                    "{reference}: the host's engine lost a layer of what it was sent ({}), as containerd does after an earlier load of it was cut short; loading it once more{}",
+                    last_line(&streamed.result.stderr),
+                    if key.is_some() {
+                        " from what the host holds"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+            reloaded = true;
+            continue;
         }
         if resume_from > 0 && !cut && streamed.result.stderr.contains(remote::MISMATCH) {
             ops.message(

@@ -2,14 +2,22 @@
 //!
 //! The load pipeline verifies before anything is loaded. The image stream arrives framed on the
 //! command's stdin (`LEN\n` then LEN bytes, repeated; `0\n` and the SHA-256 of all payload bytes
-//! to end), so it needs nothing on the host but a POSIX shell, `head`, `tee` and `sha256sum` (or
-//! `openssl`, which is faster).
+//! to end), so it needs nothing on the host but a POSIX shell, `head`, `tee`, `mktemp` and
+//! `sha256sum` (or `openssl`, which is faster).
 //! Payload bytes flow straight into `docker load` while being hashed, but the stream never
 //! contains the tar end-of-archive marker: `docker load` unpacks into a scratch folder and
 //! registers nothing until the archive is complete. Only when the hash matches does the host
 //! append the marker (compressed as its own member, which both gzip and zstd allow); on a
-//! mismatch, or a stream cut short, it appends bytes that are not a valid archive instead, so
-//! `docker load` fails and loads nothing. No copy is kept on the host.
+//! mismatch, or a stream cut short, it kills `docker load` instead, so the engine sees its
+//! request break off, fails and loads nothing. No copy is kept on the host.
+//!
+//! Nothing but stream bytes may ever reach `docker load`: ending a rejected stream with bytes
+//! that are no archive, as rigs once did, puts them inside whichever blob the cut fell in. The
+//! containerd image store keeps that partial blob after the failed load (its garbage collection
+//! fails before reaching it while the store holds no complete blob yet, and may come too late
+//! anyway), the next load of the same blob carries on from it, and the blob ends up under
+//! another digest: the load fails with `content digest … not found`. A partial blob of genuine
+//! stream bytes is carried on correctly.
 
 use std::fmt::Write as _;
 
@@ -23,6 +31,16 @@ pub const MISMATCH: &str = "rigs-ship: checksum mismatch";
 /// Printed on stderr by the host when the stream ended before its end frame.
 pub const CUT: &str = "rigs-ship: the stream ended early";
 
+/// Whether a failed `docker load` says the engine's containerd store misses a blob of the
+/// archive it was given: the mark of a partial blob, left by an earlier load that was cut short,
+/// spoiling this one (see the module docs). The failed load used that partial blob up, so
+/// loading once more works.
+pub fn lost_blob(stderr: &str) -> bool {
+    stderr
+        .lines()
+        .any(|l| l.contains("content digest") && l.contains("not found"))
+}
+
 /// Picks the host's fastest SHA-256: OpenSSL's uses the CPU's SHA instructions where there are
 /// some, about five times the speed of coreutils' `sha256sum` here (0.11 s against 0.6 s of CPU
 /// for 176 MB), which on a fast link is CPU the host's `docker load` can use instead.
@@ -31,6 +49,12 @@ const PICK_HASH: &str =
                          then s='openssl dgst -sha256 -r'; else s=sha256sum; fi; ";
 /// Runs the picked hash (its first word is the digest, as with `sha256sum`).
 const HASH: &str = "$s";
+
+/// Makes room for `docker load`'s PID, which its side of the pipe writes into `$lp`, so that a
+/// rejected stream can end the load by killing it (see [`load_command`]). The file goes when the
+/// shell exits, also when rigs stops the command.
+const KILLABLE: &str =
+    "lp=$(mktemp) || exit 1; trap 'rm -f \"$lp\"' EXIT; trap 'exit 143' HUP INT TERM; ";
 
 /// A frame header.
 pub fn frame_header(len: usize) -> Vec<u8> {
@@ -75,6 +99,10 @@ pub fn part_size_command(key: &str) -> String {
 /// `docker load`, verifying it first. With `resume`, the payload is also kept in the part file
 /// of that key: a later attempt replays the part and receives only the rest. The part goes once
 /// the load succeeds or the stream proves wrong; a stream cut short keeps it.
+///
+/// A rejected stream ends with `docker load` killed while its input is still open (the short
+/// wait covers a stream rejected before `docker load`'s PID is written, which no real stream is),
+/// so its request to the engine breaks off mid-archive and fails wherever the cut fell.
 pub fn load_command(compression: Compression, resume: Option<&str>, check: Option<&str>) -> String {
     let trailer = match compression {
         Compression::None => "'; head -c 1024 /dev/zero; printf '".to_string(),
@@ -99,13 +127,13 @@ pub fn load_command(compression: Compression, resume: Option<&str>, check: Optio
     };
     let replay = if resume.is_some() { "cat \"$p\"; " } else { "" };
     format!(
-        "{setup}{PICK_HASH}{{ exec 3>&1; \
+        "{setup}{PICK_HASH}{KILLABLE}{{ exec 3>&1; \
          h=$({{ {replay}while IFS= read -r n && [ \"$n\" != 0 ]; do {source}; done; }} | tee /dev/fd/3 | {HASH}) || h=failed; \
          IFS= read -r want || want=missing; h=${{h%% *}}; \
-         if [ \"$h\" = \"$want\" ]; then printf '{trailer}'; \
-         elif [ \"$want\" = missing ]; then echo \"{CUT}\" >&2; echo 'rigs-ship: rejected stream'; exit 4; \
-         else echo \"{MISMATCH}: received $h\" >&2;{drop} echo 'rigs-ship: rejected stream'; exit 3; fi; \
-         }} | docker load{loaded}{keep}",
+         if [ \"$h\" = \"$want\" ]; then printf '{trailer}'; exit 0; fi; \
+         if [ \"$want\" = missing ]; then echo \"{CUT}\" >&2; else echo \"{MISMATCH}: received $h\" >&2;{drop} fi; \
+         [ -s \"$lp\" ] || sleep 1; kill -9 \"$(cat \"$lp\")\" 2>/dev/null; exit 1; \
+         }} | sh -c 'echo $$ >\"$0\" && exec docker load' \"$lp\"{loaded}{keep}",
         loaded = match check {
             // The loaded image's id, in the same round trip.
             Some(reference) => format!(
@@ -279,7 +307,7 @@ mod tests {
     #[test]
     fn the_trailer_is_written_by_printf_escapes_only() {
         let line = load_command(Compression::Gzip, None, None);
-        assert!(line.ends_with("| docker load"));
+        assert!(line.ends_with("exec docker load' \"$lp\""), "{line}");
         let start = line.find("printf '").unwrap() + 8;
         let escapes = &line[start..start + line[start..].find('\'').unwrap()];
         assert!(escapes.starts_with("\\037\\213"), "gzip magic: {escapes}");
@@ -300,5 +328,111 @@ mod tests {
         assert!(resumable.contains("rigs/ship/ab12.part"), "{resumable}");
         assert!(resumable.ends_with("app:1 && rm -f \"$p\""), "{resumable}");
         assert!(resumable.contains("head -c 1024 /dev/zero"), "{resumable}");
+    }
+
+    /// Runs the load line in the machine's `sh` with `input` on stdin and, as `docker`, a
+    /// stand-in that keeps what `docker load` read. Returns the exit code, stderr and those bytes.
+    #[cfg(unix)]
+    fn run_load(
+        dir: &std::path::Path,
+        line: &str,
+        input: Vec<u8>,
+    ) -> (Option<i32>, String, Vec<u8>) {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        use std::process::{Command, Stdio};
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        let docker = bin.join("docker");
+        std::fs::write(
+            &docker,
+            "#!/bin/sh\n[ \"$1\" = load ] || exit 2\nexec cat >\"$LOADED\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&docker, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let loaded = dir.join("loaded");
+        let _ = std::fs::remove_file(&loaded);
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("HOME", dir)
+            .env_remove("XDG_CACHE_HOME")
+            .env("TMPDIR", dir.join("tmp"))
+            .env("LOADED", &loaded)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        let tmp: Vec<_> = std::fs::read_dir(dir.join("tmp")).unwrap().collect();
+        assert!(tmp.is_empty(), "the PID file is left: {tmp:?}");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            std::fs::read(&loaded).unwrap_or_default(),
+        )
+    }
+
+    /// Only stream bytes ever reach `docker load`: a rejected stream kills it instead, however
+    /// the stream ends, and the part of a stream cut short holds exactly what arrived.
+    #[cfg(unix)]
+    #[test]
+    fn a_rejected_stream_ends_docker_load_without_a_byte_more() {
+        use sha2::Digest;
+        let dir = tempfile::tempdir().unwrap();
+        let payload: Vec<u8> = (0..300_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let mut frames = Vec::new();
+        for chunk in payload.chunks(200_000) {
+            frames.extend(frame_header(chunk.len()));
+            frames.extend_from_slice(chunk);
+        }
+        let sha = crate::ssh::hex(&sha2::Sha256::digest(&payload));
+        let part = dir.path().join(".cache/rigs/ship/ab12.part");
+        let line = load_command(Compression::None, Some("ab12"), None);
+
+        // Cut short: killed, the part kept for the next attempt.
+        let (code, stderr, loaded) = run_load(dir.path(), &line, frames.clone());
+        assert_eq!(code, Some(137), "{stderr}");
+        assert!(stderr.contains(CUT), "{stderr}");
+        assert!(
+            payload.starts_with(&loaded),
+            "{} bytes reached docker load",
+            loaded.len()
+        );
+        assert_eq!(std::fs::read(&part).unwrap(), payload);
+
+        // Wrong, whether replayed from the part or received: killed, the part gone.
+        for wrong in [Vec::new(), frames.clone()] {
+            let mut wrong = wrong;
+            wrong.extend(end_frame(&"0".repeat(64)));
+            let (code, stderr, loaded) = run_load(dir.path(), &line, wrong);
+            assert_eq!(code, Some(137), "{stderr}");
+            assert!(stderr.contains(MISMATCH), "{stderr}");
+            assert!(
+                payload.starts_with(&loaded),
+                "{} bytes reached docker load",
+                loaded.len()
+            );
+            assert!(!part.exists());
+        }
+
+        // Right: the payload and the end-of-archive marker, nothing else.
+        let mut right = frames;
+        right.extend(end_frame(&sha));
+        let (code, stderr, loaded) = run_load(dir.path(), &line, right);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(loaded.len(), payload.len() + 1024);
+        assert!(loaded.starts_with(&payload) && loaded[payload.len()..].iter().all(|&b| b == 0));
+        assert!(!part.exists());
     }
 }

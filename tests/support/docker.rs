@@ -609,13 +609,7 @@ impl Dockerd {
     fn start(kind: Engine, dir: &Path, offline: bool) -> Dockerd {
         std::fs::create_dir_all(dir.join("bin")).unwrap();
         std::os::unix::fs::symlink(kind.docker(), dir.join("bin/docker")).unwrap();
-        // PROBE-TEMP
-        let json = if std::env::var_os("RIGS_PROBE_DEBUG").is_some() {
-            kind.daemon_json().replacen('{', "{\"debug\": true, ", 1)
-        } else {
-            kind.daemon_json().to_string()
-        };
-        std::fs::write(dir.join("daemon.json"), json).unwrap();
+        std::fs::write(dir.join("daemon.json"), kind.daemon_json()).unwrap();
         let socket = dir.join("docker.sock");
         let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
         let mut command = if offline {
