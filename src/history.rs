@@ -112,22 +112,25 @@ impl Filter {
 /// The longest ERROR cell of the history table; the JSON output has the whole text.
 const ERROR_WIDTH: usize = 60;
 
-/// `rigs env:NAME history`: one row per task run, oldest first.
+/// `rigs env:NAME history`: one row per task run, oldest first. The cells come from files on
+/// the hosts: their control characters are [escaped](crate::report::escape).
 pub fn table(rows: &[Value]) -> String {
-    let field = |r: &Value, k: &str| -> String {
+    let raw = |r: &Value, k: &str| -> String {
         match &r[k] {
             Value::Null => String::new(),
             Value::String(s) => s.clone(),
             other => other.to_string(),
         }
     };
+    let field = |r: &Value, k: &str| crate::report::escape(&raw(r, k)).into_owned();
     let headers = [
         "TIME", "HOST", "USER", "ENV", "TASK", "RESULT", "VERSION", "NOTE", "ERROR",
     ];
     let cells: Vec<[String; 9]> = rows
         .iter()
         .map(|r| {
-            let mut error = crate::report::first_useful_line(&field(r, "error"));
+            let error = crate::report::first_useful_line(&raw(r, "error"));
+            let mut error = crate::report::escape(&error).into_owned();
             if error.chars().count() > ERROR_WIDTH {
                 error = error.chars().take(ERROR_WIDTH - 1).collect::<String>() + "…";
             }
@@ -215,5 +218,21 @@ mod tests {
         let row = text.lines().nth(1).unwrap();
         assert!(row.ends_with('…'), "{text}");
         assert!(!text.contains("second line"), "{text}");
+    }
+
+    #[test]
+    fn cells_show_their_control_characters() {
+        let rows = [serde_json::json!({
+            "host": "h1", "note": "\r[h9] ok\x1b[2J", "error": "boom\u{9b}1m\nmore",
+        })];
+        let text = table(&rows);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(
+            text.contains("\\r[h9] ok\\x1b[2J") && text.contains("boom\\u{9b}1m"),
+            "{text}"
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod cancel;
 pub mod cli;
 pub mod diagnostic;
 pub mod error;
+pub mod glob;
 pub mod history;
 pub mod inventory;
 pub mod prompt;
@@ -24,7 +25,7 @@ pub mod task_call;
 pub mod time;
 
 use std::ffi::OsString;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +34,7 @@ use cli::{Action, CliExit, Config, HostKeyPolicy, OutputMode};
 use error::{Error, Result, EXIT_HOST_FAILED, EXIT_INTERRUPTED, EXIT_OK};
 use inventory::selection::{self, Overrides};
 use recipe::Recipes;
-use report::Reporter;
+use report::{console, escape, Reporter, StreamKind};
 use secret::{Masker, SecretStore};
 
 /// Runs rigs with these process arguments and returns the exit code.
@@ -42,7 +43,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     let config = match Config::from_args(args) {
         Ok(c) => c,
         Err(CliExit::Clap(e)) => {
-            let _ = e.print();
+            print_clap(&e);
             return if e.use_stderr() {
                 error::EXIT_USAGE
             } else {
@@ -50,17 +51,40 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             };
         }
         Err(CliExit::Error(e)) => {
-            eprintln!("{e}");
+            print_error(&e);
             return e.exit_code();
         }
     };
     match execute(config) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{e}");
+            print_error(&e);
             e.exit_code()
         }
     }
+}
+
+/// An error that stops rigs, on stderr. It may quote a host or a file, hence the escaping.
+fn print_error(e: &Error) {
+    console::line(StreamKind::Stderr, &report::escape_lines(&e.to_string()));
+}
+
+/// Help, the version or a usage error, as clap would print it: coloured on a terminal (unless
+/// `NO_COLOR`), but through the one writer.
+fn print_clap(e: &clap::Error) {
+    let (stream, terminal) = if e.use_stderr() {
+        (StreamKind::Stderr, std::io::stderr().is_terminal())
+    } else {
+        (StreamKind::Stdout, std::io::stdout().is_terminal())
+    };
+    let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+    let styled = e.render();
+    let text = if terminal && !dumb && std::env::var_os("NO_COLOR").is_none() {
+        styled.ansi().to_string()
+    } else {
+        styled.to_string()
+    };
+    console::write(stream, text.as_bytes());
 }
 
 /// Every host holds a socket (two behind a jump host), and the default soft limit of 1024 open
@@ -88,8 +112,7 @@ fn execute(config: Config) -> Result<i32> {
             let mut cmd = cli::command();
             let mut out = Vec::new();
             clap_complete::generate(*shell, &mut cmd, "rigs", &mut out);
-            // A closed pipe (`| head`) is not an error worth a message.
-            let _ = std::io::stdout().write_all(&out);
+            console::write(StreamKind::Stdout, &out);
             Ok(EXIT_OK)
         }
         Action::Man => {
@@ -97,22 +120,23 @@ fn execute(config: Config) -> Result<i32> {
             clap_mangen::Man::new(cli::command())
                 .render(&mut out)
                 .map_err(|e| Error::io("<stdout>", e))?;
-            let _ = std::io::stdout().write_all(&out);
+            console::write(StreamKind::Stdout, &out);
             Ok(EXIT_OK)
         }
         Action::List => {
             let recipes = Recipes::load(config.recipes.as_deref(), cancel)?;
-            print!("{}", recipes.list_text());
+            console::write(StreamKind::Stdout, recipes.list_text().as_bytes());
             Ok(EXIT_OK)
         }
         Action::Describe(name) => {
             let recipes = Recipes::load(config.recipes.as_deref(), cancel)?;
-            print!("{}", recipes.describe_text(recipes.task(name)?));
+            let text = recipes.describe_text(recipes.task(name)?);
+            console::write(StreamKind::Stdout, text.as_bytes());
             Ok(EXIT_OK)
         }
         Action::ListHosts => {
             let inventory = inventory::load(config.inventory.as_deref())?;
-            print!("{}", hosts_text(&inventory));
+            console::write(StreamKind::Stdout, hosts_text(&inventory).as_bytes());
             Ok(EXIT_OK)
         }
         Action::Run { .. } => run_tasks(config, cancel),
@@ -129,7 +153,7 @@ fn execute(config: Config) -> Result<i32> {
                 }
             })?;
             let took = started.elapsed().as_secs_f64();
-            println!(
+            let text = format!(
                 "created {}: {} ({}, {}, {:.1} s)\nsha256 {}",
                 path.display(),
                 manifest
@@ -143,21 +167,26 @@ fn execute(config: Config) -> Result<i32> {
                 took,
                 manifest.archive.sha256
             );
+            console::line(StreamKind::Stdout, &text);
             Ok(EXIT_OK)
         }
         Action::BundleVerify(path) => {
             let verified = ship::bundle::verify(path).map_err(bundle_error)?;
-            print!("{}", bundle_text(path, &verified.manifest));
+            console::write(
+                StreamKind::Stdout,
+                bundle_text(path, &verified.manifest).as_bytes(),
+            );
             Ok(EXIT_OK)
         }
         Action::BundleExtract { path, dir } => {
             let manifest = ship::bundle::extract(path, dir).map_err(bundle_error)?;
-            println!(
+            let text = format!(
                 "extracted {} into {}: {}, manifest.json, SHA256SUMS",
                 path.display(),
                 dir.display(),
-                manifest.archive.name
+                escape(&manifest.archive.name)
             );
+            console::line(StreamKind::Stdout, &text);
             Ok(EXIT_OK)
         }
     }
@@ -194,23 +223,25 @@ fn bundle_error(e: ship::bundle::BundleError) -> Error {
     }
 }
 
+/// What `rigs bundle verify` says of a bundle. The manifest's text comes from whoever made the
+/// file: it is escaped.
 fn bundle_text(path: &std::path::Path, m: &ship::bundle::BundleManifest) -> String {
     let mut out = format!(
         "{}: ok (bundle format {}, made by rigs {} at {})\n  {}  {}  {}  sha256 {}\n",
         path.display(),
         m.format,
-        m.rigs_version,
-        m.created,
-        m.archive.name,
+        escape(&m.rigs_version),
+        escape(&m.created),
+        escape(&m.archive.name),
         report::bytes(m.archive.bytes),
         m.archive.compression.as_str(),
-        m.archive.sha256
+        escape(&m.archive.sha256)
     );
     for i in &m.images {
         out.push_str(&format!(
             "  {}  {}  {} layers  {}\n",
-            i.reference,
-            i.id,
+            escape(&i.reference),
+            escape(&i.id),
             i.diff_ids.len(),
             report::bytes(i.size)
         ));
@@ -511,18 +542,7 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
     });
     let outcome = runtime.block_on(runner.run(steps));
     if let Some(filter) = shows_history {
-        let rows = runner.history_rows();
-        match mode {
-            OutputMode::Json => {
-                for row in &rows {
-                    let mut event = row.clone();
-                    event["event"] = "history".into();
-                    println!("{event}");
-                }
-            }
-            _ if rows.is_empty() => println!("{}", filter.nothing_found()),
-            _ => print!("{}", history::table(&rows)),
-        }
+        reporter.history(&runner.history_rows(), &filter.nothing_found());
     }
     reporter.summary(&outcome.hosts, outcome.interrupted);
     if outcome.refused.is_some() {

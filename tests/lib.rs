@@ -15,6 +15,7 @@ mod interrupt;
 mod inventory_errors;
 mod lab;
 mod output;
+mod output_integrity;
 mod recipes;
 mod releases;
 mod ship;

@@ -1,26 +1,37 @@
 //! Everything rigs prints while running: remote output, progress, the summary.
 //!
-//! All output goes through one [`Reporter`], which masks secrets and writes whole lines under a
-//! lock, so parallel hosts never interleave half-lines. Three styles:
+//! All output goes through one [`Reporter`], which masks secrets, escapes the control characters
+//! of text from outside rigs ([`escape`]) so a host cannot forge lines or repaint the terminal,
+//! and hands whole lines to the [`console`] writer, which puts each in one write under a lock
+//! shared by stdout and stderr, so parallel hosts never interleave half-lines. Three styles:
 //! - `plain`: remote stdout on stdout and remote stderr on stderr, each line prefixed `[host] `;
 //!   rigs' own status lines on stderr;
 //! - `pretty`: the same lines above one live progress line per running host (indicatif);
 //! - `json`: one JSON object per line on stdout, each with an `event` field.
 
+mod bar_terminal;
+pub mod console;
+mod escape;
 mod summary;
 
-use std::collections::HashMap;
-use std::io::Write;
+use std::collections::{HashMap, HashSet};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
+use bar_terminal::BarTerminal;
+pub use escape::{escape, escape_lines};
 pub use summary::{bytes, first_useful_line, HostStatus, HostSummary};
 
 use crate::cli::OutputMode;
 use crate::secret::Masker;
+
+/// The longest line of host output shown whole, in bytes: a longer one is shown in pieces of this
+/// size, so a host printing without newlines cannot make the controller hold it all.
+pub const LINE_CAP: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamKind {
@@ -44,6 +55,8 @@ pub struct Reporter {
     bars: Option<Bars>,
     color: bool,
     transfers: Mutex<HashMap<String, Transfer>>,
+    /// Hosts told that a line of theirs was cut into pieces.
+    told_cut: Mutex<HashSet<String>>,
 }
 
 /// How many bytes a transfer will send, as far as the sender knows.
@@ -123,9 +136,18 @@ struct Bars {
 
 impl Reporter {
     pub fn new(mode: OutputMode, masker: Masker, verbose: bool) -> Reporter {
-        let bars = (mode == OutputMode::Pretty).then(|| Bars {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(15)),
-            running: Mutex::new(Vec::new()),
+        let bars = (mode == OutputMode::Pretty).then(|| {
+            // As indicatif itself decides: live lines only on a terminal that can show them.
+            let dumb = std::env::var("TERM").map_or(true, |t| t == "dumb");
+            let target = if std::io::stderr().is_terminal() && !dumb {
+                ProgressDrawTarget::term_like_with_hz(Box::new(BarTerminal::default()), 15)
+            } else {
+                ProgressDrawTarget::hidden()
+            };
+            Bars {
+                multi: MultiProgress::with_draw_target(target),
+                running: Mutex::new(Vec::new()),
+            }
         });
         let color = mode == OutputMode::Pretty && std::env::var_os("NO_COLOR").is_none();
         Reporter {
@@ -135,6 +157,7 @@ impl Reporter {
             bars,
             color,
             transfers: Mutex::new(HashMap::new()),
+            told_cut: Mutex::new(HashSet::new()),
         }
     }
 
@@ -181,7 +204,7 @@ impl Reporter {
         if !due {
             return;
         }
-        let mut text = format!("{what}: {}", bytes(done));
+        let mut text = format!("{}: {}", self.clean(what), bytes(done));
         match (total, percent) {
             (Some(total), Some(percent)) if total.bytes() > 0 => {
                 let tilde = if total.is_estimate() { "~" } else { "" };
@@ -260,20 +283,27 @@ impl Reporter {
     /// catches anything else.
     fn json(&self, value: serde_json::Value) {
         let line = self.masker.mask(&value.to_string()).into_owned();
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
+        console::line(StreamKind::Stdout, &escape::escape_json(line));
     }
 
-    /// Writes one line to stdout or stderr (above the bars in pretty mode).
+    /// Writes one line (or a block of lines) to stdout or stderr, above the bars in pretty mode.
+    /// Text from outside rigs in it has been through [`Reporter::clean`].
     fn line(&self, stream: StreamKind, text: &str) {
         let text = self.masker.mask(text);
         if let Some(bars) = &self.bars {
             if !bars.multi.is_hidden() {
-                bars.multi.suspend(|| write_line(stream, &text));
+                bars.multi.suspend(|| console::line(stream, &text));
                 return;
             }
         }
-        write_line(stream, &text);
+        console::line(stream, &text);
+    }
+
+    /// Text from outside rigs (host output, messages, errors), ready for a plain or pretty
+    /// line: masked, then escaped (masking first, so a secret with a control character in it
+    /// is still found).
+    fn clean(&self, text: &str) -> String {
+        escape(&self.masker.mask(text)).into_owned()
     }
 
     pub fn task_start(&self, host: &str, task: &str) {
@@ -330,13 +360,14 @@ impl Reporter {
                     (false, true) => "would run:",
                     (true, true) => "would run locally:",
                 };
+                let shown = escape(&masked);
                 if self.mode == OutputMode::Pretty && !dry_run {
-                    self.set_status(host, &format!("{task} {sigil} {masked}"));
+                    self.set_status(host, &format!("{task} {sigil} {shown}"));
                 }
                 if verbose_only && !self.verbose {
                     return;
                 }
-                self.line(StreamKind::Stderr, &format!("[{host}] {sigil} {masked}"));
+                self.line(StreamKind::Stderr, &format!("[{host}] {sigil} {shown}"));
             }
         }
     }
@@ -351,20 +382,48 @@ impl Reporter {
         if let Some(bars) = &self.bars {
             let running = bars.running.lock().expect("bars lock");
             if let Some((_, bar)) = running.iter().find(|(h, _)| h == host) {
-                bar.set_message(self.masker.mask(text).into_owned());
+                bar.set_message(self.clean(text));
             }
         }
     }
 
-    pub fn output(&self, host: &str, stream: StreamKind, line: &str) {
-        match self.mode {
-            OutputMode::Json => self.json(json!({
+    /// A line of a command's output; `cut` when it is a piece of a line longer than
+    /// [`LINE_CAP`] that goes on in the next one (marked `…`, and told once per host).
+    pub fn output(&self, host: &str, stream: StreamKind, line: &str, cut: bool) {
+        if cut
+            && self
+                .told_cut
+                .lock()
+                .expect("told_cut lock")
+                .insert(host.to_string())
+        {
+            self.message(
+                Some(host),
+                true,
+                &format!(
+                    "a line of output is longer than {} KiB: it is shown in pieces, each but \
+                     the last ending in …",
+                    LINE_CAP / 1024
+                ),
+            );
+        }
+        if self.mode == OutputMode::Json {
+            let mut event = json!({
                 "event": "output", "host": host, "stream": stream.name(), "line": self.masker.mask(line),
-            })),
-            OutputMode::Pretty if stream == StreamKind::Stderr => {
-                self.line(stream, &format!("{} {line}", self.paint("33", &format!("[{host}]"))))
+            });
+            if cut {
+                event["cut"] = true.into();
             }
-            _ => self.line(stream, &format!("[{host}] {line}")),
+            return self.json(event);
+        }
+        let mark = if cut { "…" } else { "" };
+        let line = self.clean(line);
+        match self.mode {
+            OutputMode::Pretty if stream == StreamKind::Stderr => self.line(
+                stream,
+                &format!("{} {line}{mark}", self.paint("33", &format!("[{host}]"))),
+            ),
+            _ => self.line(stream, &format!("[{host}] {line}{mark}")),
         }
     }
 
@@ -379,6 +438,7 @@ impl Reporter {
                 let block: Vec<String> = text
                     .lines()
                     .map(|l| {
+                        let l = self.clean(l);
                         if warn {
                             format!("{prefix}{} {l}", self.paint("33", "warning:"))
                         } else {
@@ -434,8 +494,8 @@ impl Reporter {
                 }
                 _ => {
                     let text = detail.or(error).unwrap_or("");
-                    let mut lines = text.lines();
-                    let first = lines.next().unwrap_or("");
+                    let mut lines = text.lines().map(|l| self.clean(l));
+                    let first = lines.next().unwrap_or_default();
                     let label = self.paint("31", status.as_str());
                     // One write, so another host's lines cannot land inside this block.
                     let mut block = format!("[{host}] {label} {task}: {first}");
@@ -445,6 +505,25 @@ impl Reporter {
                     self.line(StreamKind::Stderr, &block);
                 }
             },
+        }
+    }
+
+    /// `rigs env:NAME history`: a `history` event per row in JSON, else the table on stdout, or
+    /// `nothing` when no row passed the filter.
+    pub fn history(&self, rows: &[serde_json::Value], nothing: &str) {
+        match self.mode {
+            OutputMode::Json => {
+                for row in rows {
+                    let mut event = row.clone();
+                    event["event"] = "history".into();
+                    self.json(event);
+                }
+            }
+            _ if rows.is_empty() => self.line(StreamKind::Stdout, nothing),
+            _ => {
+                let table = crate::history::table(rows);
+                self.line(StreamKind::Stdout, table.trim_end_matches('\n'));
+            }
         }
     }
 
@@ -465,31 +544,15 @@ impl Reporter {
     }
 }
 
-fn write_line(stream: StreamKind, text: &str) {
-    match stream {
-        StreamKind::Stdout => {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
-        }
-        StreamKind::Stderr => {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{text}");
-        }
-    }
-}
-
 /// The width of the terminal on stderr, where the summary goes; `None` when stderr is not a
 /// terminal (a log file keeps whole lines).
 fn terminal_width() -> Option<usize> {
-    use std::io::IsTerminal;
     if !std::io::stderr().is_terminal() {
         return None;
     }
-    // SAFETY: TIOCGWINSZ only writes a winsize into the struct given.
-    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
-    Some(if ok && size.ws_col > 0 {
-        usize::from(size.ws_col)
+    let columns = bar_terminal::size().map_or(0, |(_, columns)| columns);
+    Some(if columns > 0 {
+        usize::from(columns)
     } else {
         80
     })

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::escape;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostStatus {
     Ok,
@@ -63,7 +65,8 @@ pub fn json(hosts: &[HostSummary], interrupted: bool) -> serde_json::Value {
 /// The summary table: one line per host, each cut to `width` characters when given (the
 /// terminal's), so a long error never wraps into the next host's row. VERSION is what the
 /// task recorded with `record("version", ...)`, else its `note(...)`; ERROR is the first useful
-/// line of the failure (the whole text is printed above, as the host failed).
+/// line of the failure (the whole text is printed above, as the host failed). Cells are
+/// [escaped](super::escape): notes, versions and errors come from the hosts.
 pub fn table(
     hosts: &[HostSummary],
     interrupted: bool,
@@ -73,7 +76,12 @@ pub fn table(
     if hosts.is_empty() {
         return String::new();
     }
-    let shown_version = |h: &HostSummary| h.version.clone().or_else(|| h.note.clone());
+    let shown_version = |h: &HostSummary| {
+        h.version
+            .as_deref()
+            .or(h.note.as_deref())
+            .map(|v| escape(v).into_owned())
+    };
     let host_w = hosts
         .iter()
         .map(|h| h.host.chars().count())
@@ -117,7 +125,7 @@ pub fn table(
             ));
         }
         if let Some(e) = &h.error {
-            row.push_str(&format!("  {}", first_useful_line(e)));
+            row.push_str(&format!("  {}", escape(&first_useful_line(e))));
         }
         let row = cut(row.trim_end(), width);
         let code = match h.status {
@@ -246,6 +254,22 @@ mod tests {
         assert!(row.ends_with('…'), "{cut}");
         let painted = table(&hosts, false, Some(60), |code, s| format!("<{code}>{s}</>"));
         assert!(painted.contains("<31>failed</>"), "{painted}");
+    }
+
+    #[test]
+    fn cells_from_hosts_show_their_control_characters() {
+        let mut forged = host("web-1", HostStatus::Failed, Some("boom\r\x1b[2Jok"));
+        forged.version = Some("1.0\x1b]0;title\x07".into());
+        let text = table(&[forged], false, None, |_, s| s.to_string());
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        let row = text.lines().nth(2).unwrap();
+        assert!(
+            row.ends_with("  1.0\\x1b]0;title\\x07  boom\\r\\x1b[2Jok"),
+            "{row}"
+        );
     }
 
     #[test]

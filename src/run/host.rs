@@ -415,9 +415,9 @@ impl HostOps for HostRunner {
                 Stream::Stdout => (&mut s.0, StreamKind::Stdout),
                 Stream::Stderr => (&mut s.1, StreamKind::Stderr),
             };
-            splitter.push(chunk, |line| {
+            splitter.push(chunk, |line, cut| {
                 if !quiet {
-                    reporter.output(name, kind, line);
+                    reporter.output(name, kind, line, cut);
                 }
             });
         };
@@ -480,9 +480,9 @@ impl HostOps for HostRunner {
         let (out, err) = splitters.into_inner().expect("splitter lock");
         let emit = |kind: StreamKind| {
             let reporter = shared.reporter.clone();
-            move |line: &str| {
+            move |line: &str, cut: bool| {
                 if !quiet {
-                    reporter.output(name, kind, line);
+                    reporter.output(name, kind, line, cut);
                 }
             }
         };

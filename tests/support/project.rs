@@ -109,7 +109,9 @@ impl Project {
         self
     }
 
-    fn command(&self) -> Command {
+    /// The `rigs` command line with the project's arguments and environment, stdout and stderr
+    /// piped; tests that need other plumbing (both streams into one file) replace them.
+    pub fn command(&self) -> Command {
         let mut cmd = if self.detached {
             let mut c = Command::new("setsid");
             c.arg("-w").arg(env!("CARGO_BIN_EXE_rigs"));
@@ -141,31 +143,11 @@ impl Project {
     /// Runs rigs on a pseudo-terminal (through `script`), typing `typed` into it: for prompts
     /// that read the terminal, not stdin. Output from the terminal lands in `stdout`.
     pub fn run_in_terminal(self, typed: &str) -> RunOutput {
-        let quote = |a: &str| format!("'{}'", a.replace('\'', "'\\''"));
-        let mut line = quote(env!("CARGO_BIN_EXE_rigs"));
-        for a in &self.args {
-            line.push(' ');
-            line.push_str(&quote(a));
-        }
-        let mut wrapped = self.clone();
-        wrapped.args = Vec::new();
-        wrapped.stdin = Some(typed.to_string());
-        let cmd = wrapped.command();
-        let mut script = Command::new("script");
-        script
-            .args(["-qec", &line, "/dev/null"])
-            .current_dir(&self.dir);
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => script.env(k, v),
-                None => script.env_remove(k),
-            };
-        }
-        script
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = script.spawn().expect("start script (util-linux)");
+        let line = self.shell_line();
+        let mut child = self
+            .terminal(&line)
+            .spawn()
+            .expect("start script (util-linux)");
         let mut stdin = child.stdin.take().unwrap();
         let typed = typed.to_string();
         // Type only after the prompt had time to appear, as a person would.
@@ -180,6 +162,102 @@ impl Project {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
+    }
+
+    /// Runs rigs on a pseudo-terminal, types `typed` once `prompt` has shown on it, and then runs
+    /// the shell line `after` on the same terminal, to see the state rigs left it in. The output
+    /// (terminal and `after` together) lands in `stdout`, with rigs' exit status as `rc=N`. The
+    /// shell survives a Ctrl-C typed for rigs (`trap : INT`, which rigs does not inherit).
+    pub fn run_in_terminal_at_prompt(self, prompt: &str, typed: &str, after: &str) -> RunOutput {
+        use std::io::Read;
+        let line = format!("trap : INT; {}; echo \"rc=$?\"; {after}", self.shell_line());
+        let mut child = self
+            .terminal(&line)
+            .spawn()
+            .expect("start script (util-linux)");
+        let mut stdin = child.stdin.take();
+        let mut stdout = child.stdout.take().unwrap();
+        let stderr = drain(child.stderr.take().unwrap());
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watchdog = {
+            let (done, pid, timeout) = (done.clone(), child.id(), self.timeout);
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    if started.elapsed() > timeout {
+                        let _ = Command::new("kill")
+                            .args(["-KILL", &pid.to_string()])
+                            .status();
+                        return true;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                false
+            })
+        };
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stdout.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if stdin.is_some() && String::from_utf8_lossy(&seen).contains(prompt) {
+                let mut input = stdin.take().unwrap();
+                input.write_all(typed.as_bytes()).unwrap();
+                // Keep the terminal's input open until the shell line is done.
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_secs(30));
+                    drop(input);
+                });
+            }
+        }
+        let status = child.wait().expect("wait for script");
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            !watchdog.join().unwrap(),
+            "ran longer than {:?}: {}",
+            self.timeout,
+            String::from_utf8_lossy(&seen)
+        );
+        RunOutput {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&seen).into_owned(),
+            stderr: stderr.join().unwrap(),
+        }
+    }
+
+    /// The rigs command line with this project's arguments, quoted for `sh`.
+    fn shell_line(&self) -> String {
+        let quote = |a: &str| format!("'{}'", a.replace('\'', "'\\''"));
+        let mut line = quote(env!("CARGO_BIN_EXE_rigs"));
+        for a in &self.args {
+            line.push(' ');
+            line.push_str(&quote(a));
+        }
+        line
+    }
+
+    /// `script` running the shell line `line` on a new pseudo-terminal, in this project's folder
+    /// and environment, with its input, output and errors piped.
+    fn terminal(&self, line: &str) -> Command {
+        let cmd = self.command();
+        let mut script = Command::new("script");
+        script
+            .args(["-qec", line, "/dev/null"])
+            .current_dir(&self.dir);
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => script.env(k, v),
+                None => script.env_remove(k),
+            };
+        }
+        script
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        script
     }
 
     /// Starts rigs and returns once its stdout has shown `needle` `count` times (the rest of
