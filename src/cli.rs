@@ -526,12 +526,12 @@ fn nonempty(list: Vec<String>) -> Vec<String> {
 }
 
 fn seconds(flag: &str, value: f64) -> Result<Duration> {
-    if !value.is_finite() || value <= 0.0 {
-        return Err(Error::usage(format!(
-            "{flag} must be a positive number of seconds, got {value}"
-        )));
-    }
-    Ok(Duration::from_secs_f64(value))
+    crate::time::seconds(value).ok_or_else(|| {
+        Error::usage(format!(
+            "{flag} must be a number of seconds {}, got {value}",
+            crate::time::seconds_range()
+        ))
+    })
 }
 
 /// `rigs completions SHELL` and `rigs man` are built-in words, recognised only in first place.

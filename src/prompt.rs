@@ -3,7 +3,10 @@
 //! Prompts read from `/dev/tty`, not standard input, so they work while stdin is piped, and they
 //! happen before parallel work starts, so they never fight with progress output.
 
+use std::cell::UnsafeCell;
 use std::io::{BufRead, Write};
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::secret::Secret;
 
@@ -52,10 +55,45 @@ pub fn confirm(question: &str) -> Option<bool> {
     ))
 }
 
-/// Turns terminal echo off until dropped.
+/// Turns terminal echo off until dropped, and back on if a signal ends rigs first.
+///
+/// Ctrl-C at a prompt kills rigs by the default action of SIGINT (the prompts come before the
+/// scheduler's own Ctrl-C handling exists), which runs no destructor: without a handler the shell
+/// would get its terminal back with echo off. So while echo is off, SIGINT, SIGTERM, SIGHUP and
+/// SIGQUIT run [`restore_and_die`] first.
 struct EchoOff {
     fd: i32,
     saved: Option<libc::termios>,
+    /// The actions the signals had before, put back on drop.
+    previous: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+/// The signals that end rigs while a prompt waits.
+const FATAL: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+/// The descriptor whose settings [`restore_and_die`] puts back, or -1 when echo is not off.
+static ARMED: AtomicI32 = AtomicI32::new(-1);
+/// The settings to put back; written only while [`ARMED`] is -1.
+static SAVED: SavedTermios = SavedTermios(UnsafeCell::new(MaybeUninit::uninit()));
+
+struct SavedTermios(UnsafeCell<MaybeUninit<libc::termios>>);
+
+// SAFETY: written only while no handler can read it (`ARMED` is -1), read only by the handler.
+unsafe impl Sync for SavedTermios {}
+
+/// The signal handler: terminal settings back, a newline after the prompt, then the signal's
+/// default action, so rigs ends as it would have (and the shell sees 128 + the signal).
+extern "C" fn restore_and_die(signal: libc::c_int) {
+    let fd = ARMED.swap(-1, Ordering::SeqCst);
+    // SAFETY: only async-signal-safe calls; `SAVED` was written before `ARMED` was set to `fd`.
+    unsafe {
+        if fd >= 0 {
+            libc::tcsetattr(fd, libc::TCSANOW, (*SAVED.0.get()).as_ptr());
+            libc::write(fd, b"\n".as_ptr().cast(), 1);
+        }
+        libc::signal(signal, libc::SIG_DFL);
+        libc::raise(signal);
+    }
 }
 
 impl EchoOff {
@@ -65,9 +103,20 @@ impl EchoOff {
         // SAFETY: termios is plain data; tcgetattr fills it for a valid descriptor.
         let mut term: libc::termios = unsafe { std::mem::zeroed() };
         if unsafe { libc::tcgetattr(fd, &mut term) } != 0 {
-            return EchoOff { fd, saved: None };
+            return EchoOff {
+                fd,
+                saved: None,
+                previous: Vec::new(),
+            };
         }
         let saved = term;
+        // SAFETY: no handler is armed (prompts do not nest), so nothing reads `SAVED` now.
+        unsafe { (*SAVED.0.get()).write(saved) };
+        ARMED.store(fd, Ordering::SeqCst);
+        let previous = FATAL
+            .iter()
+            .filter_map(|&signal| catch(signal).map(|old| (signal, old)))
+            .collect();
         term.c_lflag &= !libc::ECHO;
         term.c_lflag |= libc::ECHONL;
         // SAFETY: as above, with a termios obtained from tcgetattr.
@@ -75,7 +124,27 @@ impl EchoOff {
         EchoOff {
             fd,
             saved: Some(saved),
+            previous,
         }
+    }
+}
+
+/// Runs [`restore_and_die`] on `signal`, unless the signal is ignored (`nohup`), which it stays.
+/// Returns the action to put back.
+fn catch(signal: libc::c_int) -> Option<libc::sigaction> {
+    // SAFETY: sigaction structs are plain data, filled by the kernel or by us before use.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(signal, std::ptr::null(), &mut old) != 0
+            || old.sa_sigaction == libc::SIG_IGN
+        {
+            return None;
+        }
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = restore_and_die as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        (libc::sigaction(signal, &action, std::ptr::null_mut()) == 0).then_some(old)
     }
 }
 
@@ -84,6 +153,11 @@ impl Drop for EchoOff {
         if let Some(saved) = &self.saved {
             // SAFETY: restoring the attributes read in `new` on the same descriptor.
             unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, saved) };
+        }
+        ARMED.store(-1, Ordering::SeqCst);
+        for (signal, old) in &self.previous {
+            // SAFETY: putting back the action `catch` read for this signal.
+            unsafe { libc::sigaction(*signal, old, std::ptr::null_mut()) };
         }
     }
 }

@@ -1,14 +1,18 @@
 //! The one quoting helper: every value rigs composes into a remote shell line goes through here.
 //!
-//! Remote commands run under the login shell (POSIX `sh` semantics), so a value is safe when it is a
-//! single shell word: plain words stay readable, anything else is single-quoted.
+//! Remote commands run under the login shell, so a value is safe when it is a single word to any
+//! shell a host may log in with: plain words stay readable, anything else is single-quoted. "Plain"
+//! is narrower than POSIX `sh` needs: zsh expands a word starting with `=` (`=ls` is `/bin/ls`)
+//! and, with `extendedglob`, treats `^` as negation; fish before 3.0 expanded `%name` to process
+//! IDs and redirected with `^`.
 
-/// Quotes `value` as one POSIX shell word.
+/// Quotes `value` as one shell word.
 pub fn quote(value: &str) -> String {
     if !value.is_empty()
+        && !value.starts_with(['=', '%'])
         && value
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%^".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
     {
         return value.to_string();
     }
@@ -52,9 +56,21 @@ mod tests {
     }
 
     #[test]
+    fn words_other_shells_expand_are_quoted() {
+        assert_eq!(quote("=ls"), "'=ls'");
+        assert_eq!(quote("%self"), "'%self'");
+        assert_eq!(quote("^x"), "'^x'");
+        assert_eq!(quote("a^b"), "'a^b'");
+        // Inside a word, `=` and `%` are plain everywhere.
+        assert_eq!(quote("KEY=value"), "KEY=value");
+        assert_eq!(quote("50%"), "50%");
+        assert_eq!(quote("-rf"), "-rf");
+    }
+
+    #[test]
     fn quoted_words_survive_a_real_shell() {
         let nasty = [
-            "it's", "$HOME", "`id`", "a;b", "x\ny", "*", "~", "\"q\"", "-n",
+            "it's", "$HOME", "`id`", "a;b", "x\ny", "*", "~", "\"q\"", "-n", "=ls", "%1", "^x",
         ];
         let line = format!("printf '%s\\n' {}", join(nasty));
         let out = std::process::Command::new("sh")

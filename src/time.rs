@@ -1,6 +1,23 @@
-//! Wall-clock times as people and JSON read them: RFC 3339 in UTC, without a date crate.
+//! Wall-clock times as people and JSON read them: RFC 3339 in UTC, without a date crate; and the
+//! waits and timeouts people give in seconds.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The longest wait or timeout rigs accepts, in seconds: 365 days. Longer ones are typos (or
+/// "forever", which is leaving the option out); without a bound, `1e20` overflows `Duration`
+/// and the deadlines computed from it, and rigs would crash instead of saying so.
+pub const MAX_SECONDS: u64 = 365 * 86_400;
+
+/// What [`seconds`] accepts, for messages: "above 0 and at most 31536000 (365 days)".
+pub fn seconds_range() -> String {
+    format!("above 0 and at most {MAX_SECONDS} (365 days)")
+}
+
+/// A wait or timeout given in seconds, when it is above 0 and at most [`MAX_SECONDS`] (so not
+/// NaN or infinite either).
+pub fn seconds(secs: f64) -> Option<Duration> {
+    (secs > 0.0 && secs <= MAX_SECONDS as f64).then(|| Duration::from_secs_f64(secs))
+}
 
 /// Seconds since the Unix epoch as RFC 3339 in UTC, e.g. `2026-12-01T08:30:00Z`.
 pub fn rfc3339(secs: u64) -> String {
@@ -43,4 +60,28 @@ pub fn now() -> String {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_are_bounded() {
+        assert_eq!(seconds(1.5), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            seconds(MAX_SECONDS as f64),
+            Some(Duration::from_secs(MAX_SECONDS))
+        );
+        for bad in [
+            0.0,
+            -1.0,
+            1e20,
+            MAX_SECONDS as f64 + 1.0,
+            f64::NAN,
+            f64::INFINITY,
+        ] {
+            assert_eq!(seconds(bad), None, "{bad}");
+        }
+    }
 }

@@ -181,6 +181,41 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn durations_out_of_range_are_usage_errors_naming_the_flag() {
+    for flag in [
+        "--connect-timeout",
+        "--command-timeout",
+        "--lock-wait",
+        "--canary-wait",
+    ] {
+        for value in ["1e20", "31536001", "0", "-1", "nan", "inf"] {
+            let out = project()
+                .args([
+                    "--canary",
+                    "1",
+                    &format!("{flag}={value}"),
+                    "env:local",
+                    "say:x",
+                ])
+                .run();
+            assert_eq!(out.code, 2, "{flag}={value}: {}", out.stderr);
+            assert!(
+                out.stderr.contains(&format!(
+                    "error: {flag} must be a number of seconds above 0 and at most 31536000 (365 days), got "
+                )),
+                "{flag}={value}: {}",
+                out.stderr
+            );
+            assert!(!out.stderr.contains("said"), "{}", out.stderr);
+        }
+        let out = project()
+            .args(["--canary", "1", flag, "31536000", "env:local", "say:x"])
+            .run();
+        out.assert_code(0);
+    }
+}
+
+#[test]
 fn help_and_version_exit_0() {
     let out = project().args(["--help"]).run();
     out.assert_code(0);

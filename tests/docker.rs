@@ -139,8 +139,8 @@ fn dry_run_deploy_shows_every_docker_command_and_touches_nothing() {
         .run();
     out.assert_code(0);
     for line in [
-        "[web-1.invalid] would run: docker pull registry.example.com/app:1.2.3",
-        "[web-1.invalid] would run: docker run --detach --name app --publish 80:8080 --restart unless-stopped registry.example.com/app:1.2.3",
+        "[web-1.invalid] would run: docker pull -- registry.example.com/app:1.2.3",
+        "[web-1.invalid] would run: docker run --detach --name app --publish 80:8080 --restart unless-stopped -- registry.example.com/app:1.2.3",
     ] {
         assert!(out.stderr.contains(line), "{line}\n{}", out.stderr);
     }

@@ -51,6 +51,27 @@ fn sigint_stops_the_run_and_exits_130() {
     );
 }
 
+#[test]
+fn ctrl_c_at_a_password_prompt_gives_the_terminal_back_with_echo_on() {
+    let out = Project::new()
+        .recipe("t.rhai", "fn t() { info(\"ran\"); }")
+        .inventory(
+            "local.toml",
+            "[env.local]\nhosts = [\"one\"]\n[hosts.one]\nconnection = \"local\"\n",
+        )
+        .args(["--ask-pass", "env:local", "t"])
+        .run_in_terminal_at_prompt("SSH password:", "\x03", "stty -a");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("rc=130"), "{}", out.stdout);
+    assert!(!out.stdout.contains("ran"), "{}", out.stdout);
+    let settings: Vec<&str> = out.stdout.split([' ', ';', '\r', '\n']).collect();
+    assert!(
+        settings.contains(&"echo") && !settings.contains(&"-echo"),
+        "echo is still off: {}",
+        out.stdout
+    );
+}
+
 fn read_stderr(child: &mut std::process::Child) -> String {
     let mut stderr = String::new();
     child

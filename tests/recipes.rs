@@ -154,6 +154,54 @@ fn runaway_script_is_stopped() {
 }
 
 #[test]
+fn a_runaway_string_fails_the_task_instead_of_crashing_rigs() {
+    let out = local("fn grow() {\n    let s = \"x\";\n    loop { s += s; }\n}\n")
+        .args(["-H", "l1,l2", "--output", "plain", "grow"])
+        .timeout(120)
+        .run();
+    out.assert_code(1);
+    for host in ["l1", "l2"] {
+        assert!(
+            out.stderr.contains(&format!(
+                "[{host}] failed grow: a string grew beyond 256 MiB, the most one value may hold in a recipe"
+            )),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(
+        out.stderr.contains("recipes/main.rhai:1:"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("2 hosts: 0 ok, 2 failed"),
+        "the summary: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn run_timeouts_out_of_range_fail_the_task_at_the_call() {
+    for timeout in ["1e20", "0", "-1", "31536001"] {
+        let out = local(&format!(
+            "fn t() {{\n    run(\"echo did-run\", #{{ timeout: {timeout} }});\n}}\n"
+        ))
+        .args(["-H", "l1", "t"])
+        .run();
+        out.assert_code(1);
+        assert!(
+            out.stderr.contains(
+                "run: option `timeout` must be a number of seconds above 0 and at most 31536000 (365 days)"
+            ) && out.stderr.contains("recipes/main.rhai:2:5"),
+            "{timeout}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("[l1] did-run"), "{}", out.stderr);
+    }
+}
+
+#[test]
 fn cwd_env_and_stdin_options_are_quoted() {
     let out = local(
         r#"fn t() {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use super::ssh_config::SshConfig;
 use super::{Connection, Endpoint, Host, HostSpec, Inventory, Settings};
 use crate::error::{closest, Error, Result};
+use crate::glob;
 
 /// The command line's say in host selection and connection settings.
 #[derive(Debug, Default, Clone)]
@@ -83,7 +84,7 @@ pub fn select(
         chosen.retain(|h| h != x && spec_host(h) != *x);
     }
     if let Some(pattern) = &overrides.limit {
-        chosen.retain(|h| glob_match(pattern, h) || glob_match(pattern, &spec_host(h)));
+        chosen.retain(|h| glob::matches(pattern, h) || glob::matches(pattern, &spec_host(h)));
     }
 
     chosen
@@ -285,22 +286,6 @@ fn current_user() -> String {
         .unwrap_or_else(|_| "root".to_string())
 }
 
-/// `*` matches any run of characters, `?` one character.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some('*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
-            (Some('?'), Some(_)) => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    go(&p, &t)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,12 +416,5 @@ vars = { c = "host" }
             (hosts[1].endpoint.user.as_str(), hosts[1].endpoint.port),
             ("x", 23)
         );
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("web-*", "web-12"));
-        assert!(glob_match("w?b", "web"));
-        assert!(!glob_match("web-?", "web-12"));
     }
 }

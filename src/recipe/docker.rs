@@ -195,7 +195,7 @@ fn run_args(
         args.extend(strings(&["--env-file", "/dev/stdin"]));
         Some(env_file)
     };
-    args.push(image.to_string());
+    args.extend(strings(&["--", image]));
     args.extend(command);
     Ok((args, stdin))
 }
@@ -221,7 +221,7 @@ fn image_id(ctx: &NativeCallContext, reference: &str) -> Fallible<String> {
     let r = docker(
         ctx,
         "image_id",
-        &strings(&["image", "inspect", "--format", "{{.Id}}", reference]),
+        &strings(&["image", "inspect", "--format", "{{.Id}}", "--", reference]),
         None,
         Shown::Query,
         true,
@@ -237,7 +237,7 @@ fn container_exists(ctx: &NativeCallContext, name: &str) -> Fallible<bool> {
     let r = docker(
         ctx,
         "exists",
-        &strings(&["container", "inspect", "--format", "{{.Id}}", name]),
+        &strings(&["container", "inspect", "--format", "{{.Id}}", "--", name]),
         None,
         Shown::Query,
         true,
@@ -266,7 +266,7 @@ fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> 
         docker(
             ctx,
             "replace",
-            &strings(&["pull", reference]),
+            &strings(&["pull", "--", reference]),
             None,
             Shown::Change,
             false,
@@ -296,6 +296,7 @@ fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> 
                 "inspect",
                 "--format",
                 "{{join .RepoTags \" \"}}",
+                "--",
                 &new_id,
             ]),
             None,
@@ -315,7 +316,7 @@ fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> 
         let r = docker(
             ctx,
             "replace",
-            &strings(&["container", "inspect", "--format", "{{.Image}}", name]),
+            &strings(&["container", "inspect", "--format", "{{.Image}}", "--", name]),
             None,
             Shown::Query,
             false,
@@ -324,7 +325,7 @@ fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> 
         docker(
             ctx,
             "replace",
-            &strings(&["stop", name]),
+            &strings(&["stop", "--", name]),
             None,
             Shown::Change,
             false,
@@ -332,7 +333,7 @@ fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> 
         docker(
             ctx,
             "replace",
-            &strings(&["rm", name]),
+            &strings(&["rm", "--", name]),
             None,
             Shown::Change,
             false,
@@ -343,7 +344,7 @@ fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> 
         docker(
             ctx,
             "replace",
-            &strings(&["tag", &old_id, &previous_tag]),
+            &strings(&["tag", "--", &old_id, &previous_tag]),
             None,
             Shown::Change,
             false,
@@ -367,7 +368,14 @@ fn remove_if_unreferenced(ctx: &NativeCallContext, id: &str) -> Fallible<()> {
     let tags = docker(
         ctx,
         "replace",
-        &strings(&["image", "inspect", "--format", "{{len .RepoTags}}", id]),
+        &strings(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{len .RepoTags}}",
+            "--",
+            id,
+        ]),
         None,
         Shown::Query,
         true,
@@ -393,7 +401,7 @@ fn remove_if_unreferenced(ctx: &NativeCallContext, id: &str) -> Fallible<()> {
         docker(
             ctx,
             "replace",
-            &strings(&["rmi", id]),
+            &strings(&["rmi", "--", id]),
             None,
             Shown::Change,
             true,
@@ -446,6 +454,7 @@ fn dangling_images(ctx: &NativeCallContext, repo: &str) -> Fallible<Array> {
                     "inspect",
                     "--format",
                     "{{join .RepoDigests \" \"}}",
+                    "--",
                     id,
                 ]),
                 None,
@@ -537,6 +546,7 @@ fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Arr
             "--no-trunc",
             "--format",
             "{{.ID}} {{.Tag}} {{.CreatedAt}}",
+            "--",
             repo,
         ]),
         None,
@@ -556,7 +566,7 @@ fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Arr
         let r = docker(
             ctx,
             "prune_images",
-            &strings(&["container", "inspect", "--format", "{{.Image}}", id]),
+            &strings(&["container", "inspect", "--format", "{{.Image}}", "--", id]),
             None,
             Shown::Query,
             true,
@@ -586,7 +596,7 @@ fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Arr
         docker(
             ctx,
             "prune_images",
-            &strings(&["rmi", &reference]),
+            &strings(&["rmi", "--", &reference]),
             None,
             Shown::Change,
             false,
@@ -608,7 +618,14 @@ pub fn module() -> Module {
             docker(
                 &ctx,
                 "login",
-                &strings(&["login", "--username", user, "--password-stdin", registry]),
+                &strings(&[
+                    "login",
+                    "--username",
+                    user,
+                    "--password-stdin",
+                    "--",
+                    registry,
+                ]),
                 Some(password.to_string()),
                 Shown::Change,
                 false,
@@ -620,7 +637,7 @@ pub fn module() -> Module {
         docker(
             &ctx,
             "logout",
-            &strings(&["logout", registry]),
+            &strings(&["logout", "--", registry]),
             None,
             Shown::Change,
             false,
@@ -631,7 +648,7 @@ pub fn module() -> Module {
         docker(
             &ctx,
             "pull",
-            &strings(&["pull", reference]),
+            &strings(&["pull", "--", reference]),
             None,
             Shown::Change,
             false,
@@ -643,7 +660,7 @@ pub fn module() -> Module {
         docker(
             &ctx,
             "push",
-            &strings(&["push", reference]),
+            &strings(&["push", "--", reference]),
             None,
             Shown::Change,
             false,
@@ -656,7 +673,7 @@ pub fn module() -> Module {
             docker(
                 &ctx,
                 "tag",
-                &strings(&["tag", source, target]),
+                &strings(&["tag", "--", source, target]),
                 None,
                 Shown::Change,
                 false,
@@ -668,7 +685,7 @@ pub fn module() -> Module {
         docker(
             &ctx,
             "rmi",
-            &strings(&["rmi", reference]),
+            &strings(&["rmi", "--", reference]),
             None,
             Shown::Change,
             false,
@@ -687,6 +704,7 @@ pub fn module() -> Module {
                 "inspect",
                 "--format",
                 "{{join .RepoDigests \"\\n\"}}",
+                "--",
                 reference,
             ]),
             None,
@@ -708,7 +726,7 @@ pub fn module() -> Module {
         let r = docker(
             &ctx,
             "images",
-            &strings(&["images", "--format", "{{json .}}", repo]),
+            &strings(&["images", "--format", "{{json .}}", "--", repo]),
             None,
             Shown::Query,
             false,
@@ -734,7 +752,7 @@ pub fn module() -> Module {
         docker(
             &ctx,
             "stop",
-            &strings(&["stop", name]),
+            &strings(&["stop", "--", name]),
             None,
             Shown::Change,
             false,
@@ -745,7 +763,7 @@ pub fn module() -> Module {
         docker(
             &ctx,
             "rm",
-            &strings(&["rm", "--force", name]),
+            &strings(&["rm", "--force", "--", name]),
             None,
             Shown::Change,
             false,
@@ -770,7 +788,7 @@ pub fn module() -> Module {
         let r = docker(
             &ctx,
             "inspect",
-            &strings(&["inspect", "--format", "{{json .}}", name]),
+            &strings(&["inspect", "--format", "{{json .}}", "--", name]),
             None,
             Shown::Query,
             false,
@@ -782,7 +800,7 @@ pub fn module() -> Module {
         docker(
             &ctx,
             "logs",
-            &strings(&["logs", name]),
+            &strings(&["logs", "--", name]),
             None,
             Shown::Loud,
             false,
@@ -803,7 +821,7 @@ pub fn module() -> Module {
                 }
             }
         }
-        args.push(name.to_string());
+        args.extend(strings(&["--", name]));
         docker(&ctx, "logs", &args, None, Shown::Loud, false).map(|r| r.stdout)
     });
     m.set_native_fn(
@@ -900,7 +918,171 @@ pub fn registry_module() -> Module {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::super::scope::{HostOps, Level, TaskScope};
     use super::*;
+
+    /// A host that answers every command at once and remembers its `docker` lines.
+    #[derive(Default)]
+    struct Recorder {
+        lines: Mutex<Vec<String>>,
+    }
+
+    impl HostOps for Recorder {
+        fn command(
+            &self,
+            command: &str,
+            _: &CommandOptions,
+            _: bool,
+        ) -> Result<CommandResult, OpError> {
+            if command.starts_with("docker ") {
+                self.lines.lock().unwrap().push(command.to_string());
+            }
+            // Enough for `replace` and `prune_images` to take every step.
+            let stdout = if command.contains("{{.Image}}") {
+                "sha256:old"
+            } else if command.contains("{{.ID}}") {
+                "sha256:a 3 t\nsha256:b 2 t\nsha256:c 1 t"
+            } else if command.contains("--all --quiet") || command.contains("dangling=true") {
+                ""
+            } else if command.contains("{{json .}}") {
+                "{}"
+            } else {
+                "sha256:new"
+            };
+            Ok(CommandResult {
+                stdout: stdout.to_string(),
+                ..CommandResult::default()
+            })
+        }
+        fn message(&self, _: Level, _: &str) {}
+        fn secret(&self, _: &str) -> Option<crate::secret::Secret> {
+            None
+        }
+        fn dry_run(&self) -> bool {
+            false
+        }
+        fn cancelled(&self) -> bool {
+            false
+        }
+        fn peers(&self) -> usize {
+            1
+        }
+        fn progress(&self, _: &str, _: u64, _: Option<crate::report::Total>) {}
+        fn transferred(&self, _: u64) {}
+        fn note(&self, _: &str) {}
+        fn step_history(&self) -> Result<Vec<Value>, OpError> {
+            Ok(Vec::new())
+        }
+        fn record(&self, _: &str, _: Value) {}
+        fn recorded(&self, _: &str) -> Option<Value> {
+            None
+        }
+    }
+
+    /// The `docker` lines `script` sends to a host.
+    fn lines(script: &str) -> Vec<String> {
+        let ops = Arc::new(Recorder::default());
+        let mut engine = super::super::api::build_engine(
+            std::path::Path::new("."),
+            crate::cancel::Cancel::default(),
+        );
+        engine.set_default_tag(Dynamic::from(TaskScope {
+            host: Dynamic::from(Map::new()),
+            env: Dynamic::UNIT,
+            vars: Dynamic::UNIT,
+            ops: ops.clone(),
+            once: Arc::default(),
+            ships: Arc::new(crate::ship::Shipments::default()),
+        }));
+        engine.run(script).unwrap();
+        let lines = ops.lines.lock().unwrap().clone();
+        lines
+    }
+
+    #[test]
+    fn names_and_references_are_never_read_as_flags() {
+        for (script, expected) in [
+            ("docker::push(\"-rf\")", "docker push -- -rf"),
+            (
+                "docker::tag(\"-rf\", \"--privileged\")",
+                "docker tag -- -rf --privileged",
+            ),
+            ("docker::rmi(\"-rf\")", "docker rmi -- -rf"),
+            ("docker::stop(\"-rf\")", "docker stop -- -rf"),
+            ("docker::rm(\"-rf\")", "docker rm --force -- -rf"),
+            ("docker::logs(\"-rf\")", "docker logs -- -rf"),
+            (
+                "docker::logs(\"-rf\", #{ tail: 5 })",
+                "docker logs --tail 5 -- -rf",
+            ),
+            (
+                "docker::inspect(\"-rf\")",
+                "docker inspect --format '{{json .}}' -- -rf",
+            ),
+            (
+                "docker::exists(\"-rf\")",
+                "docker container inspect --format '{{.Id}}' -- -rf",
+            ),
+            (
+                "docker::image_id(\"-rf\")",
+                "docker image inspect --format '{{.Id}}' -- -rf",
+            ),
+            (
+                "docker::digest(\"-rf\")",
+                "docker image inspect --format '{{join .RepoDigests \"\\n\"}}' -- -rf",
+            ),
+            (
+                "docker::images(\"-rf\")",
+                "docker images --format '{{json .}}' -- -rf",
+            ),
+            (
+                "docker::login(\"-rf\", \"user\", \"pw\")",
+                "docker login --username user --password-stdin -- -rf",
+            ),
+            ("docker::logout(\"-rf\")", "docker logout -- -rf"),
+            (
+                "docker::run(\"-rf\", \"--privileged\", #{ command: [\"-x\"] })",
+                "docker run --detach --name -rf -- --privileged -x",
+            ),
+        ] {
+            assert_eq!(lines(script), [expected], "{script}");
+        }
+        assert_eq!(
+            lines("docker::pull(\"-rf\")"),
+            [
+                "docker pull -- -rf",
+                "docker image inspect --format '{{.Id}}' -- -rf"
+            ]
+        );
+    }
+
+    #[test]
+    fn replace_and_prune_keep_names_and_references_after_the_separator() {
+        assert_eq!(
+            lines("docker::replace(\"-rf\", \"--privileged:2\")"),
+            [
+                "docker pull -- --privileged:2",
+                "docker image inspect --format '{{.Id}}' -- --privileged:2",
+                "docker container inspect --format '{{.Id}}' -- -rf",
+                "docker container inspect --format '{{.Image}}' -- -rf",
+                "docker stop -- -rf",
+                "docker rm -- -rf",
+                "docker image inspect --format '{{.Id}}' -- --privileged:previous",
+                "docker tag -- sha256:old --privileged:previous",
+                "docker run --detach --name -rf -- --privileged:2",
+            ]
+        );
+        assert_eq!(
+            lines("docker::prune_images(\"--privileged\", #{ keep: 2 })"),
+            [
+                "docker images --no-trunc --format '{{.ID}} {{.Tag}} {{.CreatedAt}}' -- --privileged",
+                "docker ps --all --quiet --no-trunc",
+                "docker rmi -- --privileged:1",
+            ]
+        );
+    }
 
     #[test]
     fn repository_of_references() {

@@ -83,6 +83,7 @@ pub fn runtime_message(err: &EvalAltResult) -> String {
             value.to_string()
         }
         EvalAltResult::ErrorParsing(kind, _) => format!("syntax error: {kind}"),
+        EvalAltResult::ErrorDataTooLarge(what, _) => super::api::too_large(what),
         other => strip_position(&other.to_string()),
     }
 }

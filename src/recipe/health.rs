@@ -31,6 +31,9 @@ use crate::quote::quote;
 
 const FUNC: &str = "docker::wait_healthy";
 const OPTIONS: &str = "http, expect, tcp, host, cmd, docker, inside, timeout, interval, retries";
+const BAD_TIMEOUT: &str =
+    "option `timeout` must be a number of seconds above 0 and at most 86400 (a day)";
+const BAD_INTERVAL: &str = "option `interval` must be a number of seconds from 0 to 3600 (an hour)";
 
 /// Docker's own health status, empty when the container has no HEALTHCHECK.
 const HEALTH_FORMAT: &str = "{{if .State.Health}}{{.State.Health.Status}}{{end}}";
@@ -258,14 +261,14 @@ impl Check {
                 "timeout" => {
                     let secs = number(value)
                         .filter(|s| *s > 0.0 && *s <= 86_400.0)
-                        .ok_or("option `timeout` must be a number of seconds above 0")?;
+                        .ok_or(BAD_TIMEOUT)?;
                     check.timeout_secs = secs;
                     check.timeout = Duration::from_secs_f64(secs);
                 }
                 "interval" => {
                     let secs = number(value)
                         .filter(|s| (0.0..=3_600.0).contains(s))
-                        .ok_or("option `interval` must be a number of seconds, 0 or more")?;
+                        .ok_or(BAD_INTERVAL)?;
                     check.interval = Duration::from_secs_f64(secs);
                 }
                 "retries" => {
@@ -336,7 +339,7 @@ impl Check {
         let line = match &self.probe {
             Probe::Docker => {
                 return Ok(format!(
-                    "docker container inspect --format {} {}",
+                    "docker container inspect --format {} -- {}",
                     quote(HEALTH_FORMAT),
                     quote(name)
                 ))
@@ -391,7 +394,7 @@ impl Check {
             Probe::Cmd(cmd) => cmd.clone(),
         };
         Ok(if self.inside {
-            format!("docker exec {} sh -c {}", quote(name), quote(&line))
+            format!("docker exec -- {} sh -c {}", quote(name), quote(&line))
         } else {
             line
         })
@@ -518,7 +521,7 @@ impl Waiter<'_> {
     /// The container's state; a missing container is an error.
     fn state(&self) -> Fallible<State> {
         let line = format!(
-            "docker container inspect --format {} {}",
+            "docker container inspect --format {} -- {}",
             quote(STATE_FORMAT),
             quote(self.name)
         );
@@ -544,7 +547,7 @@ impl Waiter<'_> {
     /// The container's last log lines, stdout and stderr in the order written.
     fn last_logs(&self) -> Fallible<String> {
         let line = format!(
-            "docker logs --tail {} {} 2>&1",
+            "docker logs --tail {} -- {} 2>&1",
             quote(&LOG_LINES.to_string()),
             quote(self.name)
         );
@@ -596,7 +599,7 @@ impl Waiter<'_> {
     /// Docker's last health check output, for an unhealthy container.
     fn health_log(&self) -> Fallible<String> {
         let line = format!(
-            "docker container inspect --format {} {}",
+            "docker container inspect --format {} -- {}",
             quote("{{json .State.Health}}"),
             quote(self.name)
         );
@@ -645,7 +648,7 @@ impl Waiter<'_> {
     fn detect_tools(&self, inside: bool) -> Fallible<Result<Tools, String>> {
         let line = if inside {
             format!(
-                "docker exec {} sh -c {}",
+                "docker exec -- {} sh -c {}",
                 quote(self.name),
                 quote(DETECT_TOOLS)
             )
@@ -912,7 +915,11 @@ mod tests {
         for (key, bad) in [
             ("timeout", Dynamic::from(0_i64)),
             ("timeout", "10".into()),
+            ("timeout", Dynamic::from(1e20 as FLOAT)),
+            ("timeout", Dynamic::from(FLOAT::NAN)),
             ("interval", Dynamic::from(-1_i64)),
+            ("interval", Dynamic::from(1e20 as FLOAT)),
+            ("interval", Dynamic::from(FLOAT::INFINITY)),
             ("retries", Dynamic::from(0_i64)),
             ("retries", Dynamic::from(1.5 as FLOAT)),
         ] {
@@ -1007,12 +1014,12 @@ mod tests {
         };
         assert_eq!(
             check.probe_line("my app", &busybox).unwrap(),
-            "docker exec 'my app' sh -c 'wget -S -O /dev/null http://127.0.0.1:8080/version'"
+            "docker exec -- 'my app' sh -c 'wget -S -O /dev/null http://127.0.0.1:8080/version'"
         );
         let check = parse(&[("tcp", 8080_i64.into()), ("inside", true.into())]).unwrap();
         assert_eq!(
             check.probe_line("app", &busybox).unwrap(),
-            "docker exec app sh -c 'nc -w 5 127.0.0.1 8080 </dev/null'"
+            "docker exec -- app sh -c 'nc -w 5 127.0.0.1 8080 </dev/null'"
         );
         let check = parse(&[
             ("cmd", "test -e '/run/ready'".into()),
@@ -1021,7 +1028,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             check.probe_line("app", &busybox).unwrap(),
-            "docker exec app sh -c 'test -e '\\''/run/ready'\\'''"
+            "docker exec -- app sh -c 'test -e '\\''/run/ready'\\'''"
         );
         let e = parse(&[("tcp", 1_i64.into()), ("inside", true.into())])
             .unwrap()
@@ -1063,7 +1070,7 @@ mod tests {
             Check::default()
                 .probe_line("it's", &Tools::default())
                 .unwrap(),
-            "docker container inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{end}}' 'it'\\''s'"
+            "docker container inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{end}}' -- 'it'\\''s'"
         );
         let check = parse(&[("cmd", "pg_isready -h 127.0.0.1".into())]).unwrap();
         assert_eq!(

@@ -40,7 +40,7 @@ impl Names {
             Names::Patterns(patterns) => {
                 let mut matched = false;
                 for (negated, pattern) in patterns {
-                    if crate::inventory::selection::glob_match(pattern, name) {
+                    if crate::glob::matches(pattern, name) {
                         if *negated {
                             return false;
                         }
