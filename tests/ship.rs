@@ -618,6 +618,26 @@ fn ship_errors_and_dry_runs_touch_nothing() {
         out.stderr
     );
     assert!(!p.path().join("x.rigs").exists() && !p.path().join("x.rigs.part").exists());
+
+    // Absurd options are task failures that say what is allowed, never a panic.
+    let p = p.recipe(
+        "bad.rhai",
+        "fn stall(secs) { docker::ship(\"127.0.0.1:5999/app:1\", #{ stall_timeout: parse_float(secs) }); }\n",
+    );
+    for secs in ["1e20", "0", "-3", "31536001"] {
+        let out = p
+            .clone()
+            .args(["env:airgap", "--dry-run", &format!("stall:{secs}")])
+            .run();
+        out.assert_code(1);
+        assert!(
+            out.stderr.contains(
+                "option `stall_timeout` must be a number of seconds above 0 and at most 31536000"
+            ) && !out.stderr.contains("panicked"),
+            "{secs}: {}",
+            out.stderr
+        );
+    }
 }
 
 on_engines!(fleets compressed_layers_pass_through_and_the_default_codec_reaches_the_host);

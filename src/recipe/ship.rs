@@ -95,12 +95,14 @@ fn options(ctx: &NativeCallContext, func: &str, opts: &Map) -> Fallible<ShipOpti
                     .map_err(|_| bad("resume", "true or false"))?
             }
             "stall_timeout" => {
-                let secs = value
+                let range = format!("a number of seconds {}", crate::time::seconds_range());
+                out.stall = value
                     .as_int()
+                    .map(|s| s as f64)
+                    .or_else(|_| value.as_float())
                     .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| bad("stall_timeout", "a positive number of seconds"))?;
-                out.stall = Duration::from_secs(secs as u64);
+                    .and_then(crate::time::seconds)
+                    .ok_or_else(|| bad("stall_timeout", &range))?;
             }
             other => {
                 return Err(runtime(
@@ -153,7 +155,7 @@ fn query(ops: &dyn HostOps) -> Result<remote::HostImages, Fail> {
 
 fn tag(ops: &dyn HostOps, id: &str, reference: &str) -> Result<(), Fail> {
     let r = ops.command(
-        &format!("docker tag {} {}", quote(id), quote(reference)),
+        &format!("docker tag -- {} {}", quote(id), quote(reference)),
         &quiet(),
         false,
     )?;

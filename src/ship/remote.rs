@@ -137,7 +137,7 @@ pub fn load_command(compression: Compression, resume: Option<&str>, check: Optio
         loaded = match check {
             // The loaded image's id, in the same round trip.
             Some(reference) => format!(
-                " && docker image inspect --format '{LOADED} {IMAGE_FORMAT}' {}",
+                " && docker image inspect --format '{LOADED} {IMAGE_FORMAT}' -- {}",
                 crate::quote::quote(reference)
             ),
             None => String::new(),
