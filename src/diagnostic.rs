@@ -39,6 +39,15 @@ impl Diagnostic {
         self
     }
 
+    /// Points at 1-based `line` without showing it: for files whose text must not be printed
+    /// (a secrets file).
+    pub fn at_line(mut self, line: usize) -> Self {
+        self.line = line;
+        self.column = 0;
+        self.source_line = None;
+        self
+    }
+
     /// Points at a byte offset inside `text`.
     pub fn at_offset(self, text: &str, offset: usize) -> Self {
         let offset = offset.min(text.len());

@@ -5,7 +5,14 @@
 //! OCI, and the lists/indexes that point at per-platform manifests), then put back unchanged
 //! under the new tag, so the digest stays the same. Authentication follows the registry's
 //! `WWW-Authenticate` answer: HTTP basic, or a bearer token fetched from its token service.
-//! Registries on 127.0.0.0/8 and localhost are spoken to over plain HTTP, as Docker does.
+//! Registries on loopback (an address in 127.0.0.0/8, `::1`, or `localhost`) are spoken to over
+//! plain HTTP, as Docker does; the host part is parsed as an address, so `127.example.com` is
+//! not loopback.
+//!
+//! The token service is whatever `realm` the registry names, so the credentials go there only
+//! when it is safe ([`realm_allowed`]): over https, or to a loopback realm of a loopback
+//! registry. Anything else (plain HTTP to another machine) fails, naming the realm, before a
+//! byte of the credentials is sent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +55,8 @@ impl Client {
         let agent = ureq::Agent::config_builder()
             .tls_config(tls)
             .http_status_as_error(false)
+            // A redirect may lead anywhere, plain HTTP included: credentials do not follow it.
+            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .new_agent();
@@ -179,6 +188,14 @@ impl Client {
                 }
                 let mut request = self.agent.get(&url);
                 if self.credentials.is_some() {
+                    if !realm_allowed(&realm, &self.base) {
+                        return Err(format!(
+                            "the registry {} sends its login to the token service {realm}, which \
+                             is not https: rigs sends credentials only over https (or to a \
+                             loopback token service of a loopback registry)",
+                            self.base
+                        ));
+                    }
                     request = request.header("Authorization", &self.basic()?);
                 }
                 let mut response = request
@@ -214,13 +231,62 @@ fn base_url(registry: &str) -> String {
     if registry.starts_with("http://") || registry.starts_with("https://") {
         return registry.trim_end_matches('/').to_string();
     }
-    let host = registry.split(':').next().unwrap_or(registry);
-    let local = host == "localhost" || host.starts_with("127.") || host == "[::1]";
+    let local = is_loopback(registry_host(registry));
     format!(
         "{}://{}",
         if local { "http" } else { "https" },
         registry.trim_end_matches('/')
     )
+}
+
+/// The host part of a registry name: `127.0.0.1:5000` and `[::1]:5000/ns` give `127.0.0.1` and
+/// `::1`.
+fn registry_host(registry: &str) -> &str {
+    let authority = registry.split('/').next().unwrap_or(registry);
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    // A bare IPv6 address has colons of its own and no port.
+    if authority.parse::<std::net::Ipv6Addr>().is_ok() {
+        return authority;
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
+/// Whether `host` (no port, no brackets) is this machine: an address in 127.0.0.0/8, `::1`, or
+/// the name `localhost`. Names are not compared by prefix: `127.example.com` is somebody's.
+fn is_loopback(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether the registry at `base` (a URL) may have its credentials sent to the token service at
+/// `realm`: an https realm, wherever it is, or a plain-HTTP one on loopback when the registry
+/// is on loopback too (a test registry and its token service on one machine).
+fn realm_allowed(realm: &str, base: &str) -> bool {
+    let Some((scheme, host)) = url_host(realm) else {
+        return false;
+    };
+    match scheme.as_str() {
+        "https" => true,
+        "http" => is_loopback(&host) && url_host(base).is_some_and(|(_, h)| is_loopback(&h)),
+        _ => false,
+    }
+}
+
+/// The lower-cased scheme and the host (no port, no brackets) of an absolute URL.
+fn url_host(url: &str) -> Option<(String, String)> {
+    let uri: ureq::http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let host = uri.host()?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    Some((scheme, host.to_string()))
 }
 
 fn header(headers: &[(String, String)], name: &str) -> Option<String> {
@@ -294,11 +360,68 @@ mod tests {
     #[test]
     fn local_registries_use_http() {
         assert_eq!(base_url("127.0.0.1:5000"), "http://127.0.0.1:5000");
+        assert_eq!(base_url("127.8.9.10"), "http://127.8.9.10");
         assert_eq!(base_url("localhost:5000"), "http://localhost:5000");
+        assert_eq!(base_url("[::1]:5000"), "http://[::1]:5000");
         assert_eq!(
             base_url("registry.example.com"),
             "https://registry.example.com"
         );
         assert_eq!(base_url("http://10.0.0.5:5000/"), "http://10.0.0.5:5000");
+    }
+
+    #[test]
+    fn loopback_is_an_address_not_a_prefix() {
+        for local in ["127.0.0.1", "127.8.9.10", "localhost", "LOCALHOST", "::1"] {
+            assert!(is_loopback(local), "{local}");
+        }
+        for remote in [
+            "127.evil.com",
+            "127.0.0.1.evil.com",
+            "localhost.evil.com",
+            "128.0.0.1",
+            "10.0.0.5",
+            "::2",
+            "",
+        ] {
+            assert!(!is_loopback(remote), "{remote}");
+        }
+        assert_eq!(registry_host("127.evil.com:5000"), "127.evil.com");
+        assert_eq!(registry_host("[::1]:5000/ns"), "::1");
+        assert_eq!(registry_host("::1"), "::1");
+        assert_eq!(registry_host("localhost"), "localhost");
+        assert_eq!(base_url("127.evil.com:5000"), "https://127.evil.com:5000");
+        assert_eq!(base_url("localhost.evil.com"), "https://localhost.evil.com");
+    }
+
+    #[test]
+    fn credentials_go_only_to_https_or_loopback_realms() {
+        let remote = "https://registry.example.com";
+        let local = "http://127.0.0.1:5000";
+        assert!(realm_allowed("https://auth.example.com/token", remote));
+        assert!(realm_allowed(
+            "HTTPS://auth.elsewhere.net:8443/token",
+            remote
+        ));
+        assert!(realm_allowed("https://auth.example.com/token", local));
+        assert!(realm_allowed("http://127.0.0.1:5001/token", local));
+        assert!(realm_allowed(
+            "http://[::1]:5001/token",
+            "http://localhost:5000"
+        ));
+        // Plain HTTP to another machine, whichever registry asks.
+        assert!(!realm_allowed("http://auth.example.com/token", remote));
+        assert!(!realm_allowed("http://10.0.0.9/token", local));
+        assert!(!realm_allowed("http://127.evil.com/token", local));
+        // A loopback realm of a remote registry would be the controller's own service.
+        assert!(!realm_allowed("http://127.0.0.1:5001/token", remote));
+        assert!(!realm_allowed(
+            "http://127.0.0.1:5001/token",
+            "http://10.0.0.5:5000"
+        ));
+        // Not a URL rigs can judge.
+        assert!(!realm_allowed("/token", remote));
+        assert!(!realm_allowed("ftp://auth.example.com/token", remote));
+        assert!(!realm_allowed("", remote));
     }
 }

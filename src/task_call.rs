@@ -65,16 +65,21 @@ impl fmt::Display for TaskCall {
         for (i, arg) in self.args.iter().enumerate() {
             f.write_str(if i == 0 { ":" } else { "," })?;
             match arg {
-                Arg::Positional(v) => f.write_str(&escape(v).replace('=', "\\="))?,
-                Arg::Named(k, v) => write!(f, "{k}={}", escape(v))?,
+                Arg::Positional(v) => f.write_str(&written(v)[1])?,
+                Arg::Named(k, v) => write!(f, "{k}={}", written(v)[0])?,
             }
         }
         Ok(())
     }
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace(',', "\\,")
+/// `v` as a task call word writes it: as a named argument's value (`\` and `,` escaped), and as
+/// a positional argument (`=` escaped too). Labels show arguments so, and secrets are masked in
+/// these forms as well.
+pub fn written(v: &str) -> [String; 2] {
+    let named = v.replace('\\', "\\\\").replace(',', "\\,");
+    let positional = named.replace('=', "\\=");
+    [named, positional]
 }
 
 pub fn is_identifier(s: &str) -> bool {

@@ -189,3 +189,50 @@ fn history_shows_one_environments_releases_and_filters_by_task_and_host() {
     let out = Project::new().args(["history:deploy,status"]).run();
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
+
+#[test]
+fn long_lines_appended_at_the_same_moment_stay_whole() {
+    // Eight hosts that share a home folder share one history file: each step appends eight lines
+    // of 64 KiB to it at once, far more than a shell's `printf` writes in one piece.
+    let home = tempfile::Builder::new()
+        .prefix("rigs-homes-")
+        .tempdir()
+        .unwrap();
+    let lab = SshLab::start_with(8, &format!("SetEnv HOME={}", home.path().display()));
+    let p = Project::new()
+        .recipe(
+            "big.rhai",
+            r#"
+/// Record a long value.
+fn big(n) {
+    let s = "0123456789abcdef";
+    for i in 0..12 { s += s; }
+    record("blob", `${n}:${s}`);
+}
+"#,
+        )
+        .inventory("lab.toml", &lab.inventory_toml());
+    lab.write_known_hosts(&p.path().join("home/.ssh/known_hosts"));
+    let steps: Vec<String> = (1..=6).map(|n| format!("big:{n}")).collect();
+    p.args(["env:lab"]).args(&steps).run().assert_code(0);
+    let text = std::fs::read_to_string(home.path().join(".rigs/history.jsonl")).unwrap();
+    let mut seen = Vec::new();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| {
+            panic!(
+                "a torn line ({e}), {} bytes: {}...",
+                line.len(),
+                &line[..80.min(line.len())]
+            )
+        });
+        let blob = v["blob"].as_str().unwrap();
+        assert_eq!(blob.len(), 2 + 65536, "{}", &blob[..10]);
+        seen.push(format!("{} {}", v["host"].as_str().unwrap(), &blob[..1]));
+    }
+    seen.sort();
+    let mut expected: Vec<String> = (1..=8)
+        .flat_map(|h| (1..=6).map(move |n| format!("h{h} {n}")))
+        .collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+}

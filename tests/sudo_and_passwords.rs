@@ -191,3 +191,43 @@ fn a_command_that_imitates_the_sudo_prompt_gets_no_password() {
     out.assert_code(0);
     assert!(out.stderr.contains("got [only this]"), "{}", out.stderr);
 }
+
+#[test]
+fn a_command_that_sudo_let_through_gets_no_password_for_printing_the_prompt() {
+    // The lab logs in as root, whose sudo asks nothing, as under NOPASSWD or a cached login: sudo
+    // lets the command through at once, and the command then prints rigs' prompt on stderr (as
+    // `docker logs` may) before it reads its stdin. The stdin is larger than what the SSH window
+    // and the pipe hold, so it is still flowing when the prompt arrives: a password sent then
+    // would land in it.
+    let lab = SshLab::start(1);
+    let recipe = r#"
+fn t() {
+    let data = "x";
+    for i in 0..23 { data += data; }
+    let r = sudo("printf 'log: \\036rigs-sudo-prompt\\036\\n' >&2; sleep 0.3; cat", #{ stdin: data, quiet: true });
+    if r.stdout.contains(secret("RIGS_SUDO_PASSWORD")) { fail("the password reached the command"); }
+    info(`read ${r.stdout.len()} of ${data.len()}`);
+    info("stderr " + r.stderr);
+}
+"#;
+    let p = Project::new()
+        .recipe("t.rhai", recipe)
+        .inventory("lab.toml", &lab.inventory_toml());
+    lab.write_known_hosts(&p.path().join("known_hosts"));
+    let out = p
+        .env("RIGS_SUDO_PASSWORD", "pw-that-must-not-leak")
+        .args(["--known-hosts", "known_hosts", "env:lab", "t"])
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("[h1] read 8388608 of 8388608"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("stderr log: \\x1erigs-sudo-prompt\\x1e"),
+        "the command's own stderr is output: {}",
+        out.stderr
+    );
+}

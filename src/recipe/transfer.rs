@@ -5,6 +5,16 @@
 //! both directions, so memory stays flat for any file size. Every transfer is checked with
 //! SHA-256 on both ends, and a file only appears under its final name once it is complete and
 //! verified: uploads are renamed into place on the host, downloads on the controller.
+//!
+//! An upload is written, checked, given its mode and owner inside a folder of its own next to
+//! the target (`mkdir` with `umask 077`, so only its creator can touch what is inside), and each
+//! step works on names inside that folder after `cd` into it. The target's folder may be
+//! writable by others (a user-owned config folder that root writes into with `sudo: true`);
+//! whatever they swap there, `chmod` and `chown` only ever reach the file rigs wrote, never a file
+//! a planted symlink points at. Without `mode`, a replaced regular file passes on its permission
+//! bits (those of the file a symlink points at, not the link's own `0777`); anything else, or
+//! nothing, gives `0644`. Set-user-ID, set-group-ID and sticky bits are never passed on: new
+//! content gets them only when `mode` asks.
 
 use std::path::{Path, PathBuf};
 
@@ -121,14 +131,18 @@ fn upload(
     remote: &str,
     opts: &TransferOptions,
 ) -> Fallible<Map> {
-    if remote.is_empty() || remote.ends_with('/') {
+    let name = remote.rsplit('/').next().unwrap_or(remote);
+    if matches!(name, "" | "." | "..") {
         return Err(runtime(
             format!("{func}: `{remote}` is not a file path on the host"),
             ctx.call_position(),
         ));
     }
     let scope = task_scope(ctx)?;
-    let tmp = format!("{remote}.rigs-{}", temp_suffix());
+    let suffix = temp_suffix();
+    // The folder the upload is prepared in, from the login directory and from inside itself.
+    let tmp = format!("{remote}.rigs-{suffix}");
+    let tmp_name = format!("{name}.rigs-{suffix}");
     let sudo = opts.sudo.then(SudoOptions::default);
     let mut write = CommandOptions {
         quiet: true,
@@ -157,9 +171,17 @@ fn upload(
             text.len() as u64
         }
     };
+    let (t, t_name, n) = (quote(&tmp), quote(&tmp_name), quote(name));
+    // Removes the folder when it is still this upload's; a swapped one is left alone.
+    let cleanup_command =
+        format!("cd {t} 2>/dev/null && [ -O . ] && rm -f upload && cd .. && rmdir {t_name}");
     let sent = scope
         .ops
-        .command(&format!("umask 077; cat > {}", quote(&tmp)), &write, false)
+        .command(
+            &format!("umask 077 && mkdir {t} && cd {t} && cat > upload"),
+            &write,
+            false,
+        )
         .map_err(|e| failed(ctx, e))?;
     let Some((bytes, sha256)) = sent.sent.clone() else {
         // A dry run: nothing was sent.
@@ -167,43 +189,48 @@ fn upload(
     };
     let cleanup = checking(sudo.clone());
     if !sent.ok() {
-        let _ = scope
-            .ops
-            .command(&format!("rm -f {}", quote(&tmp)), &cleanup, false);
+        let _ = scope.ops.command(&cleanup_command, &cleanup, false);
         return Err(runtime(
             format!(
-                "{func}: cannot write {tmp} on the host: {}",
+                "{func}: cannot write {tmp}/upload on the host: {}",
                 sent.stderr.lines().last().unwrap_or("").trim()
             ),
             ctx.call_position(),
         ));
     }
     if bytes != expected_size {
-        let _ = scope
-            .ops
-            .command(&format!("rm -f {}", quote(&tmp)), &cleanup, false);
+        let _ = scope.ops.command(&cleanup_command, &cleanup, false);
         return Err(runtime(
             format!("{func}: the local file changed while it was sent ({expected_size} bytes expected, {bytes} sent)"),
             ctx.call_position(),
         ));
     }
-    let (t, r) = (quote(&tmp), quote(remote));
     let mode = match &opts.mode {
-        Some(m) => format!("chmod {m} {t}"),
-        // A replaced file keeps its mode; a new one gets the usual 0644.
-        None => {
-            format!("if [ -e {r} ]; then chmod \"$(stat -c %a {r})\" {t}; else chmod 644 {t}; fi")
-        }
+        Some(m) => format!("chmod {m} upload"),
+        // A replaced regular file passes on its permission bits, through a symlink too (`-L`:
+        // the link's own mode is always 0777); anything else gets the usual 0644.
+        None => format!(
+            "if [ -f ../{n} ]; then chmod \"$(stat -L -c %a ../{n})\" upload && chmod a-st upload; \
+             else chmod 644 upload; fi"
+        ),
     };
     let owner = opts
         .owner
         .as_ref()
-        .map(|o| format!(" && chown {} {t}", quote(o)))
+        .map(|o| format!(" && chown {} upload", quote(o)))
         .unwrap_or_default();
+    // Everything after `cd` names files inside the folder, which only its owner can change; a
+    // folder someone else put under its name (`-O`) is refused. A symlink to a folder is
+    // replaced (`mv -T`), as a symlink to a file is; a real folder is refused.
     let finish = format!(
-        "h=$(sha256sum {t}) && h=${{h%% *}} && if [ \"$h\" != {sha256} ]; then rm -f {t}; \
-         echo \"checksum mismatch: sent {sha256}, the host has $h\" >&2; exit 3; fi && {mode}{owner} && mv -f {t} {r} \
-         || {{ s=$?; rm -f {t}; exit $s; }}"
+        "cd {t} || exit 4; if [ ! -O . ]; then printf '%s\\n' {replaced} >&2; exit 4; fi; \
+         h=$(sha256sum upload) && h=${{h%% *}} && if [ \"$h\" != {sha256} ]; then \
+         echo \"checksum mismatch: sent {sha256}, the host has $h\" >&2; false; fi && {mode}{owner} && \
+         if [ -d ../{n} ] && [ ! -L ../{n} ]; then printf '%s\\n' {folder} >&2; false; \
+         elif [ -d ../{n} ]; then mv -f -T upload ../{n}; else mv -f upload ../{n}; fi; \
+         s=$?; rm -f upload; cd .. && rmdir {t_name}; exit $s",
+        replaced = quote(&format!("{tmp} is not the folder rigs made")),
+        folder = quote(&format!("{remote} is a folder")),
     );
     let done = scope
         .ops

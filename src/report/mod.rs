@@ -222,7 +222,7 @@ impl Reporter {
         }
         match self.mode {
             OutputMode::Json => self.json(json!({
-                "event": "progress", "host": host, "task": task, "what": self.masker.mask(what),
+                "event": "progress", "host": host, "task": task, "what": what,
                 "bytes": done, "total": total.map(Total::bytes),
                 "estimate": total.is_some_and(Total::is_estimate),
                 "bytes_per_second": rate as u64,
@@ -278,12 +278,11 @@ impl Reporter {
         }
     }
 
-    /// Writes one event. String fields are masked by the callers before serialising (JSON escaping
-    /// could hide a secret containing quotes from a mask applied afterwards); the second pass
-    /// catches anything else.
-    fn json(&self, value: serde_json::Value) {
-        let line = self.masker.mask(&value.to_string()).into_owned();
-        console::line(StreamKind::Stdout, &escape::escape_json(line));
+    /// Writes one event, masked field by field before it is serialised: JSON escaping would hide
+    /// a secret holding `"`, `\` or a control character from a mask applied afterwards.
+    fn json(&self, mut value: serde_json::Value) {
+        self.masker.mask_json(&mut value);
+        console::line(StreamKind::Stdout, &escape::escape_json(value.to_string()));
     }
 
     /// Writes one line (or a block of lines) to stdout or stderr, above the bars in pretty mode.
@@ -323,8 +322,8 @@ impl Reporter {
                         ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}")
                             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
-                    bar.set_prefix(host.to_string());
-                    bar.set_message(task.to_string());
+                    bar.set_prefix(self.clean(host));
+                    bar.set_message(self.clean(task));
                     bar.enable_steady_tick(Duration::from_millis(120));
                     bars.running
                         .lock()
@@ -347,13 +346,13 @@ impl Reporter {
         dry_run: bool,
         verbose_only: bool,
     ) {
-        let masked = self.masker.mask(command).into_owned();
         match self.mode {
             OutputMode::Json => self.json(json!({
-                "event": "command", "host": host, "task": task, "command": masked,
+                "event": "command", "host": host, "task": task, "command": command,
                 "local": local, "dry_run": dry_run, "verbose_only": verbose_only,
             })),
             _ => {
+                let masked = self.masker.mask(command);
                 let sigil = match (local, dry_run) {
                     (false, false) => "$",
                     (true, false) => "local$",
@@ -409,7 +408,7 @@ impl Reporter {
         }
         if self.mode == OutputMode::Json {
             let mut event = json!({
-                "event": "output", "host": host, "stream": stream.name(), "line": self.masker.mask(line),
+                "event": "output", "host": host, "stream": stream.name(), "line": line,
             });
             if cut {
                 event["cut"] = true.into();
@@ -431,7 +430,7 @@ impl Reporter {
         match self.mode {
             OutputMode::Json => self.json(json!({
                 "event": "message", "host": host, "level": if warn { "warn" } else { "info" },
-                "text": self.masker.mask(text),
+                "text": text,
             })),
             _ => {
                 let prefix = host.map(|h| format!("[{h}] ")).unwrap_or_default();
@@ -521,7 +520,10 @@ impl Reporter {
             }
             _ if rows.is_empty() => self.line(StreamKind::Stdout, nothing),
             _ => {
-                let table = crate::history::table(rows);
+                // Masked before the table escapes its cells: an escaped secret no longer matches.
+                let mut rows = rows.to_vec();
+                rows.iter_mut().for_each(|r| self.masker.mask_json(r));
+                let table = crate::history::table(&rows);
                 self.line(StreamKind::Stdout, table.trim_end_matches('\n'));
             }
         }

@@ -4,8 +4,10 @@
 //! to `.rigs/history.jsonl` in the controller's project folder. The host's copy is what the next
 //! person sees, whichever machine they deploy from, and what `rollback` reads to find the last
 //! good version; the controller's copy survives hosts that are rebuilt. Lines are only ever
-//! appended (`>>`, one write each), so concurrent runs cannot corrupt each other's lines. Values
-//! are masked like all output: a secret passed as an argument never reaches either file.
+//! appended, each in one write(2) on a file opened for appending (`dd oflag=append` on the host),
+//! so concurrent runs cannot corrupt each other's lines, however long they are. Values
+//! are masked like all output, each before the line is serialised: a secret passed as an
+//! argument or recorded never reaches either file.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,6 @@ use serde_json::{json, Map, Value};
 use super::{Shared, Step, Work};
 use crate::history::{controller, user, HOST_FILE, LOCAL_FILE};
 use crate::inventory::Host;
-use crate::quote::quote;
 use crate::recipe::{CommandOptions, HostOps};
 use crate::report::HostStatus;
 
@@ -71,11 +72,23 @@ fn line(shared: &Arc<Shared>, step: &Step, host: &Host, outcome: &Outcome) -> Op
     for (k, v) in &outcome.records {
         entry.entry(k.clone()).or_insert_with(|| v.clone());
     }
-    Some(
-        shared
-            .masker
-            .mask(&Value::Object(entry).to_string())
-            .into_owned(),
+    // Masked field by field before serialising: JSON escapes a secret holding `"`, `\` or a
+    // control character, and the escaped text no longer matches the secret.
+    let mut entry = Value::Object(entry);
+    shared.masker.mask_json(&mut entry);
+    Some(entry.to_string())
+}
+
+/// The host command that appends a `len`-byte record, read from stdin, to the host's history
+/// in a single write(2) on an `O_APPEND` descriptor, so that runs appending at the same moment
+/// cannot interleave their lines. A shell's `printf ... >> file` does not promise that: dash
+/// writes the text and its newline apart, bash writes long lines in pieces. `dd` with one block
+/// of exactly `len` bytes does (`iflag=fullblock` waits until stdin has delivered all of it);
+/// GNU and BusyBox `dd` both know these flags.
+fn host_append_command(len: usize) -> String {
+    format!(
+        "mkdir -p \"$HOME/.rigs\" && dd of={HOST_FILE} bs={len} count=1 iflag=fullblock \
+         oflag=append conv=notrunc status=none"
     )
 }
 
@@ -91,14 +104,13 @@ pub(crate) fn append(
     let Some(text) = line(shared, step, host, &outcome) else {
         return;
     };
-    let command = format!(
-        "mkdir -p \"$HOME/.rigs\" && printf '%s\\n' {} >> {HOST_FILE}",
-        quote(&text)
-    );
+    let record = format!("{text}\n");
     let options = CommandOptions {
         display: Some(format!("(append to {HOST_FILE})")),
+        stdin: Some(record.clone()),
         ..CommandOptions::bookkeeping()
     };
+    let command = host_append_command(record.len());
     let lost = matches!(outcome.status, HostStatus::Failed | HostStatus::Interrupted)
         && outcome
             .error
@@ -122,7 +134,8 @@ pub(crate) fn append(
             .create(true)
             .append(true)
             .open(LOCAL_FILE)?;
-        f.write_all(format!("{text}\n").as_bytes())
+        // One buffer, so one write(2) for the whole line: other rigs runs append too.
+        f.write_all(record.as_bytes())
     });
     if let Err(e) = written {
         ops.message(

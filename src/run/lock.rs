@@ -25,6 +25,7 @@
 use serde_json::{json, Value};
 
 use crate::quote::quote;
+use crate::secret::Masker;
 
 /// The lock directory, as a shell word.
 const DIR: &str = "\"$HOME/.rigs/lock\"";
@@ -36,16 +37,19 @@ const REPORT: &str = "if [ -d \"$HOME/.rigs/lock\" ]; then \
      echo \"old ${d##*/} $(cat \"$d/info\" 2>/dev/null)\"; fi; done";
 
 /// What a lock's `info` file holds. `env` names the environments of the locking tasks, if any.
-pub fn info(token: &str, env: Option<&str>, tasks: &str) -> Value {
+/// The task words may carry secrets (`deploy:TOKEN`): they are masked here, before the JSON is
+/// serialised, since a secret escaped by serialising no longer matches the mask. The token is
+/// left whole: releasing the lock looks for it.
+pub fn info(token: &str, env: Option<&str>, tasks: &str, masker: &Masker) -> Value {
     let pid = std::process::id();
     json!({
         "token": token,
-        "env": env,
+        "env": env.map(|e| masker.mask(e)),
         "user": crate::history::user(),
         "controller": crate::history::controller(),
         "pid": pid,
         "started": start_time(pid),
-        "tasks": tasks,
+        "tasks": masker.mask(tasks),
         "since": crate::time::now(),
     })
 }
@@ -99,6 +103,16 @@ pub fn release_command(token: &str) -> String {
     format!(
         "if grep -qF {} {DIR}/info 2>/dev/null; then rm -rf {DIR}; fi",
         token_pattern(token)
+    )
+}
+
+/// The warning for `host`, whose lock this run could not give back (`why`: the connection was
+/// lost, the command failed): the lock stays, so it says how to remove it.
+pub fn release_failed(host: &str, why: &str) -> String {
+    format!(
+        "could not release the lock on {host}: {why}\n\
+         the host stays locked until `rigs -H {host} lock:release` removes the lock \
+         (a later run from this controller takes it over by itself)"
     )
 }
 
@@ -232,7 +246,7 @@ mod tests {
 
     #[test]
     fn commands_take_and_free_only_this_runs_lock() {
-        let i = info("tok", Some("prod"), "deploy:v2");
+        let i = info("tok", Some("prod"), "deploy:v2", &Masker::default());
         let acquire = acquire_command(&i, "tok");
         assert!(
             acquire.contains("mkdir \"$HOME/.rigs/lock\" 2>/dev/null"),
@@ -258,6 +272,32 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_release_names_the_host_and_the_command_that_frees_it() {
+        let text = release_failed("web-1", "connection lost");
+        assert_eq!(
+            text.lines().next(),
+            Some("could not release the lock on web-1: connection lost")
+        );
+        assert!(text.contains("`rigs -H web-1 lock:release`"), "{text}");
+    }
+
+    #[test]
+    fn the_info_file_holds_no_secret_in_any_form() {
+        let masker = Masker::default();
+        let secret = "pa\"ss\\word\u{1}";
+        masker.add(&crate::secret::Secret::new(secret));
+        let i = info("tok", Some("prod"), &format!("deploy:{secret}"), &masker);
+        let escaped = serde_json::to_string(secret).unwrap();
+        let escaped = escaped.trim_matches('"');
+        let command = acquire_command(&i, "tok");
+        for text in [i.to_string(), command] {
+            assert!(!text.contains(secret) && !text.contains(escaped), "{text}");
+        }
+        assert_eq!(i["tasks"], "deploy:****");
+        assert_eq!(i["token"], "tok");
+    }
+
+    #[test]
     fn status_lists_the_host_lock_and_old_environment_locks() {
         let s = Status::parse("held {\"pid\":7}\nold prod.lock {\"pid\":8}\nold x.lock \n");
         assert_eq!(s.holder.as_deref(), Some("{\"pid\":7}"));
@@ -273,13 +313,13 @@ mod tests {
 
     #[test]
     fn holders_are_described_from_their_info() {
-        let i = info("tok", Some("prod"), "deploy:v2");
+        let i = info("tok", Some("prod"), "deploy:v2", &Masker::default());
         let text = describe(&i.to_string());
         assert!(
             text.contains("for env:prod deploy:v2") && text.contains("since "),
             "{text}"
         );
-        let text = describe(&info("tok", None, "hold:3").to_string());
+        let text = describe(&info("tok", None, "hold:3", &Masker::default()).to_string());
         assert!(text.ends_with(" for hold:3"), "{text}");
         assert!(describe("garbage").contains("unknown holder"));
     }
@@ -312,7 +352,7 @@ mod tests {
         let pid = child.id();
         let started = start_time(pid);
         child.wait().unwrap();
-        let mut dead = info("dead", Some("prod"), "deploy:v2");
+        let mut dead = info("dead", Some("prod"), "deploy:v2", &Masker::default());
         dead["pid"] = pid.into();
         dead["started"] = started.into();
         let (token, warning) = dead_holder(&dead.to_string(), "h1").expect("taken over");
@@ -330,7 +370,7 @@ mod tests {
             None,
             "another machine"
         );
-        let alive = info("alive", None, "hold:3");
+        let alive = info("alive", None, "hold:3", &Masker::default());
         assert_eq!(dead_holder(&alive.to_string(), "h1"), None, "this very run");
         assert_eq!(dead_holder("garbage", "h1"), None);
     }

@@ -519,7 +519,7 @@ impl Runner {
         }
         let token = lock::token();
         let env = (!envs.is_empty()).then(|| envs.join(" "));
-        let info = lock::info(&token, env.as_deref(), &tasks.join(" "));
+        let info = lock::info(&token, env.as_deref(), &tasks.join(" "), &shared.masker);
         let command = lock::acquire_command(&info, &token);
         let deadline = shared.settings.lock_wait.map(|w| Instant::now() + w);
         let mut waiting_for = String::new();
@@ -572,8 +572,7 @@ impl Runner {
             let Some((host, held_by)) = holder else {
                 return Ok(Some(HeldLock { token, hosts: got }));
             };
-            self.on_hosts(&got, "lock", &lock::release_command(&token))
-                .await;
+            self.release(&got, &token).await;
             let waiting = deadline.is_some_and(|d| Instant::now() < d);
             if !waiting || shared.cancel.is_cancelled() {
                 let what = match &held_by {
@@ -603,8 +602,29 @@ impl Runner {
 
     async fn release_locks(&self, held: Option<HeldLock>) {
         if let Some(lock) = held {
-            self.on_hosts(&lock.hosts, "lock", &lock::release_command(&lock.token))
-                .await;
+            self.release(&lock.hosts, &lock.token).await;
+        }
+    }
+
+    /// Gives back this run's lock on `hosts`. A host where that fails (its connection is lost,
+    /// the command fails) stays locked, so the user is told, with the command that frees it.
+    async fn release(&self, hosts: &[Host], token: &str) {
+        let command = lock::release_command(token);
+        let results = self.on_hosts(hosts, "lock", &command).await;
+        for (host, result) in hosts.iter().zip(results) {
+            let why = match result {
+                Ok(r) if r.ok() => continue,
+                Ok(r) => match r.stderr.lines().map(str::trim).rfind(|l| !l.is_empty()) {
+                    Some(line) => line.to_string(),
+                    None => format!("the release command exited with code {}", r.code),
+                },
+                // The command is bookkeeping: "connection lost" says it all.
+                Err(OpError::Failed(e)) => e.replace(&format!(" during `{command}`"), ""),
+                Err(OpError::Interrupted) => "interrupted".to_string(),
+            };
+            self.shared
+                .reporter
+                .message(None, true, &lock::release_failed(&host.name, &why));
         }
     }
 

@@ -27,6 +27,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::time::rfc3339;
@@ -321,57 +322,149 @@ impl Drop for BundleWriter {
     }
 }
 
-/// A bundle that passed [`verify`]: its manifest, and where the archive entry's data lies.
-#[derive(Debug, Clone, PartialEq)]
+/// A bundle that passed [`verify`]: its manifest, where the archive entry's data lies, and the
+/// verified file itself, still open. Readers take their bytes from that open file, never from
+/// the path again: a file put in the bundle's place after the check is never read.
+#[derive(Debug, Clone)]
 pub struct VerifiedBundle {
     pub manifest: BundleManifest,
     /// Offset of the archive entry's first data byte in the bundle file.
     pub archive_offset: u64,
     /// Length of the archive entry's data.
     pub archive_len: u64,
+    path: PathBuf,
+    file: Arc<File>,
 }
 
 impl VerifiedBundle {
     /// A reader over the first `len` bytes of the archive entry (for shipping the body without its
-    /// trailer). `path` is the bundle that was verified.
-    pub fn open_archive(&self, path: &Path, len: u64) -> Result<impl Read, BundleError> {
+    /// trailer), from the file that was verified. It hashes the whole archive on the way: before
+    /// reporting the end, it reads the rest of the archive too, and fails instead of ending when
+    /// the digest is no longer the manifest's (the file was changed in place after [`verify`]).
+    /// A consumer that treats a read error as "discard everything" never uses changed bytes.
+    pub fn open_archive(&self, len: u64) -> Result<ArchiveReader, BundleError> {
         if len > self.archive_len {
             let problem = format!(
                 "asked for {len} bytes of an archive that holds {}",
                 self.archive_len
             );
             return Err(BundleError::io(
-                path,
+                &self.path,
                 io::Error::new(io::ErrorKind::InvalidInput, problem),
             ));
         }
-        let mut file = File::open(path).map_err(|e| BundleError::io(path, e))?;
-        file.seek(SeekFrom::Start(self.archive_offset))
-            .map_err(|e| BundleError::io(path, e))?;
-        Ok(file.take(len))
+        Ok(ArchiveReader {
+            bundle: self.clone(),
+            at: 0,
+            len,
+            hasher: Sha256::new(),
+            checked: false,
+        })
+    }
+}
+
+/// Reads the verified archive from [`VerifiedBundle::open_archive`], checking its digest before
+/// it ends.
+pub struct ArchiveReader {
+    bundle: VerifiedBundle,
+    /// Bytes of the archive read so far.
+    at: u64,
+    len: u64,
+    hasher: Sha256,
+    checked: bool,
+}
+
+impl ArchiveReader {
+    /// Reads at `at` in the archive entry; positioned reads, so clones of the file never
+    /// disturb each other.
+    fn read_at(&self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self
+            .bundle
+            .file
+            .read_at(buf, self.bundle.archive_offset + self.at)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{}: the bundle got shorter after it was verified",
+                    self.bundle.path.display()
+                ),
+            ));
+        }
+        Ok(n)
+    }
+
+    /// Hashes what the caller does not read, then compares the digest with the manifest's.
+    fn check(&mut self) -> io::Result<()> {
+        let mut buf = vec![0; CHUNK];
+        while self.at < self.bundle.archive_len {
+            let want = (self.bundle.archive_len - self.at).min(CHUNK as u64) as usize;
+            let n = match self.read_at(&mut buf[..want]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => other?,
+            };
+            self.hasher.update(&buf[..n]);
+            self.at += n as u64;
+        }
+        let digest = hex(&self.hasher.finalize_reset());
+        let expected = &self.bundle.manifest.archive.sha256;
+        if !digest.eq_ignore_ascii_case(expected) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: the bundle changed after it was verified: the archive now hashes to \
+                     {digest}, its manifest says {expected}",
+                    self.bundle.path.display()
+                ),
+            ));
+        }
+        self.checked = true;
+        Ok(())
+    }
+}
+
+impl Read for ArchiveReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at >= self.len {
+            if !self.checked {
+                self.check()?;
+            }
+            return Ok(0);
+        }
+        let want = (self.len - self.at).min(buf.len() as u64) as usize;
+        let n = self.read_at(&mut buf[..want])?;
+        self.hasher.update(&buf[..n]);
+        self.at += n as u64;
+        Ok(n)
     }
 }
 
 /// Checks everything without Docker: the tar structure, that exactly the expected entries are
 /// present (no others, no duplicates), that every entry is a regular file with a plain relative
 /// name, that `SHA256SUMS` and `manifest.json` agree with the content, that the format is
-/// [`BUNDLE_FORMAT`], and that the file is complete.
+/// [`BUNDLE_FORMAT`], and that the file is complete. The file is opened once; the result keeps
+/// it open for [`VerifiedBundle::open_archive`].
 pub fn verify(path: &Path) -> Result<VerifiedBundle, BundleError> {
-    let inspected = inspect(path)?;
+    let mut file = File::open(path).map_err(|e| BundleError::io(path, e))?;
+    let inspected = inspect(&mut file, path)?;
     Ok(VerifiedBundle {
         manifest: inspected.manifest,
         archive_offset: inspected.archive.offset,
         archive_len: inspected.archive.len,
+        path: path.to_path_buf(),
+        file: Arc::new(file),
     })
 }
 
-/// Writes the bundle's entries into `dir` (created if missing) after [`verify`]. Only the three
-/// known entry names are ever written; each goes to `<name>.part` first, created anew so that no
-/// symlink is followed, and is renamed into place once its content matches what was verified.
+/// Writes the bundle's entries into `dir` (created if missing) after [`verify`], reading the same
+/// open file. Only the three known entry names are ever written; each goes to `<name>.part`
+/// first, created anew so that no symlink is followed, and is renamed into place once its content
+/// matches what was verified.
 pub fn extract(path: &Path, dir: &Path) -> Result<BundleManifest, BundleError> {
-    let inspected = inspect(path)?;
-    fs::create_dir_all(dir).map_err(|e| BundleError::io(dir, e))?;
     let mut bundle = File::open(path).map_err(|e| BundleError::io(path, e))?;
+    let inspected = inspect(&mut bundle, path)?;
+    fs::create_dir_all(dir).map_err(|e| BundleError::io(dir, e))?;
     for entry in [
         &inspected.archive,
         &inspected.manifest_entry,
@@ -432,9 +525,9 @@ struct Inspected {
     sums: Located,
 }
 
-fn inspect(path: &Path) -> Result<Inspected, BundleError> {
+/// Walks the bundle open as `file` (at its start), which was opened from `path`.
+fn inspect(file: &mut File, path: &Path) -> Result<Inspected, BundleError> {
     let corrupt = |problem: String| BundleError::corrupt(path, problem);
-    let mut file = File::open(path).map_err(|e| BundleError::io(path, e))?;
     let file_len = file.metadata().map_err(|e| BundleError::io(path, e))?.len();
     let mut archive: Option<Located> = None;
     let mut manifest: Option<(Located, Vec<u8>)> = None;
@@ -442,7 +535,7 @@ fn inspect(path: &Path) -> Result<Inspected, BundleError> {
     let mut offset = 0;
     let mut block = ZEROS;
     loop {
-        match read_full(&mut file, &mut block).map_err(|e| BundleError::io(path, e))? {
+        match read_full(file, &mut block).map_err(|e| BundleError::io(path, e))? {
             0 => {
                 return Err(corrupt(format!(
                     "the file is truncated: it ends at byte {offset} without the tar \
@@ -457,7 +550,7 @@ fn inspect(path: &Path) -> Result<Inspected, BundleError> {
             _ => {}
         }
         if block == ZEROS {
-            check_end(&mut file, offset + BLOCK, path)?;
+            check_end(file, offset + BLOCK, path)?;
             break;
         }
         let header = Header::from_byte_slice(&block);
@@ -506,7 +599,7 @@ fn inspect(path: &Path) -> Result<Inspected, BundleError> {
             )));
         }
         let mut bytes = Vec::new();
-        let sha256 = stream(&mut file, len, path, |chunk| {
+        let sha256 = stream(file, len, path, |chunk| {
             if !is_archive {
                 bytes.extend_from_slice(chunk);
             }
@@ -1063,7 +1156,7 @@ mod tests {
 
             let mut prefix = Vec::new();
             verified
-                .open_archive(&path, written.archive.body_bytes)
+                .open_archive(written.archive.body_bytes)
                 .unwrap()
                 .read_to_end(&mut prefix)
                 .unwrap();
@@ -1476,16 +1569,74 @@ mod tests {
         let path = write_raw(tmp.path(), &entries(b"archive"));
         let verified = verify(&path).unwrap();
         assert!(matches!(
-            verified.open_archive(&path, 8),
+            verified.open_archive(8),
             Err(BundleError::Io { .. })
         ));
         let mut all = Vec::new();
         verified
-            .open_archive(&path, 7)
+            .open_archive(7)
             .unwrap()
             .read_to_end(&mut all)
             .unwrap();
         assert_eq!(all, b"archive");
+    }
+
+    #[test]
+    fn a_bundle_swapped_after_verify_is_never_read() {
+        let tmp = TempDir::new().unwrap();
+        let path = tmp.path().join("app.bundle");
+        let data = noise(2 * CHUNK + 99, 11);
+        let body = data.len() - 50;
+        write_bundle(&path, BundleCompression::Zstd, &data, body);
+        let verified = verify(&path).unwrap();
+        // Another valid bundle is renamed into the verified one's place.
+        let other = tmp.path().join("other.bundle");
+        write_bundle(
+            &other,
+            BundleCompression::Zstd,
+            &noise(data.len(), 12),
+            body,
+        );
+        fs::rename(&other, &path).unwrap();
+        for len in [body as u64, data.len() as u64] {
+            let mut read = Vec::new();
+            verified
+                .open_archive(len)
+                .unwrap()
+                .read_to_end(&mut read)
+                .unwrap();
+            assert_eq!(read, &data[..len as usize], "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn a_bundle_changed_in_place_after_verify_fails_before_the_end() {
+        use std::os::unix::fs::FileExt;
+        let tmp = TempDir::new().unwrap();
+        let path = tmp.path().join("app.bundle");
+        let data = noise(2 * CHUNK + 99, 13);
+        let body = data.len() - 50;
+        write_bundle(&path, BundleCompression::Zstd, &data, body);
+        // One byte in the body, and one in the trailer that a body-only reader never returns.
+        for at in [10, body + 10] {
+            let verified = verify(&path).unwrap();
+            let file = OpenOptions::new().write(true).open(&path).unwrap();
+            file.write_at(b"!", verified.archive_offset + at as u64)
+                .unwrap();
+            let mut read = Vec::new();
+            let error = verified
+                .open_archive(body as u64)
+                .unwrap()
+                .read_to_end(&mut read)
+                .unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
+            assert!(
+                error.to_string().contains("changed after it was verified"),
+                "{error}"
+            );
+            file.write_at(&data[at..at + 1], verified.archive_offset + at as u64)
+                .unwrap();
+        }
     }
 
     #[test]

@@ -316,7 +316,7 @@ mod tests {
         let resumable = load_command(Compression::None, Some("ab12"), Some("app:1"));
         assert!(
             resumable.contains("--format 'rigs-loaded {{.Id}} {{.Created}} ")
-                && resumable.contains("' app:1"),
+                && resumable.contains("' -- app:1"),
             "{resumable}"
         );
         assert_eq!(

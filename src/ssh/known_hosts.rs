@@ -4,9 +4,16 @@
 //! with hundreds of hosts both are wrong. This reader follows OpenSSH's format: comma-separated
 //! patterns with `*`, `?` and `!` negation, hashed `|1|salt|hash` names, `[host]:port` for
 //! non-standard ports, and `@revoked` lines. Malformed lines are skipped as OpenSSH does.
-//! `@cert-authority` lines are skipped: host certificates are not trusted yet.
+//! `@cert-authority` lines are skipped: host certificates are not trusted yet. Host names are
+//! matched without regard to case, as OpenSSH does: it lowercases the name it looks up (and
+//! hashes), and the patterns it compares it with.
+//!
+//! Under `accept-new`, connections to many hosts learn keys at the same time, in this process and
+//! in other rigs runs. [`KnownHosts::learn`] therefore decides under a lock on the file, against
+//! what the file holds at that moment: a name that gained a different key meanwhile is refused,
+//! never given a second trusted key.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
@@ -87,10 +94,11 @@ impl KnownHosts {
         &self.path
     }
 
-    /// The name OpenSSH looks up: `host`, or `[host]:port` when the port is not 22.
+    /// The name OpenSSH looks up: `host` in lowercase, or `[host]:port` when the port is not 22.
     pub fn lookup_name(host: &str, port: u16) -> String {
+        let host = host.to_ascii_lowercase();
         if port == 22 {
-            host.to_string()
+            host
         } else {
             format!("[{host}]:{port}")
         }
@@ -99,28 +107,7 @@ impl KnownHosts {
     pub fn check(&self, host: &str, port: u16, key: &PublicKey) -> Verdict {
         let name = Self::lookup_name(host, port);
         let entries = self.entries.read().expect("known_hosts lock");
-        let mut first_mismatch: Option<&Entry> = None;
-        let mut known = false;
-        for e in entries.iter().filter(|e| e.names.matches(&name)) {
-            if e.key.key_data() == key.key_data() {
-                if e.revoked {
-                    return Verdict::Revoked;
-                }
-                known = true;
-            } else if !e.revoked && first_mismatch.is_none() {
-                first_mismatch = Some(e);
-            }
-        }
-        if known {
-            return Verdict::Known;
-        }
-        match first_mismatch {
-            Some(e) => Verdict::Changed {
-                file: e.file.clone(),
-                line: e.line,
-            },
-            None => Verdict::Unknown,
-        }
+        verdict(entries.iter(), &name, key)
     }
 
     /// Key algorithms recorded for this host, so the handshake asks for a key we can verify.
@@ -140,13 +127,12 @@ impl KnownHosts {
         algs
     }
 
-    /// Appends `key` for `host` to the user's file (accept-new).
+    /// Appends `key` for `host` to the user's file (accept-new), unless the file has meanwhile
+    /// come to know the name: with this key that is fine, with another one (a parallel
+    /// connection, or another rigs run, learned first) the key is refused as a changed one.
     pub fn learn(&self, host: &str, port: u16, key: &PublicKey) -> std::io::Result<()> {
         let _guard = self.write.lock().expect("known_hosts write lock");
         let name = Self::lookup_name(host, port);
-        if self.check(host, port, key) == Verdict::Known {
-            return Ok(());
-        }
         if let Some(parent) = self.path.parent() {
             if !parent.as_os_str().is_empty() && !parent.exists() {
                 std::fs::create_dir_all(parent)?;
@@ -156,14 +142,45 @@ impl KnownHosts {
         let openssh = key
             .to_openssh()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let existing = std::fs::read(&self.path).unwrap_or_default();
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&self.path)?;
+        // Held until `file` is closed: other rigs runs learn one at a time, and each sees what
+        // the others wrote.
+        lock_exclusive(&file)?;
+        let mut existing = Vec::new();
+        file.read_to_end(&mut existing)?;
+        let mut on_disk = Vec::new();
+        for (index, line) in String::from_utf8_lossy(&existing).lines().enumerate() {
+            on_disk.extend(parse_line(line, &self.path, index + 1));
+        }
+        let seen = {
+            let entries = self.entries.read().expect("known_hosts lock");
+            verdict(entries.iter().chain(&on_disk), &name, key)
+        };
+        match seen {
+            Verdict::Unknown => {}
+            Verdict::Known => return Ok(()),
+            Verdict::Changed { file, line } => {
+                return Err(std::io::Error::other(format!(
+                    "HOST KEY CHANGED for {name} while connecting: {}:{line} now holds another \
+                     key for it (learned meanwhile by a parallel connection or run), so this \
+                     one is refused. This may be an attack (man in the middle)",
+                    file.display()
+                )))
+            }
+            Verdict::Revoked => {
+                return Err(std::io::Error::other(format!(
+                    "the key {name} offered is revoked in {}",
+                    self.path.display()
+                )))
+            }
+        }
         let needs_newline = !existing.is_empty() && !existing.ends_with(b"\n");
         let line_no =
             existing.iter().filter(|b| **b == b'\n').count() + usize::from(needs_newline) + 1;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
         let line = format!(
             "{}{name} {openssh}\n",
             if needs_newline { "\n" } else { "" }
@@ -177,6 +194,47 @@ impl KnownHosts {
             line: line_no,
         });
         Ok(())
+    }
+}
+
+/// What `entries` say about `key` for `name` (already lowercase).
+fn verdict<'a>(entries: impl Iterator<Item = &'a Entry>, name: &str, key: &PublicKey) -> Verdict {
+    let mut first_mismatch: Option<&Entry> = None;
+    let mut known = false;
+    for e in entries.filter(|e| e.names.matches(name)) {
+        if e.key.key_data() == key.key_data() {
+            if e.revoked {
+                return Verdict::Revoked;
+            }
+            known = true;
+        } else if !e.revoked && first_mismatch.is_none() {
+            first_mismatch = Some(e);
+        }
+    }
+    if known {
+        return Verdict::Known;
+    }
+    match first_mismatch {
+        Some(e) => Verdict::Changed {
+            file: e.file.clone(),
+            line: e.line,
+        },
+        None => Verdict::Unknown,
+    }
+}
+
+/// Waits for an exclusive `flock` on `file`; it is released when the file is closed.
+fn lock_exclusive(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    loop {
+        // SAFETY: the descriptor is open for as long as `file` lives.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 
@@ -225,9 +283,10 @@ fn parse_line(line: &str, file: &Path, line_no: usize) -> Option<Entry> {
             first
                 .split(',')
                 .filter(|p| !p.is_empty())
+                // OpenSSH compares patterns in lowercase, with the lowercased name.
                 .map(|p| match p.strip_prefix('!') {
-                    Some(rest) => (true, rest.to_string()),
-                    None => (false, p.to_string()),
+                    Some(rest) => (true, rest.to_ascii_lowercase()),
+                    None => (false, p.to_ascii_lowercase()),
                 })
                 .collect(),
         )
@@ -313,5 +372,74 @@ mod tests {
         assert_eq!(kh.check("h", 2200, &key(KEY_A)), Verdict::Known);
         let again = KnownHosts::load(d.path().join("known_hosts"), &[]);
         assert_eq!(again.check("h", 2200, &key(KEY_A)), Verdict::Known);
+    }
+
+    #[test]
+    fn a_second_key_learned_for_a_name_is_refused_as_changed() {
+        // Two connections to one name both found it unknown; the first one learns its key.
+        let (d, kh) = store("");
+        assert_eq!(kh.check("h", 2200, &key(KEY_A)), Verdict::Unknown);
+        assert_eq!(kh.check("h", 2200, &key(KEY_B)), Verdict::Unknown);
+        kh.learn("h", 2200, &key(KEY_A)).unwrap();
+        let refused = kh.learn("h", 2200, &key(KEY_B)).unwrap_err().to_string();
+        assert!(
+            refused.contains("HOST KEY CHANGED for [h]:2200"),
+            "{refused}"
+        );
+        assert!(refused.contains("known_hosts:1"), "{refused}");
+        // Learning the same key again changes nothing.
+        kh.learn("h", 2200, &key(KEY_A)).unwrap();
+        let text = std::fs::read_to_string(d.path().join("known_hosts")).unwrap();
+        assert_eq!(text, format!("[h]:2200 ssh-ed25519 {KEY_A}\n"));
+
+        // Another rigs run loaded the file before this one learned a key, and learns another.
+        let (d, this_run) = store("");
+        let other_run = KnownHosts::load(d.path().join("known_hosts"), &[]);
+        this_run.learn("g", 22, &key(KEY_A)).unwrap();
+        assert!(other_run.learn("g", 22, &key(KEY_B)).is_err());
+        other_run.learn("g", 22, &key(KEY_A)).unwrap();
+        let text = std::fs::read_to_string(d.path().join("known_hosts")).unwrap();
+        assert_eq!(text, format!("g ssh-ed25519 {KEY_A}\n"));
+    }
+
+    #[test]
+    fn host_names_match_in_any_case() {
+        let salt = [9u8; 20];
+        let hash = Hmac::<Sha1>::new_from_slice(&salt)
+            .unwrap()
+            .chain_update(b"db-1.example.com")
+            .finalize()
+            .into_bytes();
+        let (d, kh) = store(&format!(
+            "Web-1,*.Example.COM ssh-ed25519 {KEY_A}\n|1|{}|{} ssh-ed25519 {KEY_A}\n",
+            BASE64.encode(&salt),
+            BASE64.encode(&hash)
+        ));
+        for name in [
+            "web-1",
+            "WEB-1",
+            "Web-1",
+            "app.example.com",
+            "App.EXAMPLE.com",
+        ] {
+            assert_eq!(kh.check(name, 22, &key(KEY_A)), Verdict::Known, "{name}");
+            assert!(
+                matches!(kh.check(name, 22, &key(KEY_B)), Verdict::Changed { .. }),
+                "{name}: another key is a changed one, not an unknown host to learn"
+            );
+        }
+        assert_eq!(
+            kh.check("DB-1.example.com", 22, &key(KEY_A)),
+            Verdict::Known
+        );
+        assert_eq!(kh.algorithms_for("WEB-1", 22), vec![key(KEY_A).algorithm()]);
+        // New names are written in lowercase, as OpenSSH writes (and hashes) them.
+        kh.learn("New-Host", 2200, &key(KEY_B)).unwrap();
+        let text = std::fs::read_to_string(d.path().join("known_hosts")).unwrap();
+        assert!(
+            text.ends_with(&format!("\n[new-host]:2200 ssh-ed25519 {KEY_B}\n")),
+            "{text}"
+        );
+        assert!(kh.learn("NEW-HOST", 2200, &key(KEY_A)).is_err());
     }
 }

@@ -4,6 +4,11 @@
 //! known prompt (to answer it with the password, and only then), and the command announces that
 //! sudo let it through (to start feeding its stdin). Each signal starts with the ASCII record
 //! separator `\x1e`, which ordinary output does not contain, and is cut out of the stream.
+//!
+//! A signal counts only where rigs' own wrapper can have sent it: the PID line once, first;
+//! sudo's prompt and the all-clear only for a command run through rigs' sudo, and only until
+//! the all-clear. After that, stderr is the command's own (`docker logs` may print anything),
+//! so the same bytes are output like any other, and never get the password.
 
 pub const PID_LINE: &str = "\x1erigs-pid ";
 pub const SUDO_PROMPT: &str = "\x1erigs-sudo-prompt\x1e";
@@ -20,12 +25,26 @@ pub enum Signal {
 #[derive(Default)]
 pub struct StderrFilter {
     pending: Vec<u8>,
+    /// The command runs through rigs' sudo wrapper: sudo's markers may come.
+    sudo: bool,
+    /// The PID line was seen; another one comes from the command.
+    pid_seen: bool,
+    /// sudo let the command through; every byte after is the command's.
+    sudo_done: bool,
 }
 
 /// A partial marker longer than this is not a marker.
 const MAX_MARKER: usize = 64;
 
 impl StderrFilter {
+    /// A filter for a command that runs through rigs' sudo wrapper (`sudo`) or not.
+    pub fn new(sudo: bool) -> StderrFilter {
+        StderrFilter {
+            sudo,
+            ..StderrFilter::default()
+        }
+    }
+
     pub fn feed(
         &mut self,
         chunk: &[u8],
@@ -44,9 +63,15 @@ impl StderrFilter {
                 let before: Vec<u8> = self.pending.drain(..start).collect();
                 emit(&before);
             }
-            match parse(&self.pending) {
+            let sudo = self.sudo && !self.sudo_done;
+            match parse(&self.pending, !self.pid_seen, sudo) {
                 Parsed::Signal(s, len) => {
                     self.pending.drain(..len);
+                    match s {
+                        Signal::Pid(_) => self.pid_seen = true,
+                        Signal::SudoOk => self.sudo_done = true,
+                        Signal::SudoPrompt => {}
+                    }
                     signal(s);
                 }
                 Parsed::Incomplete if self.pending.len() < MAX_MARKER => return,
@@ -73,8 +98,15 @@ enum Parsed {
     Foreign,
 }
 
-fn parse(buf: &[u8]) -> Parsed {
-    for marker in [SUDO_PROMPT, SUDO_OK_LINE] {
+/// The marker at the start of `buf`, among those still expected: the PID line (`pid`) and
+/// sudo's (`sudo`).
+fn parse(buf: &[u8], pid: bool, sudo: bool) -> Parsed {
+    let sudo_markers: &[&str] = if sudo {
+        &[SUDO_PROMPT, SUDO_OK_LINE]
+    } else {
+        &[]
+    };
+    for &marker in sudo_markers {
         let m = marker.as_bytes();
         if buf.starts_with(m) {
             let s = if marker == SUDO_PROMPT {
@@ -87,6 +119,9 @@ fn parse(buf: &[u8]) -> Parsed {
         if m.starts_with(buf) {
             return Parsed::Incomplete;
         }
+    }
+    if !pid {
+        return Parsed::Foreign;
     }
     let pid = PID_LINE.as_bytes();
     if buf.starts_with(pid) {
@@ -112,7 +147,11 @@ mod tests {
     use super::*;
 
     fn run(chunks: &[&[u8]]) -> (String, Vec<Signal>) {
-        let mut f = StderrFilter::default();
+        run_as(true, chunks)
+    }
+
+    fn run_as(sudo: bool, chunks: &[&[u8]]) -> (String, Vec<Signal>) {
+        let mut f = StderrFilter::new(sudo);
         let mut out = Vec::new();
         let mut signals = Vec::new();
         for c in chunks {
@@ -150,6 +189,37 @@ mod tests {
         assert_eq!(
             signals,
             vec![Signal::Pid(5), Signal::SudoPrompt, Signal::SudoOk]
+        );
+    }
+
+    #[test]
+    fn markers_after_sudo_let_the_command_through_are_its_output() {
+        // `docker logs` under NOPASSWD sudo: no prompt, then the command prints the marker.
+        let (out, signals) = run(&[
+            b"\x1erigs-pid 5\n\x1erigs-sudo-ok\n",
+            b"\x1erigs-sudo-prompt\x1e\x1erigs-sudo-ok\n\x1erigs-pid 6\n",
+        ]);
+        assert_eq!(signals, vec![Signal::Pid(5), Signal::SudoOk]);
+        assert_eq!(
+            out,
+            "\x1erigs-sudo-prompt\x1e\x1erigs-sudo-ok\n\x1erigs-pid 6\n"
+        );
+        // The same in one chunk with the all-clear.
+        let (_, signals) = run(&[b"\x1erigs-pid 5\n\x1erigs-sudo-ok\n\x1erigs-sudo-prompt\x1e"]);
+        assert_eq!(signals, vec![Signal::Pid(5), Signal::SudoOk]);
+    }
+
+    #[test]
+    fn commands_without_sudo_send_no_sudo_signals_and_one_pid() {
+        // A second PID line is the command's: honouring it would stop another process.
+        let (out, signals) = run_as(
+            false,
+            &[b"\x1erigs-pid 5\n\x1erigs-sudo-prompt\x1e\x1erigs-sudo-ok\n\x1erigs-pid 1\n"],
+        );
+        assert_eq!(signals, vec![Signal::Pid(5)]);
+        assert_eq!(
+            out,
+            "\x1erigs-sudo-prompt\x1e\x1erigs-sudo-ok\n\x1erigs-pid 1\n"
         );
     }
 

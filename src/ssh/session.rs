@@ -540,7 +540,7 @@ impl Session {
             tokio::pin!(writer);
             let mut writer_done = false;
             let mut sent = None;
-            let mut filter = markers::StderrFilter::default();
+            let mut filter = markers::StderrFilter::new(input.sudo);
             let mut signals = Vec::new();
             let mut prompts = 0;
             let mut code = None;
@@ -587,7 +587,8 @@ impl Session {
                     match s {
                         markers::Signal::Pid(p) => pid.store(p, Ordering::Relaxed),
                         // A command not run through sudo by rigs cannot ask for the password,
-                        // whatever it prints.
+                        // whatever it prints; nor can one that sudo already let through (the
+                        // filter reports sudo's signals only until then).
                         markers::Signal::SudoPrompt if !input.sudo => {}
                         markers::Signal::SudoPrompt => {
                             prompts += 1;
