@@ -18,6 +18,7 @@ command -v sudo >/dev/null 2>&1 || missing+=(sudo)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+command -v strace >/dev/null 2>&1 || missing+=(strace)
 
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then

@@ -653,8 +653,7 @@ pub fn ship_bundle(scope: &TaskScope, path: &Path, o: &ShipOptions) -> Result<Ma
             resume_from: 0,
         },
         Source::Bundle {
-            path: path.to_path_buf(),
-            offset: verified.archive_offset,
+            bundle: verified.clone(),
             body: manifest.archive.body_bytes,
         },
     )?;

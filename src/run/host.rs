@@ -643,7 +643,12 @@ impl FileSink {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-        let file = std::fs::File::create(path)?;
+        // The name is new for every download (`get` adds a random part): something already
+        // there was put there by someone else, maybe a symlink to a file to overwrite.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)?;
         Ok(FileSink {
             file: std::io::BufWriter::with_capacity(256 * 1024, file),
             hasher: sha2::Sha256::new(),
@@ -673,5 +678,22 @@ impl FileSink {
         self.file.flush()?;
         self.file.get_ref().sync_all()?;
         Ok((self.bytes, crate::ssh::hex(&self.hasher.finalize())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_download_never_writes_through_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep\n").unwrap();
+        let part = dir.path().join("out.rigs-part-1");
+        std::os::unix::fs::symlink(&victim, &part).unwrap();
+        assert!(FileSink::create(&part).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep\n");
+        assert!(FileSink::create(&dir.path().join("fresh/out.rigs-part-2")).is_ok());
     }
 }

@@ -337,6 +337,11 @@ pub struct VerifiedBundle {
 }
 
 impl VerifiedBundle {
+    /// The path the bundle was verified at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// A reader over the first `len` bytes of the archive entry (for shipping the body without its
     /// trailer), from the file that was verified. It hashes the whole archive on the way: before
     /// reporting the end, it reads the rest of the archive too, and fails instead of ending when
@@ -386,10 +391,7 @@ impl ArchiveReader {
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!(
-                    "{}: the bundle got shorter after it was verified",
-                    self.bundle.path.display()
-                ),
+                "the bundle got shorter after it was verified",
             ));
         }
         Ok(n)
@@ -413,9 +415,8 @@ impl ArchiveReader {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
-                    "{}: the bundle changed after it was verified: the archive now hashes to \
-                     {digest}, its manifest says {expected}",
-                    self.bundle.path.display()
+                    "the bundle changed after it was verified: the archive now hashes to \
+                     {digest}, its manifest says {expected}"
                 ),
             ));
         }

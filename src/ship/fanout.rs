@@ -118,10 +118,10 @@ fn docker(args: &[&str]) -> Result<String, String> {
 pub enum Source {
     /// `docker save` of an image on the controller's engine.
     Save(ImageInfo),
-    /// The already compressed archive of a verified bundle, without its end-of-archive member.
+    /// The already compressed archive of a verified bundle, without its end-of-archive member,
+    /// read from the very file that was verified.
     Bundle {
-        path: PathBuf,
-        offset: u64,
+        bundle: Arc<VerifiedBundle>,
         body: u64,
     },
 }
@@ -547,9 +547,7 @@ fn start(requests: Vec<Request>, source: Source) -> Vec<Ticket> {
 fn produce(source: Source, mut outs: Vec<GroupOut>) {
     let result = match &source {
         Source::Save(image) => produce_save(image, &mut outs),
-        Source::Bundle {
-            path, offset, body, ..
-        } => produce_bundle(path, *offset, *body, &mut outs),
+        Source::Bundle { bundle, body } => produce_bundle(bundle, *body, &mut outs),
     };
     match result {
         Ok(stats) => {
@@ -683,17 +681,17 @@ impl Write for Counted<'_> {
     }
 }
 
+/// Streams the first `body` bytes of a verified bundle's archive. They come from the file that
+/// was verified, never from its path again, and the reader fails instead of ending when the
+/// archive no longer hashes to the manifest's digest: the error drops every queue without an
+/// end frame, so no host loads a bundle changed after it was verified.
 fn produce_bundle(
-    path: &PathBuf,
-    offset: u64,
+    bundle: &VerifiedBundle,
     body: u64,
     outs: &mut [GroupOut],
 ) -> Result<Vec<OutputStats>, String> {
-    use std::io::Seek;
-    let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    file.seek(io::SeekFrom::Start(offset))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut input = file.take(body);
+    let path = bundle.path();
+    let mut input = bundle.open_archive(body).map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; 1024 * 1024];
     let mut stats = vec![OutputStats::default(); outs.len()];
     loop {
