@@ -44,7 +44,8 @@ pub const REGISTRY_PASSWORD: &str = "Reg1stry-s3cret pass";
 
 /// httpd under a shell that ends on SIGTERM: as PID 1, httpd alone ignores it, and every
 /// `docker stop` would sit out its 10 s timeout.
-const HTTPD: &str = r#"["/bin/sh", "-c", "trap 'exit 0' TERM; /bin/httpd -f -p 8080 -h /www & wait"]"#;
+const HTTPD: &str =
+    r#"["/bin/sh", "-c", "trap 'exit 0' TERM; /bin/httpd -f -p 8080 -h /www & wait"]"#;
 const FAIL_AT_ONCE: &str = r#"["/bin/sh", "-c", "echo starting; exit 1"]"#;
 
 /// Which engines a lab runs, and which hosts are offline.
