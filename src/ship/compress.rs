@@ -227,6 +227,8 @@ impl Pace {
         if wire < PACE_BURST {
             return;
         }
+        // `raw` is an estimate from the ratio so far, which can dip: the count never goes back.
+        let raw = state.samples.back().map_or(raw, |last| raw.max(last.2));
         state.samples.push_back((now, wire, raw));
         while state.samples.len() > 2 && now.duration_since(state.samples[1].0) >= PACE_WINDOW {
             state.samples.pop_front();
@@ -241,7 +243,7 @@ impl Pace {
         };
         let span = last.0.duration_since(first.0);
         if span >= PACE_MIN_SPAN {
-            let rate = (last.2 - first.2) as f64 / span.as_secs_f64();
+            let rate = last.2.saturating_sub(first.2) as f64 / span.as_secs_f64();
             if rate >= FAST_RAW {
                 state.fast = true;
             } else if rate < SLOW_RAW {
@@ -710,6 +712,9 @@ mod tests {
         // 2.5 MB/s, as on a 20 Mbit/s link: compress again.
         pace.taken_at(at(3400), 41 << 20, 102_500_000);
         pace.taken_at(at(4400), 42 << 20, 105_000_000);
+        assert!(!pace.fast());
+        // An estimate that dips counts as no progress, never as a negative one.
+        pace.taken_at(at(4500), 43 << 20, 90_000_000);
         assert!(!pace.fast());
     }
 

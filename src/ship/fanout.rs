@@ -537,9 +537,26 @@ fn start(requests: Vec<Request>, source: Source) -> Vec<Ticket> {
             }
         })
         .collect();
+    let groups: Vec<Arc<Group>> = outs.iter().map(|o| o.group.clone()).collect();
     std::thread::Builder::new()
         .name("rigs-ship".into())
-        .spawn(move || produce(source, outs))
+        .spawn(move || {
+            let produced =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| produce(source, outs)));
+            if produced.is_err() {
+                // The queues are gone without an end frame, so no host loads anything; each
+                // is told why instead of seeing a stream that merely broke off.
+                for group in groups {
+                    group.update(|s| {
+                        s.error.get_or_insert_with(|| {
+                            "internal error: the image stream stopped (a bug in rigs: please \
+                             report it with the message above)"
+                                .into()
+                        });
+                    });
+                }
+            }
+        })
         .expect("spawn the image producer");
     tickets
 }
