@@ -668,20 +668,29 @@ fn compressed_layers_pass_through_and_the_default_codec_reaches_the_host(
     } else {
         "gzip"
     };
+    // Runs `task`, which ships `reference` to both hosts; its output and the bytes each host got.
+    let ship = |task: &str, reference: &str| -> (String, Vec<(String, u64)>) {
+        let out = p
+            .clone()
+            .args(["env:lab", task, "--output", "json"])
+            .timeout(180)
+            .run();
+        out.assert_code(0);
+        let mut sent = Vec::new();
+        for (i, (host, status, bytes, _)) in summary(&out.stdout).into_iter().enumerate() {
+            assert_eq!(status, "ok", "{host}");
+            lab.assert_image_as_on_controller(i, reference);
+            sent.push((host, bytes));
+        }
+        (out.stdout, sent)
+    };
 
     // The app image: the base's files compress well, unless the controller's store holds its
     // layers as gzip blobs already, which then travel as they are.
     let v1 = format!("{}:v1", lab.image());
-    let out = p
-        .clone()
-        .args(["env:lab", "ship:v1", "--output", "json"])
-        .timeout(180)
-        .run();
-    out.assert_code(0);
+    let (stdout, sent) = ship("ship:v1", &v1);
     let archive = saved(&v1);
-    for (i, (host, status, sent, _)) in summary(&out.stdout).into_iter().enumerate() {
-        assert_eq!(status, "ok", "{host}");
-        lab.assert_image_as_on_controller(i, &v1);
+    for (host, sent) in sent {
         if controller == Engine::Classic {
             assert!(
                 sent * 10 < archive * 7,
@@ -694,8 +703,8 @@ fn compressed_layers_pass_through_and_the_default_codec_reaches_the_host(
             );
         }
     }
-    let messages = loaded(&out.stdout);
-    assert_eq!(messages.len(), 2, "{}", out.stdout);
+    let messages = loaded(&stdout);
+    assert_eq!(messages.len(), 2, "{stdout}");
     for m in &messages {
         assert!(
             m.contains(&format!(" {codec}")),
@@ -709,16 +718,9 @@ fn compressed_layers_pass_through_and_the_default_codec_reaches_the_host(
     // Incompressible data, and on the containerd store a layer that is gzip already: stored,
     // never grown, and never compressed a second time.
     let big = lab.big_image("big", 24);
-    let out = p
-        .clone()
-        .args(["env:lab", &format!("ship_ref:{big}"), "--output", "json"])
-        .timeout(180)
-        .run();
-    out.assert_code(0);
+    let (stdout, sent) = ship(&format!("ship_ref:{big}"), &big);
     let archive = saved(&big);
-    for (i, (host, status, sent, _)) in summary(&out.stdout).into_iter().enumerate() {
-        assert_eq!(status, "ok", "{host}");
-        lab.assert_image_as_on_controller(i, &big);
+    for (host, sent) in sent {
         assert!(
             sent <= archive + archive / 200,
             "{host}: {sent} bytes sent for a {archive}-byte archive"
@@ -728,7 +730,7 @@ fn compressed_layers_pass_through_and_the_default_codec_reaches_the_host(
         Engine::Modern => "already compressed",
         Engine::Classic => "incompressible",
     };
-    for m in loaded(&out.stdout) {
+    for m in loaded(&stdout) {
         assert!(m.contains("% stored (") && m.contains(why), "{m}");
     }
 }

@@ -218,19 +218,26 @@ fn json_lines(ctx: &NativeCallContext, func: &str, text: &str) -> Fallible<Array
 }
 
 fn image_id(ctx: &NativeCallContext, reference: &str) -> Fallible<String> {
+    Ok(image_field(ctx, "image_id", "{{.Id}}", reference)?.unwrap_or_default())
+}
+
+/// `docker image inspect --format FORMAT` of one image, quietly; `None` when there is no such
+/// image.
+fn image_field(
+    ctx: &NativeCallContext,
+    func: &str,
+    format: &str,
+    reference: &str,
+) -> Fallible<Option<String>> {
     let r = docker(
         ctx,
-        "image_id",
-        &strings(&["image", "inspect", "--format", "{{.Id}}", "--", reference]),
+        func,
+        &strings(&["image", "inspect", "--format", format, "--", reference]),
         None,
         Shown::Query,
         true,
     )?;
-    Ok(if r.ok() {
-        r.stdout.trim().to_string()
-    } else {
-        String::new()
-    })
+    Ok(r.ok().then(|| r.stdout.trim().to_string()))
 }
 
 fn container_exists(ctx: &NativeCallContext, name: &str) -> Fallible<bool> {
@@ -365,22 +372,7 @@ fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> 
 
 /// Removes an image by ID when no tag and no container refers to it any more.
 fn remove_if_unreferenced(ctx: &NativeCallContext, id: &str) -> Fallible<()> {
-    let tags = docker(
-        ctx,
-        "replace",
-        &strings(&[
-            "image",
-            "inspect",
-            "--format",
-            "{{len .RepoTags}}",
-            "--",
-            id,
-        ]),
-        None,
-        Shown::Query,
-        true,
-    )?;
-    if !tags.ok() || tags.stdout.trim() != "0" {
+    if image_field(ctx, "replace", "{{len .RepoTags}}", id)?.as_deref() != Some("0") {
         return Ok(());
     }
     let users = docker(
@@ -445,27 +437,11 @@ fn dangling_images(ctx: &NativeCallContext, repo: &str) -> Fallible<Array> {
         if found.iter().any(|f| f.to_string() == id) {
             continue;
         }
-        let ours = known.iter().any(|k| k == id) || {
-            let digests = docker(
-                ctx,
-                "dangling_images",
-                &strings(&[
-                    "image",
-                    "inspect",
-                    "--format",
-                    "{{join .RepoDigests \" \"}}",
-                    "--",
-                    id,
-                ]),
-                None,
-                Shown::Query,
-                true,
-            )?;
-            digests
-                .stdout
+        let ours = known.iter().any(|k| k == id)
+            || image_field(ctx, "dangling_images", "{{join .RepoDigests \" \"}}", id)?
+                .unwrap_or_default()
                 .split_whitespace()
-                .any(|d| repository(d) == repo)
-        };
+                .any(|d| repository(d) == repo);
         if ours {
             found.push(id.into());
         }

@@ -971,18 +971,7 @@ mod tests {
     use super::*;
     use tempfile::TempDir;
 
-    /// Deterministic bytes that do not repeat, so a misplaced chunk changes the hash.
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut state = seed | 1;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect()
-    }
+    use crate::ship::noise;
 
     fn images() -> Vec<BundleImage> {
         vec![BundleImage {

@@ -557,15 +557,7 @@ mod tests {
     }
 
     fn random(len: usize) -> Vec<u8> {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect()
+        crate::ship::noise(len, 0x2545_f491_4f6c_dd1d)
     }
 
     fn compress(c: Compression, threads: usize, data: &[u8]) -> Vec<u8> {

@@ -16,4 +16,18 @@ pub mod pack;
 pub mod remote;
 
 pub use compress::Compression;
+
+/// Deterministic bytes that do not repeat and do not compress (xorshift), for tests.
+#[cfg(test)]
+pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
 pub use fanout::{Gather, ImageInfo, Request, Shipments, Source, Ticket};
