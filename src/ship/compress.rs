@@ -31,11 +31,12 @@ pub enum Compression {
 
 /// zstd level 3 ran at ~340 MiB/s on two threads here, far ahead of `docker load` itself.
 pub const ZSTD_LEVEL: i32 = 3;
-/// gzip level 1: the fastest level, about a third of the level-6 time for a few percent of size.
-pub const GZIP_LEVEL: u32 = 1;
-/// gzip level 6 while the link is known to be the narrow part: zlib-rs' level 1 uses only static
-/// Huffman codes, which on a 20 Mbit/s link sent 81.5 MB of programs where `gzip -1` needs
-/// 68.7 MB, and level 6 still compresses far faster than such a link carries.
+/// gzip level 2. zlib-rs' level 1 uses only static Huffman codes: 176 MB of programs in 1 MiB
+/// members came to 81.5 MB (0.76 s on one core here), where its level 2 makes 67.6 MB (1.47 s),
+/// less than `gzip -1` (68.7 MB), at twice zlib's level-1 speed.
+pub const GZIP_LEVEL: u32 = 2;
+/// gzip level 6 while the link is known to be the narrow part: 62.7 MB of the same programs
+/// (2.8 s), still far faster than a link narrow enough to be measured so carries.
 const GZIP_LINK_LEVEL: u32 = 6;
 /// The tar end-of-archive marker: two zero blocks.
 pub const TAR_TRAILER: [u8; 1024] = [0; 1024];
@@ -132,13 +133,18 @@ pub struct Choices {
     pub incompressible: u64,
     /// Blocks sent while the far end took data faster than compressing pays for.
     pub fast_link: u64,
+    /// Blocks sent while every host waited for the next frame: compressing was the narrow part.
+    pub starved: u64,
     /// Everything, when the stream is not compressed at all.
     pub plain: u64,
 }
 
 impl Choices {
     pub fn total(&self) -> u64 {
-        self.compressed + self.precompressed + self.incompressible + self.fast_link + self.plain
+        self.compressed + self.precompressed + self.incompressible
+            + self.fast_link
+            + self.starved
+            + self.plain
     }
 
     /// Says how a `codec` stream travelled, when not simply all compressed: e.g. "zstd, 61%
@@ -155,6 +161,7 @@ impl Choices {
             (self.precompressed, "already compressed"),
             (self.incompressible, "incompressible"),
             (self.fast_link, "link faster than compression pays"),
+            (self.starved, "hosts waiting on compression"),
         ] {
             if n > 0 {
                 why.push(format!("{what} {}%", pct(n)));
@@ -196,6 +203,15 @@ impl<W: Write + Send> Encoder<W> for Plain<W> {
 /// could (here ~110 MB/s on loopback), the link is not the narrow part any more and
 /// compression only costs CPU on both ends, so blocks go uncompressed until the rate drops
 /// again. The rate counts raw bytes: wire bytes scaled by the stream's ratio so far.
+///
+/// The rate alone decides late when compressing is what holds the stream back: the hosts then
+/// take compressed bytes as fast as the controller makes them, and the raw rate is the
+/// compressor's, which can sit below the fast mark however fast the link is (gzip on two busy
+/// cores: 116 of 176 MB compressed before the switch, a second lost). So the sink also tells
+/// how full the fullest host queue is: when every host has taken all but the newest frame, the
+/// link and the hosts wait for the controller, and a block sent as it is gets there sooner
+/// than a compressed one. Once the link is the narrow part, the queues fill and the rate
+/// decides again; on a slow link they are full from the first frames on.
 #[derive(Default)]
 pub struct Pace {
     state: Mutex<PaceState>,
@@ -209,6 +225,8 @@ struct PaceState {
     fast: bool,
     /// ...once a rate has been measured at all.
     measured: bool,
+    /// Frames waiting in the fullest host queue at the last sample.
+    queued: u64,
 }
 
 /// The first bytes a link takes fill its buffers (the SSH window, the sockets) at once: they
@@ -217,53 +235,69 @@ const PACE_BURST: u64 = 8 * 1024 * 1024;
 /// The span of samples the rate is taken over.
 const PACE_WINDOW: Duration = Duration::from_secs(1);
 const PACE_MIN_SPAN: Duration = Duration::from_millis(100);
+/// At most this many frames waiting in the fullest host queue: the hosts wait on the controller.
+const STARVING: u64 = 1;
 /// Raw MB/s above which blocks are stored, and below which they are compressed again.
 const FAST_RAW: f64 = 40e6;
 const SLOW_RAW: f64 = 20e6;
 
 impl Pace {
     /// Records that the slowest receiver has taken `wire` bytes, standing for `raw` bytes of
-    /// the archive, since the stream began.
-    pub fn taken(&self, wire: u64, raw: u64) {
-        self.taken_at(Instant::now(), wire, raw);
+    /// the archive, since the stream began, and has `queued` frames still waiting.
+    pub fn taken(&self, wire: u64, raw: u64, queued: u64) {
+        self.taken_at(Instant::now(), wire, raw, queued);
     }
 
-    fn taken_at(&self, now: Instant, wire: u64, raw: u64) {
+    fn taken_at(&self, now: Instant, wire: u64, raw: u64, queued: u64) {
         let mut state = self.state.lock().expect("pace lock");
         if wire < PACE_BURST {
             return;
         }
+        state.queued = queued;
         // `raw` is an estimate from the ratio so far, which can dip: the count never goes back.
         let raw = state.samples.back().map_or(raw, |last| raw.max(last.2));
         state.samples.push_back((now, wire, raw));
         while state.samples.len() > 2 && now.duration_since(state.samples[1].0) >= PACE_WINDOW {
             state.samples.pop_front();
         }
+        let (first, last) = (state.samples[0], state.samples[state.samples.len() - 1]);
+        let span = last.0.duration_since(first.0);
+        if span < PACE_MIN_SPAN {
+            return;
+        }
+        let rate = last.2.saturating_sub(first.2) as f64 / span.as_secs_f64();
+        // The first rate is of compressed blocks, which may be what holds the stream back: any
+        // rate that is not slow is worth a try of stored blocks, and a link that cannot take
+        // those as fast turns slow again at the next measure.
+        let fast_mark = if state.measured { FAST_RAW } else { SLOW_RAW };
+        state.measured = true;
+        if rate >= fast_mark {
+            state.fast = true;
+        } else if rate < SLOW_RAW {
+            state.fast = false;
+        }
+    }
+
+    /// Whether a rate has been measured since the stream began.
+    pub fn measured(&self) -> bool {
+        self.state.lock().expect("pace lock").measured
+    }
+
+    /// Whether the hosts, past the first burst, wait for the controller's next frame.
+    pub fn starved(&self) -> bool {
+        let state = self.state.lock().expect("pace lock");
+        !state.samples.is_empty() && state.queued <= STARVING
     }
 
     /// Whether a rate has been measured and it is not fast: the link is the narrow part.
     pub fn slow(&self) -> bool {
-        let fast = self.fast();
-        !fast && self.state.lock().expect("pace lock").measured
+        let state = self.state.lock().expect("pace lock");
+        state.measured && !state.fast
     }
 
     /// Whether the link is fast enough right now that compressing would only cost time.
     pub fn fast(&self) -> bool {
-        let mut state = self.state.lock().expect("pace lock");
-        let (Some(first), Some(last)) = (state.samples.front(), state.samples.back()) else {
-            return state.fast;
-        };
-        let span = last.0.duration_since(first.0);
-        if span >= PACE_MIN_SPAN {
-            let rate = last.2.saturating_sub(first.2) as f64 / span.as_secs_f64();
-            state.measured = true;
-            if rate >= FAST_RAW {
-                state.fast = true;
-            } else if rate < SLOW_RAW {
-                state.fast = false;
-            }
-        }
-        state.fast
+        self.state.lock().expect("pace lock").fast
     }
 }
 
@@ -276,6 +310,7 @@ enum Mode {
     Precompressed,
     Incompressible,
     FastLink,
+    Starved,
 }
 
 /// `data` compressed as a gzip member or zstd frame of its own.
@@ -448,6 +483,7 @@ impl<W: Write> Blocks<W> {
                 Mode::Incompressible => self.choices.incompressible += raw,
                 Mode::Precompressed => self.choices.precompressed += raw,
                 Mode::FastLink => self.choices.fast_link += raw,
+                Mode::Starved => self.choices.starved += raw,
             }
             self.out.write_all(&bytes)?;
             self.written += 1;
@@ -460,6 +496,8 @@ impl<W: Write> Blocks<W> {
             Mode::Precompressed
         } else if self.pace.as_ref().is_some_and(|p| p.fast()) {
             Mode::FastLink
+        } else if self.pace.as_ref().is_some_and(|p| p.starved()) {
+            Mode::Starved
         } else if self.pace.is_some() && self.hopeless >= 4 && self.dispatched % 16 != 0 {
             Mode::Incompressible
         } else if self.pace.as_ref().is_some_and(|p| p.slow()) {
@@ -697,15 +735,17 @@ mod tests {
         assert_eq!(choices.precompressed, BLOCK as u64);
         assert_eq!(choices.incompressible, BLOCK as u64);
         let c = Choices {
-            compressed: 700,
+            compressed: 600,
             precompressed: 200,
             incompressible: 0,
             fast_link: 100,
+            starved: 100,
             plain: 0,
         };
         assert_eq!(
             c.describe(Compression::Zstd),
-            "zstd, 30% stored (already compressed 20%, link faster than compression pays 10%)"
+            "zstd, 40% stored (already compressed 20%, link faster than compression pays 10%, \
+             hosts waiting on compression 10%)"
         );
         assert_eq!(Choices::default().describe(Compression::Gzip), "gzip");
     }
@@ -717,23 +757,62 @@ mod tests {
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         assert!(!pace.fast() && !pace.slow(), "nothing known: compress");
         // The first bytes fill buffers and are not counted.
-        pace.taken_at(at(10), 4 << 20, 8 << 20);
+        pace.taken_at(at(10), 4 << 20, 8 << 20, 8);
         assert!(!pace.fast());
         // 100 MB/s of raw bytes: fast.
-        pace.taken_at(at(100), 10 << 20, 20_000_000);
-        pace.taken_at(at(300), 20 << 20, 40_000_000);
+        pace.taken_at(at(100), 10 << 20, 20_000_000, 8);
+        pace.taken_at(at(300), 20 << 20, 40_000_000, 8);
         assert!(pace.fast());
         // 30 MB/s: between the thresholds, it stays as it was.
-        pace.taken_at(at(1400), 30 << 20, 70_000_000);
-        pace.taken_at(at(2400), 40 << 20, 100_000_000);
+        pace.taken_at(at(1400), 30 << 20, 70_000_000, 8);
+        pace.taken_at(at(2400), 40 << 20, 100_000_000, 8);
         assert!(pace.fast());
         // 2.5 MB/s, as on a 20 Mbit/s link: compress again.
-        pace.taken_at(at(3400), 41 << 20, 102_500_000);
-        pace.taken_at(at(4400), 42 << 20, 105_000_000);
+        pace.taken_at(at(3400), 41 << 20, 102_500_000, 8);
+        pace.taken_at(at(4400), 42 << 20, 105_000_000, 8);
         assert!(!pace.fast() && pace.slow());
         // An estimate that dips counts as no progress, never as a negative one.
-        pace.taken_at(at(4500), 43 << 20, 90_000_000);
+        pace.taken_at(at(4500), 43 << 20, 90_000_000, 8);
         assert!(!pace.fast());
+    }
+
+    #[test]
+    fn a_first_rate_that_is_not_slow_tries_stored_blocks() {
+        let pace = Pace::default();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // 30 MB/s while compressing: maybe the compressor's limit, so stored blocks are tried...
+        pace.taken_at(at(0), 8 << 20, 20_000_000, 8);
+        pace.taken_at(at(1000), 12 << 20, 50_000_000, 8);
+        assert!(pace.fast());
+        // ...and a link that takes them at 30 MB/s keeps them, being no slower stored.
+        pace.taken_at(at(2000), 40 << 20, 80_000_000, 8);
+        pace.taken_at(at(3000), 68 << 20, 110_000_000, 8);
+        assert!(pace.fast());
+        // Stored blocks at 12 MB/s: the link is the narrow part, compress again.
+        pace.taken_at(at(4000), 80 << 20, 122_000_000, 8);
+        pace.taken_at(at(5000), 92 << 20, 134_000_000, 8);
+        assert!(!pace.fast() && pace.slow());
+        // From now on only a rate above the fast mark stores again.
+        pace.taken_at(at(6000), 102 << 20, 164_000_000, 8);
+        pace.taken_at(at(7000), 112 << 20, 194_000_000, 8);
+        assert!(!pace.fast());
+    }
+
+    #[test]
+    fn hosts_waiting_for_frames_get_them_stored_once_past_the_burst() {
+        let pace = Pace::default();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        pace.taken_at(at(10), 4 << 20, 8 << 20, 0);
+        assert!(!pace.starved(), "the first burst tells nothing");
+        // 12 MB/s of raw bytes, every queue empty: the compressor holds the stream back.
+        pace.taken_at(at(100), 9 << 20, 18_000_000, 0);
+        pace.taken_at(at(1100), 12 << 20, 30_000_000, 1);
+        assert!(pace.starved() && !pace.fast());
+        // The queues fill: the link is the narrow part again, and the rate decides.
+        pace.taken_at(at(2100), 13 << 20, 32_000_000, 8);
+        assert!(!pace.starved() && pace.slow());
     }
 
     #[test]

@@ -67,8 +67,8 @@ impl ImageInfo {
                 })
                 .unwrap_or_default()
         };
-        let version = docker(&["version", "--format", "{{.Server.Version}}"])?;
-        let drivers = docker(&["info", "--format", "{{json .DriverStatus}}"]).unwrap_or_default();
+        let engine = docker(&["info", "--format", "{{.ServerVersion}} {{json .DriverStatus}}"])?;
+        let (version, drivers) = engine.trim().split_once(' ').unwrap_or((engine.trim(), ""));
         Ok(ImageInfo {
             reference: reference.to_string(),
             id: value["Id"].as_str().unwrap_or_default().to_string(),
@@ -352,10 +352,29 @@ struct FrameSink {
     pace: Option<Arc<Pace>>,
 }
 
-/// Queues `item` for one host, waiting while its queue is full; `false` when the host is gone
-/// or was dropped for stalling.
-fn deliver(rt: &tokio::runtime::Runtime, group: &Group, r: &Receiver, item: Arc<[u8]>) -> bool {
-    match rt.block_on(async { tokio::time::timeout(r.stall, r.tx.send(item)).await }) {
+/// Frames a host queue holds while the stream has not yet measured how fast the hosts take it:
+/// what waits in a queue was encoded before anything was known, so the queue stays short until
+/// the encoder can choose well (a full queue is 32 MiB of compressed blocks, the whole first
+/// half of a 176 MB image at 3:1).
+const LEARNING_FRAMES: usize = 2;
+
+/// Queues `item` for one host, waiting while it has `room` frames queued; `false` when the host
+/// is gone or was dropped for stalling.
+fn deliver(
+    rt: &tokio::runtime::Runtime,
+    group: &Group,
+    r: &Receiver,
+    item: Arc<[u8]>,
+    room: usize,
+) -> bool {
+    let queued = |r: &Receiver| r.tx.max_capacity() - r.tx.capacity();
+    let send = async {
+        while queued(r) >= room && !r.tx.is_closed() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        r.tx.send(item).await
+    };
+    match rt.block_on(async { tokio::time::timeout(r.stall, send).await }) {
         Ok(Ok(())) => true,
         Ok(Err(_)) => false,
         Err(_) => {
@@ -377,7 +396,7 @@ impl FrameSink {
     fn broadcast(&mut self, frame: Arc<[u8]>) {
         let (group, rt) = (self.group.clone(), self.rt.clone());
         self.hosts
-            .retain(|r| deliver(&rt, &group, r, frame.clone()));
+            .retain(|r| deliver(&rt, &group, r, frame.clone(), QUEUE_FRAMES));
     }
 
     fn emit(&mut self) {
@@ -392,6 +411,10 @@ impl FrameSink {
             .fetch_add(payload.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let mut shared: Option<Arc<[u8]>> = None;
         let (group, rt) = (self.group.clone(), self.rt.clone());
+        let room = match &self.pace {
+            Some(pace) if !pace.measured() => LEARNING_FRAMES,
+            _ => QUEUE_FRAMES,
+        };
         self.hosts.retain_mut(|r| {
             let len = payload.len() as u64;
             if r.resume_from >= len {
@@ -414,7 +437,7 @@ impl FrameSink {
                     })
                     .clone()
             };
-            deliver(&rt, &group, r, frame)
+            deliver(&rt, &group, r, frame, room)
         });
         self.buf = payload;
         self.buf.clear();
@@ -429,7 +452,7 @@ impl FrameSink {
             let wire = self.bytes.saturating_sub(queued * FRAME as u64);
             let read = self.group.read.load(std::sync::atomic::Ordering::Relaxed);
             let raw = (read as f64 * wire as f64 / self.bytes.max(1) as f64) as u64;
-            pace.taken(wire, raw);
+            pace.taken(wire, raw, queued);
         }
     }
 

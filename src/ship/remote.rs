@@ -163,8 +163,8 @@ pub fn loaded(stdout: &str) -> Option<HostImage> {
 /// holds, its id, creation time and layer diff ids.
 pub fn query_command() -> String {
     format!(
-        "v=$(docker version --format '{{{{.Server.Version}}}}') && \
-         s=$(docker info --format '{{{{json .DriverStatus}}}}') && \
+        "s=$(docker info --format '{{{{.ServerVersion}}}} {{{{json .DriverStatus}}}}') && \
+         v=${{s%% *}} && [ -n \"$v\" ] && \
          case \"$s\" in *io.containerd.snapshotter*) s=containerd;; *) s=classic;; esac && \
          echo \"$v $s\" && echo -- && \
          docker image ls --all --quiet --no-trunc | sort -u | \
