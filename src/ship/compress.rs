@@ -141,7 +141,9 @@ pub struct Choices {
 
 impl Choices {
     pub fn total(&self) -> u64 {
-        self.compressed + self.precompressed + self.incompressible
+        self.compressed
+            + self.precompressed
+            + self.incompressible
             + self.fast_link
             + self.starved
             + self.plain

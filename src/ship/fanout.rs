@@ -67,7 +67,11 @@ impl ImageInfo {
                 })
                 .unwrap_or_default()
         };
-        let engine = docker(&["info", "--format", "{{.ServerVersion}} {{json .DriverStatus}}"])?;
+        let engine = docker(&[
+            "info",
+            "--format",
+            "{{.ServerVersion}} {{json .DriverStatus}}",
+        ])?;
         let (version, drivers) = engine.trim().split_once(' ').unwrap_or((engine.trim(), ""));
         Ok(ImageInfo {
             reference: reference.to_string(),
