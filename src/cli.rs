@@ -231,6 +231,16 @@ pub struct Cli {
     )]
     pub known_hosts: Option<PathBuf>,
 
+    /// System-wide known_hosts file, read as well as the user's and never written (default:
+    /// /etc/ssh/ssh_known_hosts)
+    #[arg(
+        long = "global-known-hosts",
+        value_name = "FILE",
+        env = "RIGS_GLOBAL_KNOWN_HOSTS",
+        help_heading = "SSH"
+    )]
+    pub global_known_hosts: Option<PathBuf>,
+
     /// What to do with a host key that is not in known_hosts (default: ssh_config's
     /// StrictHostKeyChecking, else strict; a changed key is always refused)
     #[arg(
@@ -334,6 +344,7 @@ pub struct Config {
     pub identities: Vec<PathBuf>,
     pub port: Option<u16>,
     pub known_hosts: Option<PathBuf>,
+    pub global_known_hosts: Option<PathBuf>,
     pub host_key_policy: Option<HostKeyPolicy>,
     pub connect_timeout: Option<Duration>,
     pub ssh_config: Option<PathBuf>,
@@ -501,6 +512,7 @@ impl Config {
             identities: cli.identity,
             port: cli.port,
             known_hosts: cli.known_hosts,
+            global_known_hosts: cli.global_known_hosts,
             host_key_policy: cli.host_key_policy,
             connect_timeout,
             ssh_config: cli.ssh_config,

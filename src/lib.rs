@@ -479,6 +479,7 @@ fn run_tasks(config: Config, cancel: cancel::Cancel) -> Result<i32> {
     };
     let ssh_overrides = run::SshOverrides {
         known_hosts: config.known_hosts.clone(),
+        global_known_hosts: config.global_known_hosts.clone(),
         accept_new: config
             .host_key_policy
             .map(|p| p == HostKeyPolicy::AcceptNew),
@@ -610,7 +611,7 @@ fn builtin_task(
                 _ => {
                     return Err(Error::usage_hint(
                         format!("`{call}`: history takes at most one task name"),
-                        "rigs env:NAME history shows the releases, history:TASK one task's                          runs, history --all every run",
+                        "rigs env:NAME history shows the releases, history:TASK one task's runs, history --all every run",
                     ))
                 }
             };

@@ -159,24 +159,52 @@ fn unknown_task_and_env_are_usage_errors_with_suggestions() {
 fn a_bad_later_task_stops_everything_before_it_runs() {
     let out = project().args(["env:local", "say:first", "nope"]).run();
     out.assert_code(2);
+    assert!(
+        out.stderr.starts_with("error: unknown task `nope`\n"),
+        "{}",
+        out.stderr
+    );
     assert!(!out.stderr.contains("said: first"), "{}", out.stderr);
 }
 
 #[test]
 fn usage_errors_exit_2() {
-    for args in [
-        vec![],
-        vec!["env:local"],
-        vec!["--bogus-flag"],
-        vec!["--set", "novalue", "env:local", "undocumented"],
-        vec!["--pool-size", "0", "env:local", "undocumented"],
-        vec!["de-ploy"],
-        vec!["env", "undocumented"],
-        vec!["undocumented"],
+    for (args, message) in [
+        (vec![], "error: no task given\n  hint: name a task (`rigs --list` shows them)"),
+        (vec!["env:local"], "error: no task given after env:\n"),
+        (
+            vec!["--bogus-flag"],
+            "error: unexpected argument '--bogus-flag' found",
+        ),
+        (
+            vec!["--set", "novalue", "env:local", "undocumented"],
+            "error: --set expects KEY=VALUE, got `novalue`\n",
+        ),
+        (
+            vec!["--pool-size", "0", "env:local", "undocumented"],
+            "error: --pool-size must be at least 1\n",
+        ),
+        (
+            vec!["de-ploy"],
+            "error: `de-ploy` is not a valid task name (in `de-ploy`)\n",
+        ),
+        (
+            vec!["env", "undocumented"],
+            "error: `env`: env takes one environment name\n  hint: write env:NAME, e.g. env:staging\n",
+        ),
+        (
+            vec!["undocumented"],
+            "error: no hosts selected for task `undocumented`\n  hint: put env:NAME before it",
+        ),
     ] {
         let out = project().args(args.clone()).run();
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
-        assert!(out.stderr.contains("error"), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.starts_with(message),
+            "{args:?}: expected {message:?} first\n{}",
+            out.stderr
+        );
+        assert_eq!(out.stdout, "", "{args:?}");
     }
 }
 
@@ -220,7 +248,19 @@ fn help_and_version_exit_0() {
     let out = project().args(["--help"]).run();
     out.assert_code(0);
     assert!(out.stdout.contains("--host-key-policy"), "{}", out.stdout);
-    project().args(["--version"]).run().assert_code(0);
+    assert!(
+        out.stdout.contains("--global-known-hosts <FILE>"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("[env: RIGS_GLOBAL_KNOWN_HOSTS="),
+        "{}",
+        out.stdout
+    );
+    let out = project().args(["--version"]).run();
+    out.assert_code(0);
+    assert_eq!(out.stdout, format!("rigs {}\n", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
@@ -228,13 +268,20 @@ fn completions_and_man_page() {
     let out = project().args(["completions", "bash"]).run();
     out.assert_code(0);
     assert!(out.stdout.contains("--known-hosts"), "{}", out.stdout);
-    for shell in ["zsh", "fish"] {
-        project().args(["completions", shell]).run().assert_code(0);
+    for (shell, start) in [("zsh", "#compdef rigs\n"), ("fish", "complete -c rigs ")] {
+        let out = project().args(["completions", shell]).run();
+        out.assert_code(0);
+        assert!(out.stdout.starts_with(start), "{shell}: {}", out.stdout);
     }
     let out = project().args(["man"]).run();
     out.assert_code(0);
     assert!(out.stdout.contains(".TH rigs"), "{}", out.stdout);
-    project().args(["completions", "tcsh"]).run().assert_code(2);
+    let out = project().args(["completions", "tcsh"]).run();
+    out.assert_code(2);
+    assert_eq!(
+        out.stderr,
+        "error: unknown shell `tcsh`\n  hint: rigs completions bash|zsh|fish|elvish|powershell\n"
+    );
 }
 
 #[test]
@@ -302,6 +349,7 @@ fn a_task_may_take_different_numbers_of_arguments() {
         out.stderr
     );
     let out = p.clone().args(["-d", "rollback"]).run();
+    out.assert_code(0);
     assert!(
         out.stdout.contains("Back to the previous version.")
             && out.stdout.contains("Back to a named version.")
@@ -337,4 +385,132 @@ fn a_comma_in_the_argument_of_a_one_parameter_task_says_how_to_escape_it() {
     let out = project().args(["env:local", r"say:ls -l\,/tmp"]).run();
     out.assert_code(0);
     assert!(out.stderr.contains("said: ls -l,/tmp"), "{}", out.stderr);
+}
+
+/// A task that takes long enough for pretty output to draw its live line.
+const SLOW: &str = "/// Wait a little.\nfn slow() { run(\"sleep 0.5\"); info(\"done\"); }\n";
+
+#[test]
+fn pretty_is_the_default_on_a_terminal_with_a_live_line_and_colours() {
+    let out = project()
+        .recipe("slow.rhai", SLOW)
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .args(["env:local", "slow"])
+        .run_in_terminal("");
+    out.assert_code(0);
+    // The live line: spinner, bold host, task and command, redrawn in place.
+    assert!(
+        out.stdout.contains("\x1b[1mone\x1b[0m slow $ sleep 0.5"),
+        "{:?}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("\r\x1b[2K"), "{:?}", out.stdout);
+    // Above it, what plain prints; the status coloured in the summary.
+    assert!(
+        out.stdout.contains("[one] $ sleep 0.5\r\n"),
+        "{:?}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("[one] done\r\n"), "{:?}", out.stdout);
+    assert!(
+        out.stdout.contains("one   \x1b[32mok\x1b[0m "),
+        "{:?}",
+        out.stdout
+    );
+}
+
+#[test]
+fn pretty_without_colour_or_live_line_when_no_color_is_set_and_term_is_dumb() {
+    let out = project()
+        .recipe("slow.rhai", SLOW)
+        .env("TERM", "dumb")
+        .args(["env:local", "slow"])
+        .run_in_terminal("");
+    out.assert_code(0);
+    assert!(out.stdout.contains("[one] done\r\n"), "{:?}", out.stdout);
+    assert!(out.stdout.contains("one   ok "), "{:?}", out.stdout);
+    assert!(!out.stdout.contains('\x1b'), "{:?}", out.stdout);
+}
+
+#[test]
+fn plain_is_the_default_off_a_terminal() {
+    let out = project()
+        .recipe("slow.rhai", SLOW)
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .args(["env:local", "slow"])
+        .run();
+    out.assert_code(0);
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr
+            .starts_with("[one] $ sleep 0.5\n[one] done\n\nHOST  STATUS           TIME\none   ok "),
+        "{:?}",
+        out.stderr
+    );
+    assert!(out.stderr.ends_with("\n1 host: 1 ok\n"), "{:?}", out.stderr);
+    assert!(!out.stderr.contains('\x1b'), "{:?}", out.stderr);
+}
+
+#[test]
+fn rigs_output_picks_the_style_and_the_flag_wins_over_it() {
+    let p = project().recipe("slow.rhai", SLOW).env_remove("NO_COLOR");
+    let out = p
+        .clone()
+        .env("RIGS_OUTPUT", "json")
+        .args(["env:local", "say:hi"])
+        .run();
+    out.assert_code(0);
+    assert_eq!(out.stderr, "");
+    let events = crate::harness::json_events(&out.stdout);
+    let said: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "message")
+        .map(|e| (e["host"].as_str(), e["text"].as_str()))
+        .collect();
+    assert_eq!(said, [(Some("one"), Some("said: hi"))], "{}", out.stdout);
+    assert_eq!(events.last().unwrap()["event"], "summary", "{}", out.stdout);
+
+    let out = p
+        .clone()
+        .env("RIGS_OUTPUT", "json")
+        .args(["--output", "plain", "env:local", "say:hi"])
+        .run();
+    out.assert_code(0);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.starts_with("[one] said: hi\n"), "{}", out.stderr);
+
+    // pretty off a terminal: no live line, but the colours it was asked for.
+    let out = p
+        .clone()
+        .env("RIGS_OUTPUT", "pretty")
+        .env("TERM", "xterm")
+        .args(["env:local", "slow"])
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stderr.starts_with("[one] $ sleep 0.5\n[one] done\n"),
+        "{:?}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("one   \x1b[32mok\x1b[0m "),
+        "{:?}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("\x1b[2K"), "{:?}", out.stderr);
+
+    let out = p
+        .env("RIGS_OUTPUT", "fancy")
+        .args(["env:local", "say:hi"])
+        .run();
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .starts_with("error: invalid value 'fancy' for '--output <STYLE>'\n  [possible values: pretty, plain, json]"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("said"), "{}", out.stderr);
 }

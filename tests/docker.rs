@@ -1,6 +1,9 @@
 //! The standard Docker recipes over SSH against real engines and a real registry.
 
-use crate::harness::{on_engines, DockerLab, Engine, Project, REGISTRY_PASSWORD, REGISTRY_USER};
+use crate::harness::{
+    on_engines, shell_quote, DockerLab, Engine, LabOptions, Project, REGISTRY_PASSWORD,
+    REGISTRY_USER,
+};
 
 /// A project with the repository's standard recipes and an inventory for the lab.
 fn project(lab: &DockerLab, extra_vars: &str) -> Project {
@@ -9,32 +12,37 @@ fn project(lab: &DockerLab, extra_vars: &str) -> Project {
 
 on_engines!(deploy_upgrade_prune_and_rollback_without_the_registry);
 fn deploy_upgrade_prune_and_rollback_without_the_registry(engine: Engine) {
-    let mut lab = DockerLab::start(3, engine);
+    let mut lab = DockerLab::start(2, engine);
+    // Two versions newer than v1 and v2, for `keep` to have something to prune.
+    lab.push_version("v3");
+    lab.push_version("v4");
     let p = project(
         &lab,
         "keep = 2\nhealth = \"wget -qO- http://127.0.0.1:8080/version\"\n",
     );
+    let deploy = |tag: &str, also: &[&str]| {
+        let out = p
+            .clone()
+            .args(["env:lab", &format!("deploy:{tag}")])
+            .args(also)
+            .timeout(180)
+            .run();
+        out.assert_code(0);
+        for i in 0..2 {
+            assert_eq!(lab.app_version(i, "app"), tag, "host {i}");
+            assert_eq!(lab.dangling(i), "", "dangling images on host {i}");
+        }
+        out
+    };
 
-    let out = p.clone().args(["env:lab", "deploy:v1"]).timeout(180).run();
-    out.assert_code(0);
-    for i in 0..3 {
-        assert_eq!(lab.app_version(i, "app"), "v1");
-    }
+    let out = deploy("v1", &[]);
     assert!(
         out.stderr.contains("running ") && out.stderr.contains("sha256:"),
         "{}",
         out.stderr
     );
-
-    let out = p
-        .clone()
-        .args(["env:lab", "deploy:v2", "status"])
-        .timeout(180)
-        .run();
-    out.assert_code(0);
-    for i in 0..3 {
-        assert_eq!(lab.app_version(i, "app"), "v2");
-        assert_eq!(lab.dangling(i), "", "dangling images on host {i}");
+    let out = deploy("v2", &["status"]);
+    for i in 0..2 {
         assert_eq!(lab.app_tags(i), vec!["previous", "v1", "v2"]);
     }
     assert!(out.stderr.contains("app: running since"), "{}", out.stderr);
@@ -52,51 +60,225 @@ fn deploy_upgrade_prune_and_rollback_without_the_registry(engine: Engine) {
         "{health}"
     );
 
-    // A third version: v1 is now neither running nor previous, and keep = 2 removes it.
-    let out = p.clone().args(["env:lab", "deploy:v1"]).timeout(180).run();
-    out.assert_code(0);
-    let out = p.clone().args(["env:lab", "deploy:v2"]).timeout(180).run();
-    out.assert_code(0);
-    for i in 0..3 {
-        assert_eq!(lab.dangling(i), "", "dangling images on host {i}");
+    // keep = 2: the running image and :previous are the two kept; the others go, tag and image.
+    let id = |tag: &str| lab.image_id(0, &format!("{}:{tag}", lab.image()));
+    let v1 = id("v1");
+    deploy("v3", &[]);
+    for i in 0..2 {
+        assert_eq!(lab.app_tags(i), vec!["previous", "v2", "v3"], "host {i}");
+        assert_eq!(lab.image_id(i, &v1), "", "v1's image is still on host {i}");
+    }
+    let v2 = id("v2");
+    deploy("v4", &[]);
+    for i in 0..2 {
+        assert_eq!(lab.app_tags(i), vec!["previous", "v3", "v4"], "host {i}");
+        assert_eq!(lab.image_id(i, &v2), "", "v2's image is still on host {i}");
+    }
+    // Back to the oldest version: the running and :previous images are still the two kept,
+    // even though v3 is newer than the one running.
+    let v3 = id("v3");
+    deploy("v1", &[]);
+    for i in 0..2 {
+        assert_eq!(lab.app_tags(i), vec!["previous", "v1", "v4"], "host {i}");
+        assert_eq!(lab.image_id(i, &v3), "", "v3's image is still on host {i}");
     }
 
+    // The lab's own image name goes with its registry.
+    let image = lab.image();
+    let tags = |lab: &DockerLab, i: usize| {
+        let out = lab.docker_ok(i, &["images", "--format", "{{.Tag}}", &image]);
+        let mut tags: Vec<String> = out.lines().map(str::to_string).collect();
+        tags.sort();
+        tags
+    };
     lab.stop_registry();
     let out = p.clone().args(["env:lab", "rollback"]).timeout(180).run();
     out.assert_code(0);
-    for i in 0..3 {
-        assert_eq!(lab.app_version(i, "app"), "v1", "host {i} after rollback");
+    assert!(
+        out.stderr.contains("rolling back from v1 to v4"),
+        "{}",
+        out.stderr
+    );
+    for i in 0..2 {
+        assert_eq!(lab.app_version(i, "app"), "v4", "host {i} after rollback");
     }
-    let out = p.args(["env:lab", "rollback:v2"]).timeout(180).run();
+    let out = p
+        .clone()
+        .args(["env:lab", "rollback:v1"])
+        .timeout(180)
+        .run();
     out.assert_code(0);
-    for i in 0..3 {
+    for i in 0..2 {
         assert_eq!(
             lab.app_version(i, "app"),
-            "v2",
-            "host {i} after rollback:v2"
+            "v1",
+            "host {i} after rollback:v1"
+        );
+        assert_eq!(tags(&lab, i), vec!["previous", "v1", "v4"], "host {i}");
+    }
+
+    // Without any history, each host goes back to the image its last release replaced.
+    for i in 0..2 {
+        std::fs::remove_file(lab.home(i).join(".rigs/history.jsonl")).unwrap();
+    }
+    let out = p.args(["env:lab", "rollback"]).timeout(180).run();
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains(
+            "no earlier release in the history of these hosts; going back to IMAGE:previous"
+        ),
+        "{}",
+        out.stderr
+    );
+    for i in 0..2 {
+        assert_eq!(
+            lab.app_version(i, "app"),
+            "v4",
+            "host {i} after rollback to :previous"
         );
     }
 }
 
-on_engines!(registry_password_never_shows_and_env_values_arrive_intact);
-fn registry_password_never_shows_and_env_values_arrive_intact(engine: Engine) {
+/// The JSON events of a run, in order.
+fn events(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Makes every `docker` that host `i`'s sessions run first append `== docker ARGS` and the
+/// command lines of the processes of its SSH session (rigs' `sh -c` and the docker command) to
+/// `log`, then run the real one: a look at the host's process list while each one runs.
+fn watch_process_list(lab: &DockerLab, i: usize, log: &std::path::Path) {
+    let docker = lab.host_bin(i).join("docker");
+    let real = std::fs::read_link(&docker).unwrap();
+    std::fs::remove_file(&docker).unwrap();
+    std::fs::write(
+        &docker,
+        format!(
+            "#!/bin/sh\n{{ echo \"== docker $*\"; ps -ww -s $(ps -o sid= -p $$) -o args= </dev/null; }} >> {}\nexec {} \"$@\"\n",
+            shell_quote(&log.display().to_string()),
+            shell_quote(&real.display().to_string())
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&docker, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+on_engines!(registry_password_and_env_values_reach_no_command_line);
+fn registry_password_and_env_values_reach_no_command_line(engine: Engine) {
     let lab = DockerLab::start(1, engine);
     let nasty = r#"container_env = { GREETING = "it's a \"test\"; $(echo pwned) `id` & done", SPACES = "a  b   c" }"#;
+    // What would give each away on a command line, quoted or not; `****` is the password masked.
+    let telltales = ["Reg1stry-s3cret", "****", "echo pwned", "a  b   c"];
+    let log = lab.home(0).join("ps.log");
+    watch_process_list(&lab, 0, &log);
     let p = project(&lab, &format!("{nasty}\n"));
+
     let out = p
         .clone()
         .args(["--output", "json", "env:lab", "deploy:v1"])
         .timeout(180)
         .run();
     out.assert_code(0);
-    assert!(!out.stdout.contains(REGISTRY_PASSWORD) && !out.stderr.contains(REGISTRY_PASSWORD));
-    assert!(out.stdout.contains("--password-stdin"), "{}", out.stdout);
+    let commands: Vec<String> = events(&out.stdout)
+        .iter()
+        .filter(|e| e["event"] == "command")
+        .map(|e| e["command"].as_str().unwrap().to_string())
+        .collect();
+    let login = commands
+        .iter()
+        .find(|c| c.starts_with("docker login "))
+        .unwrap_or_else(|| panic!("no login: {commands:?}"));
+    assert!(login.contains(" --password-stdin "), "{login}");
+    let run = commands
+        .iter()
+        .find(|c| c.starts_with("docker run "))
+        .unwrap_or_else(|| panic!("no docker run: {commands:?}"));
+    assert!(run.contains(" --env-file /dev/stdin "), "{run}");
+    for command in &commands {
+        for t in telltales {
+            assert!(!command.contains(t), "`{t}` in the command `{command}`");
+        }
+    }
+    for t in ["Reg1stry-s3cret", "****"] {
+        assert!(
+            !out.stdout.contains(t) && !out.stderr.contains(t),
+            "`{t}` in the output:\n{}{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+    let summary = events(&out.stdout)
+        .into_iter()
+        .find(|e| e["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary: {}", out.stdout));
+    assert_eq!(summary["hosts"][0]["status"], "ok", "{summary}");
+
     let env = lab.docker_ok(0, &["exec", "app", "env"]);
     assert!(
         env.contains("GREETING=it's a \"test\"; $(echo pwned) `id` & done"),
         "{env}"
     );
     assert!(env.contains("SPACES=a  b   c"), "{env}");
+
+    // Plain output, with its summary table, shows the commands with nothing masked in them.
+    let out = p
+        .clone()
+        .args(["--output", "plain", "env:lab", "deploy:v2"])
+        .timeout(180)
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains(&format!(
+            "[h1] $ docker login --username {REGISTRY_USER} --password-stdin -- {}\n",
+            lab.registry()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "[h1] $ docker run --detach --name app --network none --restart unless-stopped --env-file /dev/stdin -- {}:v2\n",
+            lab.image()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("\n1 host: 1 ok"), "{}", out.stderr);
+    for t in telltales {
+        assert!(
+            !out.stdout.contains(t) && !out.stderr.contains(t),
+            "`{t}` in the plain output:\n{}{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+
+    // The host's process list while the logins and runs of both deploys ran.
+    let seen = std::fs::read_to_string(&log).unwrap();
+    for (what, count) in [
+        (
+            format!("== docker login --username {REGISTRY_USER} --password-stdin"),
+            2,
+        ),
+        ("== docker run ".to_string(), 2),
+    ] {
+        assert_eq!(seen.matches(&what).count(), count, "{what}: {seen}");
+    }
+    assert!(
+        seen.lines().any(|l| !l.starts_with("==")
+            && l.contains("docker run ")
+            && l.contains("--env-file /dev/stdin")),
+        "the process list shows the running docker: {seen}"
+    );
+    for t in telltales {
+        assert!(
+            !seen.contains(t),
+            "`{t}` on the host's process list:\n{seen}"
+        );
+    }
 
     let out = p
         .args(["env:lab", "exec:echo hi from $(hostname)"])
@@ -180,7 +362,8 @@ fn promote_copies_the_manifest_then_deploys_the_environment_tag(engine: Engine) 
         "copied once: {}",
         out.stderr
     );
-    assert!(!out.stderr.contains(REGISTRY_PASSWORD));
+    // The password goes to the registry in a header: a leak would show masked.
+    assert!(!out.stderr.contains("****"), "{}", out.stderr);
 
     let out = p.args(["env:lab", "promote:nope"]).timeout(120).run();
     out.assert_code(1);
@@ -222,34 +405,106 @@ fn promote_copies_a_manifest_list_unchanged(engine: Engine) {
     manifest(&["annotate", "--arch", "arm64", &list, &format!("{image}:v2")]);
     manifest(&["push", "--insecure", &list]);
 
-    let p = project(&lab, "");
-    let recipe = format!(
-        "fn copy() {{ let r = registry::copy_tag(\"{}\", \"app\", \"multi\", \"multi-copy\", #{{ user: \"{REGISTRY_USER}\", password: secret(\"REGISTRY_PASSWORD\") }}); info(`${{r.media_type}} ${{r.digest}}`); }}",
-        lab.registry()
-    );
-    let out = p
-        .recipe("copy.rhai", &recipe)
-        .args(["-H", "h1", "copy"])
+    let digest = lab.registry_digest("multi");
+
+    // The standard promote: the list itself becomes app:lab, and the host runs its amd64 image.
+    let out = project(&lab, "")
+        .args(["env:lab", "promote:multi"])
+        .timeout(180)
         .run();
     out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains(&format!("[h1] {image}:lab is now {digest}\n")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        lab.registry_digest("lab"),
+        digest,
+        "the list was copied unchanged"
+    );
+    assert_eq!(
+        manifest(&["inspect", "--insecure", &list]),
+        manifest(&["inspect", "--insecure", &format!("{image}:lab")])
+    );
     // Over a modern controller's OCI manifests, `docker manifest create` makes an OCI index.
     let list_type = match engine {
         Engine::Classic => "application/vnd.docker.distribution.manifest.list.v2+json",
         Engine::Modern => "application/vnd.oci.image.index.v1+json",
     };
     assert!(
-        out.stderr.contains(&format!("{list_type} sha256:")),
+        manifest(&["inspect", "--insecure", &format!("{image}:lab")])
+            .contains(&format!("\"mediaType\": \"{list_type}\"")),
+        "a list, not one platform's manifest"
+    );
+    assert_eq!(lab.app_version(0, "app"), "v1");
+    assert!(!out.stderr.contains("****"), "{}", out.stderr);
+}
+
+on_engines!(promote_through_a_registry_that_hands_out_bearer_tokens);
+fn promote_through_a_registry_that_hands_out_bearer_tokens(engine: Engine) {
+    let mut lab = DockerLab::start(1, engine);
+    let v2 = lab.registry_digest("v2");
+    lab.use_token_auth();
+    assert_eq!(
+        lab.basic_auth_status(),
+        "401",
+        "the registry takes tokens only, not the login itself"
+    );
+    let image = lab.image();
+    let out = project(&lab, "")
+        .args(["env:lab", "promote:v2"])
+        .timeout(180)
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains(&format!("[h1] {image}:lab is now {v2}\n")),
         "{}",
         out.stderr
     );
-    let original = manifest(&["inspect", "--insecure", &list]);
-    let copy = manifest(&["inspect", "--insecure", &format!("{image}:multi-copy")]);
-    assert_eq!(original, copy);
+    assert_eq!(lab.app_version(0, "app"), "v2");
+    let pulled = lab.docker_ok(
+        0,
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{range .RepoDigests}}{{println .}}{{end}}",
+            &format!("{image}:lab"),
+        ],
+    );
+    assert!(pulled.contains(&format!("{image}@{v2}")), "{pulled}");
+    // rigs fetched its own tokens for the copy (pull to read, push to write); the host's engine
+    // one to log in and one to pull (through containerd on the modern engine).
+    let issued = lab.tokens_issued();
+    let by = |agent: &str, scope: &str| {
+        issued
+            .iter()
+            .any(|(a, s)| a.starts_with(agent) && s == scope)
+    };
+    assert!(by("ureq", "repository:app:pull"), "{issued:?}");
+    assert!(by("ureq", "repository:app:pull,push"), "{issued:?}");
+    assert!(by("docker", ""), "{issued:?}");
+    let puller = match engine {
+        Engine::Classic => "docker",
+        Engine::Modern => "containerd",
+    };
+    assert!(by(puller, "repository:app:pull"), "{issued:?}");
+    assert!(!out.stderr.contains("****"), "{}", out.stderr);
 }
 
 on_engines!(deploy_by_digest_and_serially_with_a_failure_budget);
 fn deploy_by_digest_and_serially_with_a_failure_budget(engine: Engine) {
-    let lab = DockerLab::start(2, engine);
+    // h2 cannot reach the registry: its deploy fails.
+    let lab = DockerLab::start_with(
+        3,
+        &LabOptions {
+            offline: vec![1],
+            ..LabOptions::on(engine)
+        },
+    );
     assert!(lab.docker_login(0).status.success());
     lab.docker_ok(0, &["pull", &format!("{}:v1", lab.image())]);
     let pinned = lab.docker_ok(
@@ -265,10 +520,10 @@ fn deploy_by_digest_and_serially_with_a_failure_budget(engine: Engine) {
     let digest = pinned.split('@').nth(1).unwrap().to_string();
     lab.docker_ok(0, &["rmi", &format!("{}:v1", lab.image())]);
 
-    let p = project(&lab, "");
-    let out = p
-        .clone()
+    let out = project(&lab, "")
         .args([
+            "--output",
+            "json",
             "--serial",
             "--max-fail",
             "1",
@@ -277,11 +532,54 @@ fn deploy_by_digest_and_serially_with_a_failure_budget(engine: Engine) {
         ])
         .timeout(180)
         .run();
-    out.assert_code(0);
-    for i in 0..2 {
-        assert_eq!(lab.app_version(i, "app"), "v1");
+    out.assert_code(1);
+    let all = events(&out.stdout);
+    let at = |event: &str, host: &str| {
+        all.iter()
+            .position(|e| e["event"] == event && e["host"] == host)
+    };
+    // One host at a time, in order; the failure uses up the budget, so h3 never starts.
+    assert!(
+        at("task_end", "h1").unwrap() < at("task_start", "h2").unwrap(),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(at("task_start", "h3"), None, "{}", out.stdout);
+    let summary = all
+        .iter()
+        .rfind(|e| e["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary: {}", out.stdout));
+    let rows: Vec<(String, String, String)> = summary["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap().to_string(),
+                h["status"].as_str().unwrap().to_string(),
+                h["error"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(rows[0].0, "h1");
+    assert_eq!(rows[0].1, "ok", "{rows:?}");
+    assert_eq!(rows[1].1, "failed", "{rows:?}");
+    assert!(rows[1].2.contains("connection refused"), "{rows:?}");
+    assert_eq!(
+        (rows[2].1.as_str(), rows[2].2.as_str()),
+        ("skipped", "not started: 1 host(s) failed (--max-fail)"),
+        "{rows:?}"
+    );
+    assert_eq!(lab.app_version(0, "app"), "v1");
+    assert!(out.stdout.contains(&digest), "{}", out.stdout);
+    for i in 1..3 {
+        assert_eq!(
+            lab.docker_ok(i, &["ps", "--all", "--quiet"]),
+            "",
+            "no container on h{}",
+            i + 1
+        );
     }
-    assert!(out.stderr.contains(&digest), "{}", out.stderr);
 }
 
 on_engines!(seed_004_fabric_style_recipe_runs_as_the_example_describes);
@@ -359,7 +657,7 @@ fn cleanup_removes_only_this_apps_leftovers(engine: Engine) {
     leftovers.sort();
     assert_eq!(dangling(&lab), leftovers);
 
-    let out = p.args(["env:lab", "cleanup"]).timeout(120).run();
+    let out = p.clone().args(["env:lab", "cleanup"]).timeout(120).run();
     out.assert_code(0);
     // The classic image store keeps the `app@sha256:` digest of an untagged pulled image; the
     // containerd image store keeps nothing naming its repository, so only the history tells.
@@ -372,6 +670,32 @@ fn cleanup_removes_only_this_apps_leftovers(engine: Engine) {
     assert_eq!(id(&released), "", "this app's leftover is gone");
     assert_eq!(lab.app_tags(0), vec!["broken", "v1", "v2"]);
     assert_eq!(lab.app_version(0, "app"), "v2");
+
+    // Once the app's container has stopped, cleanup removes it, and only it.
+    lab.docker_ok(0, &["stop", "app"]);
+    let containers = |lab: &DockerLab| {
+        lab.docker_ok(
+            0,
+            &[
+                "ps",
+                "--all",
+                "--filter",
+                "name=^app$",
+                "--format",
+                "{{.Names}} {{.State}}",
+            ],
+        )
+    };
+    assert_eq!(containers(&lab), "app exited");
+    let out = p.args(["env:lab", "cleanup"]).timeout(120).run();
+    out.assert_code(0);
+    assert_eq!(containers(&lab), "", "{}", out.stderr);
+    assert!(
+        out.stderr.contains("[h1] removed 0 image(s)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(lab.app_tags(0), vec!["broken", "v1", "v2"]);
 }
 
 /// The full IDs of the untagged images on host 0, sorted.

@@ -83,3 +83,63 @@ fn the_airgapped_example_ships_instead_of_pulling() {
     );
     assert!(!text.contains("docker pull"), "{text}");
 }
+
+/// A project holding copies of the repository's own `recipes/` and `inventory/`.
+fn repository_copy() -> Project {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut p = Project::new();
+    for folder in ["recipes", "inventory"] {
+        for entry in std::fs::read_dir(root.join(folder)).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            p = p.file(&format!("{folder}/{name}"), &text);
+        }
+    }
+    p
+}
+
+#[test]
+fn the_readmes_demo_runs_on_this_machine() {
+    // README: `cargo run -- env:local demo` from the root of a clone.
+    let out = repository_copy().args(["env:local", "demo"]).run();
+    out.assert_code(0);
+    let builds: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.split_once("; shared build id: build-").map(|(_, id)| id))
+        .collect();
+    assert_eq!(builds.len(), 2, "{}", out.stderr);
+    assert_eq!(builds[0], builds[1], "one build id for both hosts");
+    assert!(
+        builds[0].len() == 14 && builds[0].bytes().all(|b| b.is_ascii_digit()),
+        "{}",
+        builds[0]
+    );
+    // The `once` block ran a single time.
+    assert_eq!(
+        out.stderr
+            .matches("local$ date -u +build-%Y%m%d%H%M%S\n")
+            .count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    for (host, colour) in [("local-1", "blue"), ("local-2", "green")] {
+        for line in [
+            format!("[{host}] hello from rigs! I am {host}, my colour is {colour}; shared build id: build-"),
+            format!("[{host}] $ uname -sr\n"),
+            format!("[{host}] $ echo $((6 * 7))\n"),
+            format!("[{host}] the shell says 6 * 7 = 42\n"),
+            format!("[{host}] $ ls /nonexistent-rigs-demo\n"),
+            format!("[{host}] a failing command returns code 2 when allow_fail is set\n"),
+        ] {
+            assert!(out.stderr.contains(&line), "{line}\n{}", out.stderr);
+        }
+        assert!(
+            out.stdout.contains(&format!("[{host}] Linux ")),
+            "{}",
+            out.stdout
+        );
+    }
+    assert!(out.stderr.ends_with("\n2 hosts: 2 ok\n"), "{}", out.stderr);
+}

@@ -98,37 +98,55 @@ fn get_of_a_missing_file_fails_cleanly() {
         &lab,
         "fn t() { get(\"/nonexistent/rigs/file\", \"out/{host}\"); }",
     );
-    let dir = p.path().to_path_buf();
-    let out = p.args(["env:lab", "t"]).run();
+    let out = p.clone().args(["env:lab", "t"]).run();
     out.assert_code(1);
     assert!(
-        out.stderr
-            .contains("get: cannot read /nonexistent/rigs/file on the host"),
+        out.stderr.contains(
+            "[h1] failed t: get: cannot read /nonexistent/rigs/file on the host: \
+             cat: /nonexistent/rigs/file: No such file or directory\n"
+        ),
         "{}",
         out.stderr
     );
-    let left: Vec<_> = std::fs::read_dir(dir.join("out"))
-        .map(|d| d.count())
-        .into_iter()
-        .collect();
-    assert!(
-        left.is_empty() || left == vec![0],
-        "partial files left: {left:?}"
-    );
+    // The project (and so its folder) is still alive here: an empty listing means no file.
+    assert!(p.path().join("recipes").is_dir());
+    assert_eq!(local_files(&p.path().join("out")), Vec::<String>::new());
+}
+
+/// The names in the local folder `dir`, sorted; none if it does not exist.
+fn local_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 #[test]
 fn put_of_a_missing_local_file_names_it() {
     let lab = SshLab::start(1);
-    let out = lab_project(&lab, "fn t() { put(\"nope.txt\", \"/tmp/x\"); }")
-        .args(["env:lab", "t"])
-        .run();
+    let remote_dir = tempfile::tempdir().unwrap();
+    let dest = remote_dir.path().join("x");
+    let out = lab_project(
+        &lab,
+        &format!("fn t() {{ put(\"nope.txt\", \"{}\"); }}", dest.display()),
+    )
+    .args(["env:lab", "t"])
+    .run();
     out.assert_code(1);
     assert!(
-        out.stderr.contains("put: cannot read nope.txt"),
+        out.stderr.contains(
+            "[h1] failed t: put: cannot read nope.txt: No such file or directory (os error 2)\n"
+        ),
         "{}",
         out.stderr
     );
+    // Nothing reached the host: not even the temporary folder was made.
+    assert!(!out.stderr.contains("$ umask"), "{}", out.stderr);
+    assert_eq!(std::fs::read_dir(remote_dir.path()).unwrap().count(), 0);
 }
 
 #[test]
@@ -136,9 +154,11 @@ fn template_renders_variables_then_uploads() {
     let lab = SshLab::start(1);
     let remote_dir = tempfile::tempdir().unwrap();
     let dest = remote_dir.path().join("app.env");
+    let never = remote_dir.path().join("never");
     let recipe = format!(
-        "fn conf() {{ template(\"app.env.tmpl\", \"{}\", #{{ vars: #{{ port: 8080 }} }}); }}\nfn broken() {{ template(\"bad.tmpl\", \"/tmp/never\"); }}",
-        dest.display()
+        "fn conf() {{ template(\"app.env.tmpl\", \"{}\", #{{ vars: #{{ port: 8080 }} }}); }}\nfn broken() {{ template(\"bad.tmpl\", \"{}\"); }}",
+        dest.display(),
+        never.display()
     );
     let p = lab_project(&lab, &recipe)
         .inventory(
@@ -164,6 +184,8 @@ fn template_renders_variables_then_uploads() {
         "{}",
         out.stderr
     );
+    assert!(!never.exists());
+    assert_eq!(std::fs::read_dir(remote_dir.path()).unwrap().count(), 1);
 }
 
 #[test]
@@ -201,7 +223,7 @@ fn put_on_local_hosts_with_a_small_pool_does_not_stall() {
     for h in ["a", "b"] {
         inventory.push_str(&format!("[hosts.{h}]\nconnection = \"local\"\n"));
     }
-    let out = Project::new()
+    let p = Project::new()
         .recipe(
             "t.rhai",
             "fn t() { put(\"src.txt\", `out-${host.name}.txt`); }",
@@ -209,9 +231,17 @@ fn put_on_local_hosts_with_a_small_pool_does_not_stall() {
         .inventory("i.toml", &inventory)
         .file("src.txt", "payload\n")
         .args(["--serial", "env:two", "t"])
-        .timeout(30)
-        .run();
+        .timeout(30);
+    let out = p.clone().run();
     out.assert_code(0);
+    for h in ["a", "b"] {
+        assert_eq!(
+            std::fs::read_to_string(p.path().join(format!("out-{h}.txt"))).unwrap(),
+            "payload\n",
+            "{}",
+            out.stderr
+        );
+    }
 }
 
 /// A project whose hosts log in as the unprivileged test user, with `RIGS_SUDO_PASSWORD` set.
@@ -378,4 +408,225 @@ fn mode_and_owner_never_reach_a_file_swapped_in_during_a_put() {
     assert!(meta.file_type().is_file(), "{meta:?}");
     assert_eq!((meta.uid(), meta.mode() & 0o7777), (65534, 0o666));
     assert_eq!(std::fs::read_to_string(&dest).unwrap(), "secret=1\n");
+}
+
+/// A lab host whose `PATH` starts with a folder holding `cat`, the script `cat_script`: the
+/// command `put` receives with and `get` sends with.
+fn lab_with_cat(dir: &std::path::Path, cat_script: &str) -> SshLab {
+    lab_with_command(dir, "cat", cat_script)
+}
+
+/// A lab host whose `PATH` starts with a folder holding the script `script` as `name`.
+fn lab_with_command(dir: &std::path::Path, name: &str, script: &str) -> SshLab {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join(name), script).unwrap();
+    std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+    SshLab::start_with(
+        1,
+        &format!(
+            "SetEnv PATH={}:/usr/sbin:/usr/bin:/sbin:/bin",
+            bin.display()
+        ),
+    )
+}
+
+/// A `cat` that damages what it copies (every `a` becomes `b`), as a bad disk or link would.
+const DAMAGING_CAT: &str = "#!/bin/sh\n/bin/cat \"$@\" | /usr/bin/tr a b\n";
+
+#[test]
+fn put_refuses_a_file_that_arrives_damaged() {
+    let remote_dir = tempfile::tempdir().unwrap();
+    let lab = lab_with_cat(remote_dir.path(), DAMAGING_CAT);
+    let dest = remote_dir.path().join("app.conf");
+    std::fs::write(&dest, "old\n").unwrap();
+    let p = lab_project(
+        &lab,
+        &format!("fn t() {{ put(\"conf\", \"{}\"); }}", dest.display()),
+    )
+    .file("conf", "aaa\n");
+    let sent = sha256(&p.path().join("conf"));
+    let damaged = {
+        std::fs::write(remote_dir.path().join("bbb"), "bbb\n").unwrap();
+        sha256(&remote_dir.path().join("bbb"))
+    };
+    let out = p.args(["env:lab", "t"]).run();
+    out.assert_code(1);
+    let expected = format!(
+        "[h1] failed t: put: {} on the host: checksum mismatch: sent {sent}, the host has {damaged}\n",
+        dest.display()
+    );
+    assert!(out.stderr.contains(&expected), "{expected}\n{}", out.stderr);
+    // The target is the old file, and the temporary folder is gone.
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "old\n");
+    assert!(
+        leftovers(remote_dir.path()).is_empty(),
+        "{:?}",
+        leftovers(remote_dir.path())
+    );
+}
+
+#[test]
+fn get_refuses_a_file_that_arrives_damaged() {
+    let remote_dir = tempfile::tempdir().unwrap();
+    let lab = lab_with_cat(remote_dir.path(), DAMAGING_CAT);
+    let remote = remote_dir.path().join("data.txt");
+    std::fs::write(&remote, "aaa\n").unwrap();
+    let p = lab_project(
+        &lab,
+        &format!(
+            "fn t() {{ get(\"{}\", \"out/{{host}}.txt\"); }}",
+            remote.display()
+        ),
+    );
+    std::fs::write(p.path().join("bbb"), "bbb\n").unwrap();
+    let received = sha256(&p.path().join("bbb"));
+    let out = p.clone().args(["env:lab", "t"]).run();
+    out.assert_code(1);
+    let expected = format!(
+        "[h1] failed t: get: checksum mismatch for {}: received {received}, the host has {} \
+         (changed during the transfer?)\n",
+        remote.display(),
+        sha256(&remote)
+    );
+    assert!(out.stderr.contains(&expected), "{expected}\n{}", out.stderr);
+    // Neither the file nor its partial copy is left.
+    assert_eq!(local_files(&p.path().join("out")), Vec::<String>::new());
+}
+
+/// A `cat` that, receiving an upload (no arguments), notes `STARTED` and waits for `GO` before
+/// it reads anything: the test changes the local file meanwhile.
+const WAITING_CAT: &str = "#!/bin/sh\nif [ $# = 0 ]; then\n    : > STARTED\n    \
+     while [ ! -e GO ]; do /bin/sleep 0.05; done\nfi\nexec /bin/cat \"$@\"\n";
+
+#[test]
+fn put_fails_when_the_local_file_changes_size_while_it_is_sent() {
+    let remote_dir = tempfile::tempdir().unwrap();
+    let started = remote_dir.path().join("started");
+    let go = remote_dir.path().join("go");
+    let lab = lab_with_cat(
+        remote_dir.path(),
+        &WAITING_CAT
+            .replace("STARTED", &started.display().to_string())
+            .replace("GO", &go.display().to_string()),
+    );
+    let target = remote_dir.path().join("target");
+    std::fs::create_dir(&target).unwrap();
+    let dest = target.join("payload.bin");
+    let p = lab_project(
+        &lab,
+        &format!("fn t() {{ put(\"payload.bin\", \"{}\"); }}", dest.display()),
+    )
+    .args(["env:lab", "t"]);
+    // Far more than SSH's window: rigs cannot have read it all before the host reads.
+    big_file(&p.path().join("payload.bin"), 32);
+    let child = p.spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let payload = std::fs::OpenOptions::new()
+        .write(true)
+        .open(p.path().join("payload.bin"))
+        .unwrap();
+    payload.set_len(1 << 20).unwrap();
+    std::fs::write(&go, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("[h1] failed t: put: the local file changed while it was sent (33554432 bytes expected, "),
+        "{stderr}"
+    );
+    assert!(!dest.exists());
+    assert!(leftovers(&target).is_empty(), "{:?}", leftovers(&target));
+}
+
+#[test]
+fn get_with_sudo_reads_files_only_root_may_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let remote_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(remote_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let secret = remote_dir.path().join("root-only.conf");
+    std::fs::write(&secret, "token=1\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let lab = SshLab::start(1);
+    let p = sudo_project(
+        &lab,
+        &format!(
+            "fn plain() {{ get(\"{s}\", \"out/plain.conf\"); }}\n\
+             fn root() {{ let r = get(\"{s}\", \"out/{{host}}.conf\", #{{ sudo: true }}); info(`got ${{r.bytes}} bytes`); }}\n",
+            s = secret.display()
+        ),
+    );
+    let out = p.clone().args(["env:lab", "plain"]).run();
+    out.assert_code(1);
+    let refused = format!(
+        "[h1] failed plain: get: cannot read {s} on the host: cat: {s}: Permission denied\n",
+        s = secret.display()
+    );
+    assert!(out.stderr.contains(&refused), "{refused}\n{}", out.stderr);
+    assert_eq!(local_files(&p.path().join("out")), Vec::<String>::new());
+
+    let out = p.clone().args(["env:lab", "root"]).run();
+    out.assert_code(0);
+    for line in [
+        format!("[h1] $ sudo cat {}\n", secret.display()),
+        format!("[h1] $ sudo sha256sum {}\n", secret.display()),
+        "[h1] got 8 bytes\n".to_string(),
+    ] {
+        assert!(out.stderr.contains(&line), "{line}\n{}", out.stderr);
+    }
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("out/h1.conf")).unwrap(),
+        "token=1\n"
+    );
+    assert_eq!(local_files(&p.path().join("out")), ["h1.conf"]);
+}
+
+/// A `sha256sum` that cuts the SSH connection it runs on (it kills its nearest `sshd`
+/// ancestor, the connection's own process) instead of hashing.
+const CONNECTION_CUTTING_SHA256SUM: &str = r#"#!/bin/sh
+p=$PPID
+while [ "$p" -gt 1 ]; do
+    case "$(/bin/cat /proc/$p/comm)" in sshd*) kill -9 "$p"; exit 1 ;; esac
+    p=$(/usr/bin/awk '{print $4}' /proc/$p/stat)
+done
+exit 1
+"#;
+
+#[test]
+fn get_removes_the_partial_file_when_the_connection_drops_before_the_check() {
+    let remote_dir = tempfile::tempdir().unwrap();
+    let lab = lab_with_command(remote_dir.path(), "sha256sum", CONNECTION_CUTTING_SHA256SUM);
+    let remote = remote_dir.path().join("data.txt");
+    std::fs::write(&remote, "data\n").unwrap();
+    let p = lab_project(
+        &lab,
+        &format!(
+            "fn t() {{ get(\"{}\", \"out/{{host}}.txt\"); }}",
+            remote.display()
+        ),
+    );
+    let out = p.clone().args(["env:lab", "t"]).run();
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains(&format!("[h1] $ sha256sum {}\n", remote.display())),
+        "{}",
+        out.stderr
+    );
+    let lost = format!(
+        "[h1] failed t: connection lost during `sha256sum {}`\n",
+        remote.display()
+    );
+    assert!(out.stderr.contains(&lost), "{lost}\n{}", out.stderr);
+    // The host's sshd is still there: only the connection was cut.
+    assert!(lab.host(0).log().contains("Accepted publickey"));
+    assert_eq!(local_files(&p.path().join("out")), Vec::<String>::new());
 }

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    on_engines, unused_port, DockerLab, Engine, Project, REGISTRY_PASSWORD, REGISTRY_USER,
+    on_engines, shell_quote, unused_port, DockerLab, Engine, Project, REGISTRY_PASSWORD,
+    REGISTRY_USER,
 };
 
 const RECIPES: &str = r#"
@@ -103,11 +104,22 @@ fn crash_loop() {
     docker::wait_healthy("looping", #{ cmd: "exit 1", timeout: 60 });
 }
 
+/// The app under a HEALTHCHECK that has not run yet; the host's docker kills it when the wait
+/// first asks for its health (see `a_container_that_stops_between_two_looks_is_reported_stopped`).
+fn killed_while_waiting() {
+    start("app", "v1", #{
+        network: "none",
+        health_cmd: "wget -qO- http://127.0.0.1:8080/version",
+        health_interval: "30s",
+    });
+    docker::wait_healthy("app", #{ timeout: 30 });
+}
+
 /// A wait that can only end by Ctrl-C.
 fn forever() {
     start("app", "v1", #{ network: "none" });
     run("echo waiting now");
-    docker::wait_healthy("app", #{ cmd: "exit 1", timeout: 60, interval: 0.2 });
+    docker::wait_healthy("app", #{ cmd: "echo probe >> ~/probes; exit 1", timeout: 60, interval: 0.2 });
 }
 "#;
 
@@ -298,13 +310,60 @@ fn a_crashing_container_fails_the_wait_at_once_with_its_log(engine: Engine) {
     assert!(out.stderr.contains("starting"), "{}", out.stderr);
 }
 
+on_engines!(a_container_that_stops_between_two_looks_is_reported_stopped);
+fn a_container_that_stops_between_two_looks_is_reported_stopped(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
+    // The host's docker kills the container, and waits until it has stopped, before it answers
+    // the first question about its health: the wait saw it running a moment before.
+    let docker = lab.host_bin(0).join("docker");
+    let real = shell_quote(&std::fs::read_link(&docker).unwrap().display().to_string());
+    std::fs::remove_file(&docker).unwrap();
+    std::fs::write(
+        &docker,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *'.State.Health.Status'*)\n  {real} kill app >/dev/null\n  \
+             while [ \"$({real} container inspect --format '{{{{.State.Running}}}}' app)\" = true ]; do sleep 0.05; done\n\
+             esac\nexec {real} \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&docker, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = project(&lab)
+        .args(["env:lab", "killed_while_waiting"])
+        .timeout(60)
+        .run();
+    out.assert_code(1);
+    // Docker calls a container that stopped `unhealthy`; its HEALTHCHECK never failed.
+    assert!(
+        out.stderr.contains(
+            "docker::wait_healthy: container `app` exited with code 137 while waiting for it to become healthy (1 probe, "
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("is unhealthy"), "{}", out.stderr);
+}
+
 on_engines!(ctrl_c_ends_the_wait);
 fn ctrl_c_ends_the_wait(engine: Engine) {
     let lab = DockerLab::start(1, engine);
     let p = project(&lab).args(["env:lab", "forever"]);
     let mut child = p.spawn_until("waiting now", 1);
-    // A few probes in, between two of them.
-    std::thread::sleep(Duration::from_millis(700));
+    // A few probes in: each one leaves a line in the host's ~/probes.
+    let probes = lab.home(0).join("probes");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&probes)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 3
+    {
+        assert!(
+            child.try_wait().unwrap().is_none() && Instant::now() < deadline,
+            "the wait did not probe three times"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let interrupted_at = Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])

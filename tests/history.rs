@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{Project, SshLab};
+use crate::harness::{json_events, Project, SshLab};
 
 const TASKS: &str = r#"
 /// Release TAG.
@@ -171,11 +171,9 @@ fn history_shows_one_environments_releases_and_filters_by_task_and_host() {
         .args(["env:lab", "history:maintain", "--output", "json"])
         .run();
     out.assert_code(0);
-    let events: Vec<Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|e: &Value| e["event"] == "history")
+    let events: Vec<Value> = json_events(&out.stdout)
+        .into_iter()
+        .filter(|e| e["event"] == "history")
         .collect();
     assert_eq!(events.len(), 2, "{}", out.stdout);
     assert!(events
@@ -188,6 +186,12 @@ fn history_shows_one_environments_releases_and_filters_by_task_and_host() {
 
     let out = Project::new().args(["history:deploy,status"]).run();
     assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        "error: `history:deploy,status`: history takes at most one task name\n  \
+         hint: rigs env:NAME history shows the releases, history:TASK one task's runs, \
+         history --all every run\n"
+    );
 }
 
 /// The hosts' command runner for [`long_lines_appended_at_the_same_moment_stay_whole`]: it runs
@@ -257,4 +261,151 @@ fn big(n) {
         .collect();
     expected.sort();
     assert_eq!(seen, expected);
+}
+
+/// The lines of a history file, each parsed; a line that is not JSON fails the test.
+fn history_lines(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(text.ends_with('\n'), "{text}");
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn each_run_appends_the_documented_line_on_the_host_and_in_the_project() {
+    let (_lab, p, homes) = lab_and_project();
+    let p = p.env("USER", "alice");
+    let out = p.clone().args(["env:lab", "deploy:v1", "status"]).run();
+    out.assert_code(0);
+    let controller = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    // On the host: `~/.rigs/history.jsonl` in the SSH user's home, one line per task run.
+    for (i, host) in ["h1", "h2"].iter().enumerate() {
+        let file = homes.path().join(format!("h{}/.rigs/history.jsonl", i + 1));
+        let lines = history_lines(&file);
+        assert_eq!(lines.len(), 2, "{}: {lines:?}", file.display());
+        let deploy = &lines[0];
+        let mut keys: Vec<&str> = deploy
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "args",
+                "controller",
+                "duration_ms",
+                "env",
+                "error",
+                "host",
+                "label",
+                "lock",
+                "note",
+                "result",
+                "task",
+                "time",
+                "user",
+                "version"
+            ],
+            "{deploy}"
+        );
+        for (key, value) in [
+            ("user", Value::from("alice")),
+            ("controller", Value::from(controller.as_str())),
+            ("env", "lab".into()),
+            ("host", (*host).into()),
+            ("task", "deploy".into()),
+            ("args", serde_json::json!(["v1"])),
+            ("label", "deploy:v1".into()),
+            ("lock", true.into()),
+            ("result", "ok".into()),
+            ("error", Value::Null),
+            ("note", "v1".into()),
+            ("version", "v1".into()),
+        ] {
+            assert_eq!(deploy[key], value, "{key}: {deploy}");
+        }
+        assert!(deploy["duration_ms"].is_u64(), "{deploy}");
+        let time = deploy["time"].as_str().unwrap();
+        assert!(
+            time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+            "{time}"
+        );
+        let status = &lines[1];
+        assert_eq!(
+            (&status["task"], &status["args"], &status.get("lock")),
+            (&Value::from("status"), &serde_json::json!([]), &None),
+            "{status}"
+        );
+    }
+    // In the project: `.rigs/history.jsonl`, the same lines of every host.
+    let local = history_lines(&p.path().join(".rigs/history.jsonl"));
+    let mut labels: Vec<String> = local
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {}",
+                l["host"].as_str().unwrap(),
+                l["label"].as_str().unwrap()
+            )
+        })
+        .collect();
+    labels.sort();
+    assert_eq!(
+        labels,
+        ["h1 deploy:v1", "h1 status", "h2 deploy:v1", "h2 status"]
+    );
+    assert!(local
+        .iter()
+        .all(|l| l["user"] == "alice" && l["env"] == "lab"));
+}
+
+#[test]
+fn dry_runs_write_no_history() {
+    let (_lab, p, homes) = lab_and_project();
+    p.clone()
+        .args(["env:lab", "deploy:v1"])
+        .run()
+        .assert_code(0);
+    let files: Vec<std::path::PathBuf> = vec![
+        homes.path().join("h1/.rigs/history.jsonl"),
+        homes.path().join("h2/.rigs/history.jsonl"),
+        p.path().join(".rigs/history.jsonl"),
+    ];
+    let before: Vec<String> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    assert!(before.iter().all(|t| t.contains("deploy:v1")), "{before:?}");
+
+    let out = p
+        .clone()
+        .args(["--dry-run", "env:lab", "deploy:v2", "status"])
+        .run();
+    out.assert_code(0);
+    // The tasks did run (dry), on both hosts.
+    for line in ["[h1] all fine\n", "[h2] all fine\n", "\n2 hosts: 2 ok"] {
+        assert!(out.stderr.contains(line), "{line}\n{}", out.stderr);
+    }
+    let after: Vec<String> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    assert_eq!(after, before);
+
+    // The same run for real does write: the files compared above are the ones runs append to.
+    p.clone()
+        .args(["env:lab", "deploy:v2"])
+        .run()
+        .assert_code(0);
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(text.contains("deploy:v2"), "{}: {text}", f.display());
+    }
 }

@@ -91,3 +91,193 @@ fn send_signal(pid: u32, signal: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn sigint_in_json_reports_the_interruption() {
+    let lab = SshLab::start(2);
+    let p = Project::new()
+        .recipe(
+            "t.rhai",
+            "fn slow() { run(\"echo started; sleep 31.78\"); }",
+        )
+        .inventory("lab.toml", &lab.inventory_toml());
+    lab.write_known_hosts(&p.path().join("known_hosts"));
+    let p = p.args([
+        "--known-hosts",
+        "known_hosts",
+        "--serial",
+        "--output",
+        "json",
+        "env:lab",
+        "slow",
+    ]);
+    let mut child = p.spawn();
+    let stdout = lines_of(child.stdout.take().unwrap());
+    let seen = wait_for_line(&stdout, "\"line\":\"started\"", Duration::from_secs(30));
+    assert!(seen, "never started: {}", stdout.lock().unwrap().join("\n"));
+    send_signal(child.id(), "INT");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    wait_for_line(&stdout, "\"event\":\"summary\"", Duration::from_secs(5));
+    let events: Vec<serde_json::Value> = stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        events.contains(
+            &serde_json::json!({"event": "message", "host": null, "level": "warn",
+            "text": "interrupted: stopping running commands (Ctrl-C again to quit at once)"})
+        ),
+        "{events:#?}"
+    );
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    assert_eq!(
+        (&summary["ok"], &summary["failed"], &summary["skipped"]),
+        (
+            &serde_json::json!(0),
+            &serde_json::json!(0),
+            &serde_json::json!(2)
+        ),
+        "{summary}"
+    );
+    let hosts = summary["hosts"].as_array().unwrap();
+    assert_eq!(
+        (&hosts[0]["status"], &hosts[0]["error"]),
+        (
+            &serde_json::json!("interrupted"),
+            &serde_json::json!("interrupted (recipes/t.rhai:1:1)")
+        ),
+        "{summary}"
+    );
+    assert_eq!(
+        (&hosts[1]["status"], &hosts[1]["error"]),
+        (
+            &serde_json::json!("skipped"),
+            &serde_json::json!("not started: interrupted")
+        ),
+        "{summary}"
+    );
+}
+
+/// Collects the lines of `pipe` as they come.
+fn lines_of(
+    pipe: impl std::io::Read + Send + 'static,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use std::io::BufRead;
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+/// Waits until a collected line contains `needle`; false after `limit`.
+fn wait_for_line(lines: &std::sync::Mutex<Vec<String>>, needle: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if lines.lock().unwrap().iter().any(|l| l.contains(needle)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Interrupts a run whose host has frozen (so stopping its command cannot finish quickly), once
+/// or twice. Returns how long rigs took to exit after the last Ctrl-C, its exit status and stderr.
+fn interrupt_a_frozen_host(lab: &mut SshLab, host: usize, twice: bool) -> (Duration, i32, String) {
+    let p = Project::new()
+        .recipe(
+            "t.rhai",
+            "fn slow() { run(\"echo started; sleep 31.79\"); }",
+        )
+        .inventory("lab.toml", &lab.inventory_toml());
+    lab.write_known_hosts(&p.path().join("known_hosts"));
+    let name = lab.host(host).name.clone();
+    let p = p.args([
+        "--known-hosts",
+        "known_hosts",
+        "--output",
+        "plain",
+        "env:lab",
+        "-x",
+        if host == 0 { "h2" } else { "h1" },
+        "slow",
+    ]);
+    let mut child = p.spawn();
+    let stdout = lines_of(child.stdout.take().unwrap());
+    let stderr = lines_of(child.stderr.take().unwrap());
+    assert!(
+        wait_for_line(
+            &stdout,
+            &format!("[{name}] started"),
+            Duration::from_secs(30)
+        ),
+        "never started: {:?}",
+        stderr.lock().unwrap()
+    );
+    lab.freeze(host);
+    send_signal(child.id(), "INT");
+    assert!(
+        wait_for_line(
+            &stderr,
+            "Ctrl-C again to quit at once",
+            Duration::from_secs(10)
+        ),
+        "{:?}",
+        stderr.lock().unwrap()
+    );
+    if twice {
+        send_signal(child.id(), "INT");
+    }
+    let last = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if last.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("rigs did not exit: {:?}", stderr.lock().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = last.elapsed();
+    // The pipes close when rigs exits; give the readers the last lines.
+    wait_for_line(&stderr, "\u{0}never", Duration::from_millis(200));
+    let text = stderr.lock().unwrap().join("\n");
+    (took, status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn a_second_ctrl_c_quits_at_once_without_the_summary() {
+    let mut lab = SshLab::start(2);
+    // Once: rigs tries to stop the frozen host's command (for up to 3 s) and to record the
+    // run in its history (for up to 10 s), then prints the summary.
+    let (took, code, stderr) = interrupt_a_frozen_host(&mut lab, 0, false);
+    assert_eq!(code, 130, "{stderr}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(30),
+        "{took:?}: {stderr}"
+    );
+    assert!(
+        stderr.contains("1 host: 0 ok, 1 interrupted (interrupted)"),
+        "{stderr}"
+    );
+
+    // Twice: it quits at once, without waiting for the host and without the summary.
+    let (took, code, stderr) = interrupt_a_frozen_host(&mut lab, 1, true);
+    assert_eq!(code, 130, "{stderr}");
+    assert!(took < Duration::from_secs(1), "{took:?}: {stderr}");
+    assert!(
+        !stderr.contains("1 host:") && !stderr.contains("HOST"),
+        "{stderr}"
+    );
+}

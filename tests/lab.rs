@@ -41,7 +41,7 @@ fn lab_offline_host_and_shared_base_layers(controller: Engine, hosts: Engine) {
     lab.docker_ok(0, &["pull", &v1]);
     lab.assert_image_as_on_controller(0, &v1);
     assert_eq!(lab.image_id(1, &v1), "");
-    lab.docker_ok(
+    let version = lab.docker_ok(
         0,
         &[
             "run",
@@ -53,6 +53,7 @@ fn lab_offline_host_and_shared_base_layers(controller: Engine, hosts: Engine) {
             "/www/version",
         ],
     );
+    assert_eq!(version, "v1", "the pulled image runs");
 
     // The hosts' sessions find the client of their own engine first.
     let out = lab

@@ -1,6 +1,6 @@
 //! Output modes: plain lines never mix hosts, JSON lines parse and carry the events CI needs.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::harness::{on_engines, DockerLab, Engine, Project, SshLab};
 
@@ -221,4 +221,89 @@ fn a_failed_deploys_summary_line_carries_the_containers_last_log_line(engine: En
         .unwrap_or_else(|| panic!("no summary row for h1: {}", out.stderr));
     assert!(row.contains(" failed "), "{row}");
     assert!(row.contains("its last log line: starting"), "{row}");
+}
+
+/// The events of a JSON run, parsed.
+fn events(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn json_command_message_and_summary_events_follow_the_documented_schema() {
+    let lab = SshLab::start(2);
+    let p = project(&lab).recipe(
+        "events.rhai",
+        r#"fn t() { run("echo out"); local("true"); info(`hello ${host.name}`); warn("careful"); note(`noted ${host.name}`); }"#,
+    );
+    let out = p.clone().args(["--output", "json", "env:lab", "t"]).run();
+    out.assert_code(0);
+    let all = events(&out.stdout);
+    for h in ["h1", "h2"] {
+        for expected in [
+            json!({"event": "command", "host": h, "task": "t", "command": "echo out", "local": false, "dry_run": false, "verbose_only": false}),
+            json!({"event": "command", "host": h, "task": "t", "command": "true", "local": true, "dry_run": false, "verbose_only": false}),
+            json!({"event": "message", "host": h, "level": "info", "text": format!("hello {h}")}),
+            json!({"event": "message", "host": h, "level": "warn", "text": "careful"}),
+        ] {
+            assert!(all.contains(&expected), "{expected}\n{}", out.stdout);
+        }
+    }
+    let summary = all.last().unwrap();
+    let mut hosts = summary["hosts"].as_array().unwrap().clone();
+    for h in hosts.iter_mut() {
+        assert!(h["duration_ms"].is_u64(), "{h}");
+        h.as_object_mut().unwrap().remove("duration_ms");
+    }
+    assert_eq!(
+        hosts,
+        ["h1", "h2"].map(|h| json!({"host": h, "status": "ok", "error": null, "tasks": ["t"], "bytes_sent": 0, "note": format!("noted {h}"), "version": null})),
+        "{summary}"
+    );
+    let mut rest = summary.clone();
+    rest.as_object_mut().unwrap().remove("hosts");
+    assert_eq!(
+        rest,
+        json!({"event": "summary", "ok": 2, "failed": 0, "skipped": 0, "interrupted": false, "bytes_sent": 0})
+    );
+
+    // A dry run: a note about the whole run (host null), commands marked as not run.
+    let out = p
+        .clone()
+        .args(["--output", "json", "-n", "env:lab", "t"])
+        .run();
+    out.assert_code(0);
+    let all = events(&out.stdout);
+    assert_eq!(
+        all[0],
+        json!({"event": "message", "host": null, "level": "info", "text": "dry run: printing what would run; nothing is executed"})
+    );
+    assert!(
+        all.contains(&json!({"event": "command", "host": "h1", "task": "t", "command": "echo out", "local": false, "dry_run": true, "verbose_only": false})),
+        "{}",
+        out.stdout
+    );
+
+    // In the table, what a task noted shows in the VERSION column.
+    let out = p.args(["--output", "plain", "env:lab", "t"]).run();
+    out.assert_code(0);
+    let table: Vec<&str> = out
+        .stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("HOST "))
+        .collect();
+    assert_eq!(
+        table[0], "HOST  STATUS           TIME  VERSION",
+        "{}",
+        out.stderr
+    );
+    for (row, h) in table[1..3].iter().zip(["h1", "h2"]) {
+        assert!(
+            row.starts_with(&format!("{h}    ok   ")) && row.ends_with(&format!("  noted {h}")),
+            "{row}"
+        );
+    }
+    assert_eq!(table[3], "2 hosts: 2 ok");
 }

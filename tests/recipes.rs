@@ -52,6 +52,33 @@ fn runtime_error_names_host_and_position() {
         "{}",
         out.stderr
     );
+    // The excluded hosts never ran (they would have failed the same way).
+    assert_only_l1_ran(&out);
+}
+
+/// Asserts that of the three local hosts only `l1` was selected and ran.
+#[track_caller]
+fn assert_only_l1_ran(out: &crate::harness::RunOutput) {
+    for excluded in ["[l2]", "[l3]"] {
+        assert!(
+            !out.stdout.contains(excluded) && !out.stderr.contains(excluded),
+            "{excluded} ran: {}{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+    assert!(
+        out.stderr.contains("1 host: 0 ok, 1 failed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr
+            .lines()
+            .any(|l| l.starts_with("l2 ") || l.starts_with("l3 ")),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -64,6 +91,7 @@ fn error_inside_an_imported_module_points_into_that_file() {
     out.assert_code(1);
     assert!(out.stderr.contains("kaboom"), "{}", out.stderr);
     assert!(out.stderr.contains("util.rhai:2:5"), "{}", out.stderr);
+    assert_only_l1_ran(&out);
 }
 
 #[test]
@@ -256,7 +284,7 @@ fn duplicate_task_across_files_is_an_error() {
 fn secrets_are_masked_everywhere() {
     let p = local(r#"fn t() { let s = secret("API_TOKEN"); run("echo token is " + s); info("info " + s); fail("bad " + s); }"#)
         .env("API_TOKEN", "s3cr3t-value");
-    let out = p.args(["-H", "l1", "t", "--output", "json"]).run();
+    let out = p.clone().args(["-H", "l1", "t", "--output", "json"]).run();
     out.assert_code(1);
     assert!(
         !out.stdout.contains("s3cr3t-value") && !out.stderr.contains("s3cr3t-value"),
@@ -264,10 +292,52 @@ fn secrets_are_masked_everywhere() {
         out.stdout,
         out.stderr
     );
-    assert!(out.stdout.contains("token is ****"), "{}", out.stdout);
-    for line in out.stdout.lines() {
-        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    // Each place the value reached shows it masked: the command, its output, the message, the
+    // error, and the summary's copy of the error.
+    let has = |event: &str, field: &str, text: &str| {
+        events
+            .iter()
+            .any(|e| e["event"] == event && e[field] == text)
+    };
+    assert!(
+        has("command", "command", "echo token is ****"),
+        "{}",
+        out.stdout
+    );
+    assert!(has("output", "line", "token is ****"), "{}", out.stdout);
+    assert!(has("message", "text", "info ****"), "{}", out.stdout);
+    let summary = events.last().unwrap();
+    let error = summary["hosts"][0]["error"].as_str().unwrap_or("");
+    assert!(error.starts_with("bad ****"), "{}", out.stdout);
+
+    let out = p.args(["-H", "l1", "t", "--output", "plain"]).run();
+    out.assert_code(1);
+    for line in [
+        "[l1] $ echo token is ****",
+        "[l1] info ****",
+        "[l1] failed t: bad ****",
+    ] {
+        assert!(out.stderr.contains(line), "{line}: {}", out.stderr);
     }
+    assert!(out.stdout.contains("[l1] token is ****"), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("l1 ") && l.contains("  bad ****")),
+        "the summary: {}",
+        out.stderr
+    );
+    assert!(
+        !out.stdout.contains("s3cr3t-value") && !out.stderr.contains("s3cr3t-value"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
 }
 
 #[test]
@@ -311,4 +381,208 @@ fn syntax_error_in_a_library_stops_before_anything_runs() {
         out.stderr
     );
     assert!(!out.stdout.contains("ran"), "{}", out.stdout);
+}
+
+const FLEET: &str = r#"
+[env.fleet]
+hosts = ["web-1", "web-2", "db-1", "cache-1"]
+roles = { web = ["web-1", "web-2"], db = ["db-1"], cache = ["cache-1"] }
+[hosts.web-1]
+connection = "local"
+[hosts.web-2]
+connection = "local"
+[hosts.db-1]
+connection = "local"
+[hosts.cache-1]
+connection = "local"
+[hosts.extra]
+connection = "local"
+"#;
+
+/// Runs task `t` of a fleet of local hosts with `args`, and returns the hosts of the summary
+/// (selection order) after checking that exactly those ran.
+fn selected(args: &[&str]) -> Vec<String> {
+    let out = Project::new()
+        .inventory("fleet.toml", FLEET)
+        .recipe("main.rhai", "fn t() { info(\"ran\"); }")
+        .args(args)
+        .args(["--output", "json", "t"])
+        .run();
+    out.assert_code(0);
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary: Vec<String> = events.last().unwrap()["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["host"].as_str().unwrap().to_string())
+        .collect();
+    let mut ran: Vec<String> = events
+        .iter()
+        .filter(|e| e["event"] == "message" && e["text"] == "ran")
+        .map(|e| e["host"].as_str().unwrap().to_string())
+        .collect();
+    ran.sort();
+    let mut expected = summary.clone();
+    expected.sort();
+    assert_eq!(ran, expected, "{}", out.stdout);
+    summary
+}
+
+#[test]
+fn roles_hosts_exclusions_and_limit_select_the_hosts() {
+    assert_eq!(
+        selected(&["env:fleet"]),
+        ["web-1", "web-2", "db-1", "cache-1"]
+    );
+    // Roles in the order given, each host once.
+    assert_eq!(
+        selected(&["env:fleet", "-R", "db,web"]),
+        ["db-1", "web-1", "web-2"]
+    );
+    assert_eq!(
+        selected(&["env:fleet", "-R", "web", "-R", "db"]),
+        ["web-1", "web-2", "db-1"]
+    );
+    // -H adds, after the environment's hosts; a host already there is not repeated.
+    assert_eq!(
+        selected(&["env:fleet", "-R", "web", "-H", "extra,web-1"]),
+        ["web-1", "web-2", "extra"]
+    );
+    assert_eq!(
+        selected(&["env:fleet", "-x", "web-2,cache-1"]),
+        ["web-1", "db-1"]
+    );
+    assert_eq!(
+        selected(&["env:fleet", "-x", "web-2", "-x", "db-1"]),
+        ["web-1", "cache-1"]
+    );
+    assert_eq!(
+        selected(&["env:fleet", "--limit", "web-*"]),
+        ["web-1", "web-2"]
+    );
+    assert_eq!(selected(&["env:fleet", "--limit", "?????-1"]), ["cache-1"]);
+    // All together: roles, plus -H, minus -x, then the glob (which `extra` does not match).
+    assert_eq!(
+        selected(&[
+            "env:fleet",
+            "-R",
+            "web,db",
+            "-H",
+            "extra",
+            "-x",
+            "web-1",
+            "--limit",
+            "*-?",
+        ]),
+        ["web-2", "db-1"]
+    );
+    // -x also matches the host part of a host string.
+    assert_eq!(
+        selected(&["-H", "extra,deploy@gone.invalid:2222", "-x", "gone.invalid"]),
+        ["extra"]
+    );
+}
+
+#[test]
+fn a_selection_that_leaves_nothing_or_names_an_unknown_role_is_refused() {
+    let p = Project::new()
+        .inventory("fleet.toml", FLEET)
+        .recipe("main.rhai", "fn t() { local(\"touch ran\"); }");
+    let dir = p.path().to_path_buf();
+    let out = p.clone().args(["env:fleet", "-R", "dbs", "t"]).run();
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("error: unknown role `dbs`")
+            && out
+                .stderr
+                .contains("roles of environment `fleet`: cache, db, web"),
+        "{}",
+        out.stderr
+    );
+    let out = p.args(["env:fleet", "--limit", "nothing-*", "t"]).run();
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("error: no hosts selected for task `t`"),
+        "{}",
+        out.stderr
+    );
+    assert!(!dir.join("ran").exists());
+}
+
+#[test]
+fn batch_percent_rolls_through_the_hosts_a_share_at_a_time() {
+    let p = Project::new()
+        .inventory(
+            "five.toml",
+            "[env.five]\nhosts = [\"a\", \"b\", \"c\", \"d\", \"e\"]\n[hosts.a]\nconnection = \"local\"\n\
+             [hosts.b]\nconnection = \"local\"\n[hosts.c]\nconnection = \"local\"\n\
+             [hosts.d]\nconnection = \"local\"\n[hosts.e]\nconnection = \"local\"\n",
+        )
+        ;
+    let log = p.path().join("steps.log");
+    let quoted = crate::harness::shell_quote(&log.display().to_string());
+    let p = p.recipe(
+        "main.rhai",
+        &format!(
+            "fn t() {{ run(`echo start-${{host.name}} >> {quoted}; echo end-${{host.name}} >> {quoted}`); }}"
+        ),
+    );
+    // 40% of 5 hosts: batches of 2, 2 and 1.
+    let out = p
+        .clone()
+        .args(["env:five", "--batch", "40%", "--output", "json", "t"])
+        .run();
+    out.assert_code(0);
+    let batches: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "batch")
+        .collect();
+    assert_eq!(
+        batches,
+        [
+            serde_json::json!({"event": "batch", "task": "t", "batch": 1, "batches": 3, "hosts": ["a", "b"]}),
+            serde_json::json!({"event": "batch", "task": "t", "batch": 2, "batches": 3, "hosts": ["c", "d"]}),
+            serde_json::json!({"event": "batch", "task": "t", "batch": 3, "batches": 3, "hosts": ["e"]}),
+        ],
+        "{}",
+        out.stdout
+    );
+    // A batch starts only when the one before has ended on every host.
+    let steps = std::fs::read_to_string(&log).unwrap();
+    let at = |word: &str| {
+        steps
+            .lines()
+            .position(|l| l == word)
+            .unwrap_or_else(|| panic!("{word}: {steps}"))
+    };
+    for (earlier, later) in [
+        ("a", "c"),
+        ("b", "c"),
+        ("a", "d"),
+        ("b", "d"),
+        ("c", "e"),
+        ("d", "e"),
+    ] {
+        assert!(
+            at(&format!("end-{earlier}")) < at(&format!("start-{later}")),
+            "{steps}"
+        );
+    }
+
+    let out = p
+        .args(["env:five", "--batch", "50%", "--output", "plain", "t"])
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("batch 1/2 of t: a, b, c\n")
+            && out.stderr.contains("batch 2/2 of t: d, e\n"),
+        "{}",
+        out.stderr
+    );
 }

@@ -17,6 +17,13 @@ fn hold(secs) {
     run(`sleep ${secs}`);
 }
 
+/// Hold the hosts for SECS, once `~/NAME` says on each that the hold has begun.
+///
+/// @lock
+fn hold_marked(name, secs) {
+    run(`touch ~/${name} && sleep ${secs}`);
+}
+
 /// Hold the hosts until the test lets go: until `~/NAME` exists on each.
 ///
 /// @lock
@@ -32,10 +39,7 @@ fn project(lab: &DockerLab, extra_vars: &str) -> Project {
 
 /// The JSON events of a run, in order.
 fn events(stdout: &str) -> Vec<serde_json::Value> {
-    stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    crate::harness::json_events(stdout)
 }
 
 fn summary(stdout: &str) -> Vec<(String, String, String, String)> {
@@ -215,11 +219,19 @@ fn rolling_deploys_go_batch_by_batch_and_a_bad_release_stops_healed_at_the_first
         table.stdout
     );
     let local = std::fs::read_to_string(p.path().join(".rigs/history.jsonl")).unwrap();
-    assert!(local.lines().count() >= 6, "{local}");
-    assert!(
-        !local.contains(REGISTRY_PASSWORD),
-        "no secret in the history"
-    );
+    assert_eq!(local.lines().count(), 6, "{local}");
+    // Every run logged in with the registry password. Written masked, it would be `****`.
+    for (place, text) in [
+        ("the controller's history".to_string(), local),
+        (
+            "h1's history".to_string(),
+            std::fs::read_to_string(lab.home(0).join(".rigs/history.jsonl")).unwrap(),
+        ),
+    ] {
+        for t in [REGISTRY_PASSWORD, "****"] {
+            assert!(!text.contains(t), "`{t}` in {place}: {text}");
+        }
+    }
 }
 
 on_engines!(a_canary_goes_first_and_a_bad_one_stops_there);
@@ -332,17 +344,21 @@ fn a_second_run_refuses_while_a_host_is_locked_and_ctrl_c_releases_it(engine: En
     assert!(!lock.exists(), "released after success");
 
     // Ctrl-C during a locked task: exit 130, the lock is gone.
-    let mut child = p.clone().args(["env:lab", "hold:30"]).spawn();
-    wait_for(&mut child, lock);
-    std::thread::sleep(Duration::from_millis(300));
+    let mut child = p.clone().args(["env:lab", "hold_marked:held,30"]).spawn();
+    wait_for(&mut child, &lab.home(0).join("held"));
+    wait_for(&mut child, &lab.home(1).join("held"));
+    assert!(lock.exists(), "the task runs under the lock");
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
     assert!(!lock.exists(), "released after Ctrl-C");
+    assert!(!lock_info(&lab, 1).exists(), "released after Ctrl-C on h2");
 
     let out = p.clone().args(["env:lab", "lock:status"]).run();
     out.assert_code(0);
@@ -478,6 +494,10 @@ fn environments_that_share_hosts_exclude_each_other(engine: Engine) {
     let status = second.wait().unwrap();
     let stderr = rest.join().unwrap();
     assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("is locked by"),
+        "it waited, it did not give up: {stderr}"
+    );
     for i in 0..3 {
         assert!(!lock_info(&lab, i).exists(), "h{} released", i + 1);
     }

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::harness::{on_engines, DockerLab, Engine, LabOptions, Project};
+use crate::harness::{on_engines, shell_quote, DockerLab, Engine, LabOptions, Project};
 
 const SHIP_RECIPES: &str = r#"
 /// Ship IMAGE:TAG with options, without starting anything.
@@ -22,6 +22,16 @@ fn ship_ref(reference) {
 /// Ship any reference so that an interrupted ship can continue.
 fn ship_resumable(reference) {
     docker::ship(reference, #{ resume: true, compress: false });
+}
+
+/// Ship any reference, dropping a host that takes nothing for 3 s.
+fn ship_impatient(reference) {
+    docker::ship(reference, #{ stall_timeout: 3 });
+}
+
+/// Load a bundle file, dropping a host that takes nothing for 3 s.
+fn load_bundle_impatient(file) {
+    docker::ship_bundle(file, #{ stall_timeout: 3 });
 }
 
 /// Load a bundle file.
@@ -53,6 +63,148 @@ fn project(lab: &DockerLab, inventory: &str) -> Project {
     lab.ssh
         .write_known_hosts(&p.path().join("home/.ssh/known_hosts"));
     p
+}
+
+/// Puts a `docker` script in `bin` in place of whatever is there: it runs the shell lines
+/// `body`, in which `$real` names the engine's own client `real`, then execs that client with the
+/// same arguments, so that the process is the real client from then on.
+fn docker_wrapper(bin: &std::path::Path, real: &std::path::Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(bin).unwrap();
+    let path = bin.join("docker");
+    let _ = std::fs::remove_file(&path);
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nreal={}\n{body}\nexec \"$real\" \"$@\"\n",
+            shell_quote(&real.display().to_string())
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A project like [`project`] whose `docker` on the controller is a [`docker_wrapper`] running
+/// `body` first. The wrapper finds the project's folder in `$PROJECT`.
+fn wrapped_project(lab: &DockerLab, inventory: &str, body: &str) -> Project {
+    let p = project(lab, inventory);
+    let bin = p.path().join("wrapper");
+    docker_wrapper(&bin, &lab.controller_engine().docker(), body);
+    let path = format!("{}:{}", bin.display(), lab.controller_path());
+    let dir = p.path().display().to_string();
+    p.env("PATH", &path).env("PROJECT", &dir)
+}
+
+/// Logs every `docker save` the controller runs to `$PROJECT/saves.log`.
+const LOG_SAVES: &str = r#"if [ "$1" = save ]; then echo "$*" >>"$PROJECT/saves.log"; fi"#;
+
+/// The `docker save` command lines the controller ran so far.
+fn saves(p: &Project) -> Vec<String> {
+    std::fs::read_to_string(p.path().join("saves.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The PID of the `docker load` that host `i`'s receiving command runs, once it runs.
+fn receiving_load(lab: &DockerLab, i: usize) -> u32 {
+    loading_into(&lab.docker_host(i))
+}
+
+/// The PID of a `docker load` into the engine at `docker_host`, once one runs.
+fn loading_into(docker_host: &str) -> u32 {
+    let engine = format!("DOCKER_HOST={docker_host}\0");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            if cmdline == b"docker\0load\0" && String::from_utf8_lossy(&environ).contains(&engine) {
+                return pid;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no docker load into {docker_host}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A process the test stopped (SIGSTOP), killed when the test ends however it ends: once its
+/// session is gone it belongs to no host any more, and the lab would not stop it.
+struct Stopped(u32);
+
+impl Stopped {
+    fn stop(pid: u32) -> Stopped {
+        assert!(signal(pid, "-STOP"), "process {pid} is gone");
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // Only while it is still that process: a PID that ended may name another one since.
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
+        if cmdline == b"docker\0load\0" {
+            let _ = signal(self.0, "-KILL");
+        }
+    }
+}
+
+fn signal(pid: u32, signal: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// What JSON output tells of each host's transfer, in order: bytes sent so far (progress
+/// events), or `None` where the host reports the image loaded.
+fn transfer_events(stdout: &str) -> Vec<(String, Option<u64>)> {
+    stdout
+        .lines()
+        .filter(|l| {
+            l.contains("\"event\":\"progress\"")
+                || (l.contains("\"event\":\"message\"") && l.contains(": loaded "))
+        })
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["host"].as_str().unwrap().to_string(), v["bytes"].as_u64())
+        })
+        .collect()
+}
+
+/// Asserts that the hosts were sent their streams at the same time: every host had begun to
+/// receive before any host had received all of its stream (all its bytes reported, or the image
+/// loaded). Sent one after the other, the second would begin only after the first had it all.
+#[track_caller]
+fn assert_sends_overlap(stdout: &str) {
+    let events = transfer_events(stdout);
+    let rows = summary(stdout);
+    let began = |host: &str| {
+        events
+            .iter()
+            .position(|(h, b)| h == host && b.is_some_and(|b| b > 0))
+            .unwrap_or_else(|| panic!("no bytes reported for {host}: {events:?}"))
+    };
+    let received = |host: &str, total: u64| {
+        events
+            .iter()
+            .position(|(h, b)| h == host && b.is_none_or(|b| b >= total))
+            .unwrap_or_else(|| panic!("{host} never had it all: {events:?}"))
+    };
+    let last_to_begin = rows.iter().map(|r| began(&r.0)).max().unwrap();
+    let first_to_have_all = rows.iter().map(|r| received(&r.0, r.2)).min().unwrap();
+    assert!(
+        last_to_begin < first_to_have_all,
+        "a host began to receive only after another had received it all: {events:?}"
+    );
 }
 
 /// Per host, from the JSON summary: (status, bytes sent, error).
@@ -93,7 +245,7 @@ fn ship_to_an_offline_host_and_two_more_at_once_then_only_the_new_layer(
         },
     );
     lab.assert_offline(0);
-    let p = project(&lab, &inventory(&lab, ""));
+    let p = wrapped_project(&lab, &inventory(&lab, ""), LOG_SAVES);
     let (v1, v2) = (format!("{}:v1", lab.image()), format!("{}:v2", lab.image()));
 
     let out = p
@@ -108,7 +260,9 @@ fn ship_to_an_offline_host_and_two_more_at_once_then_only_the_new_layer(
         assert_eq!(lab.app_version(i, "app"), "v1");
         lab.assert_image_as_on_controller(i, &v1);
     }
-    // One stream for all: every host received exactly the same bytes.
+    // One stream for all: one `docker save` for the three hosts, and every host received
+    // exactly the same bytes.
+    assert_eq!(saves(&p), [format!("save {v1}")]);
     let full = first[0].2;
     assert!(full > 500_000, "{first:?}");
     assert!(first.iter().all(|h| h.2 == full), "{first:?}");
@@ -138,6 +292,9 @@ fn ship_to_an_offline_host_and_two_more_at_once_then_only_the_new_layer(
         "the delta is reported: {}",
         out.stdout
     );
+    // Neither engine's archive names layers by diff id (Docker 20.10; the containerd store names
+    // them by blob): the first delta of an image reads it once to learn the names, then streams.
+    assert_eq!(saves(&p)[1..], [format!("save {v2}"), format!("save {v2}")]);
 
     // Nothing new to send: the hosts already hold v2.
     let out = p
@@ -147,6 +304,27 @@ fn ship_to_an_offline_host_and_two_more_at_once_then_only_the_new_layer(
         .run();
     out.assert_code(0);
     assert!(out.stderr.contains("already on the host"), "{}", out.stderr);
+    assert_eq!(saves(&p).len(), 3, "no docker save for nothing to send");
+
+    // A stream long enough to watch: every host receives while the others do.
+    let big = lab.big_image("big", 48);
+    let out = p
+        .clone()
+        .args(["env:lab", &format!("ship_ref:{big}"), "--output", "json"])
+        .timeout(180)
+        .run();
+    out.assert_code(0);
+    // On the base the hosts hold: names learnt, then one stream, as for v2.
+    assert_eq!(
+        saves(&p)[3..],
+        [format!("save {big}"), format!("save {big}")]
+    );
+    let rows = summary(&out.stdout);
+    assert!(
+        rows.iter().all(|h| h.1 == "ok" && h.2 == rows[0].2),
+        "{rows:?}"
+    );
+    assert_sends_overlap(&out.stdout);
 }
 
 on_engines!(airgapped_hosts_get_the_image_shipped_by_the_standard_deploy);
@@ -268,6 +446,20 @@ impl Watched {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// [`Watched::finish`], failing the test (rigs killed) when rigs runs longer than `limit`.
+    fn finish_within(mut self, limit: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + limit;
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let seen = self.finish().1;
+                panic!("rigs still ran after {limit:?}: {seen}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.finish()
     }
 
     fn finish(mut self) -> (Option<i32>, String) {
@@ -422,6 +614,13 @@ fn a_host_that_dies_mid_ship_fails_alone(engine: Engine) {
     assert_eq!(code, Some(1), "{stdout}");
     let rows = summary(&stdout);
     assert_eq!(rows[1].1, "failed", "{rows:?}");
+    // The connection error, for the load that was running.
+    assert!(
+        rows[1].3.contains(&format!(
+            "connection lost during `docker load  # {big} from the controller: 2 of 2 layers"
+        )),
+        "{rows:?}"
+    );
     assert_eq!(rows[0].1, "ok", "{rows:?}");
     assert_eq!(rows[2].1, "ok", "{rows:?}");
     assert_eq!(lab.image_id(1, &big), "");
@@ -547,25 +746,129 @@ fn bundles_round_trip_and_damaged_ones_load_nothing(controller: Engine, hosts: E
         .output()
         .unwrap();
     assert!(check.status.success(), "{check:?}");
+
+    // With no host selected, the bundle goes into the engine of the machine rigs runs on: here
+    // the controller's (DOCKER_HOST), once it has lost both images.
+    let ids = [lab.controller_image_id(&v1), lab.controller_image_id(&v2)];
+    lab.controller_docker_ok(&["image", "rm", &v1, &v2]);
+    assert_eq!(lab.controller_image_id(&v1), "");
+    let out = p
+        .clone()
+        .args(["bundle", "load", "app.rigs"])
+        .timeout(120)
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains(&format!("app.rigs: loaded {v1}, {v2} (")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        [lab.controller_image_id(&v1), lab.controller_image_id(&v2)],
+        ids
+    );
+}
+
+/// A tar of regular files with exactly these names, written into the header as they are (the
+/// `tar` crate's own path setters refuse `..`).
+fn raw_tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(1_796_113_800);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().next_multiple_of(512), 0);
+    }
+    out.extend_from_slice(&[0; 1024]);
+    out
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The three entries of a correct bundle of an uncompressed archive: the archive, a manifest
+/// that describes it, and the checksums of both.
+fn bundle_entries() -> Vec<(&'static str, Vec<u8>)> {
+    let archive = raw_tar(&[("manifest.json", b"[]")]);
+    let manifest = serde_json::to_vec_pretty(&serde_json::json!({
+        "format": 1,
+        "rigs_version": "0.1.0",
+        "created": "2026-12-01T08:30:00Z",
+        "images": [{
+            "reference": "registry.example/app:1",
+            "id": format!("sha256:{}", "ab".repeat(32)),
+            "repo_tags": ["registry.example/app:1"],
+            "diff_ids": [format!("sha256:{}", "cd".repeat(32))],
+            "size": 1234,
+        }],
+        "archive": {
+            "name": "image.tar",
+            "compression": "none",
+            "bytes": archive.len(),
+            "sha256": sha256_hex(&archive),
+            "body_bytes": archive.len() - 1024,
+        },
+    }))
+    .unwrap();
+    let sums = format!(
+        "{}  image.tar\n{}  manifest.json\n",
+        sha256_hex(&archive),
+        sha256_hex(&manifest)
+    );
+    vec![
+        ("image.tar", archive),
+        ("manifest.json", manifest),
+        ("SHA256SUMS", sums.into_bytes()),
+    ]
 }
 
 #[test]
 fn a_bundle_that_tries_to_escape_its_folder_is_refused() {
-    let p = Project::new();
-    let made = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import tarfile, io, sys\n\
-             t = tarfile.open(sys.argv[1], 'w')\n\
-             for name in ['image.tar.gz', '../evil', 'manifest.json']:\n\
-             \x20   i = tarfile.TarInfo(name); data = b'x' * 10; i.size = len(data)\n\
-             \x20   t.addfile(i, io.BytesIO(data))\n\
-             t.close()\n",
-        )
-        .arg(p.path().join("evil.rigs"))
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{made:?}");
+    // No engine is reached: a refused bundle touches none, and this one could only be the
+    // machine's own.
+    let p = Project::new().env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    let mut entries = bundle_entries();
+    let good: Vec<(&str, &[u8])> = entries.iter().map(|(n, d)| (*n, &d[..])).collect();
+    std::fs::write(p.path().join("good.rigs"), raw_tar(&good)).unwrap();
+    // The same bundle with one more entry, after the others, that would land beside the folder.
+    entries.push(("../evil", b"escaped\n".to_vec()));
+    let evil: Vec<(&str, &[u8])> = entries.iter().map(|(n, d)| (*n, &d[..])).collect();
+    std::fs::write(p.path().join("evil.rigs"), raw_tar(&evil)).unwrap();
+
+    // Without that entry it is a bundle like any other.
+    let out = p.clone().args(["bundle", "verify", "good.rigs"]).run();
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("registry.example/app:1"),
+        "{}",
+        out.stdout
+    );
+    let out = p
+        .clone()
+        .args(["bundle", "extract", "good.rigs", "good/inner"])
+        .run();
+    out.assert_code(0);
+    assert_eq!(
+        std::fs::read(p.path().join("good/inner/SHA256SUMS")).unwrap(),
+        entries[2].1
+    );
+
+    let why =
+        "evil.rigs is not a usable image bundle: entry \"../evil\" is not a plain file name; \
+               a bundle holds only files at its top level, nothing that could land outside the \
+               directory it is extracted to";
     for args in [
         vec!["bundle", "verify", "evil.rigs"],
         vec!["bundle", "extract", "evil.rigs", "out/inner"],
@@ -573,9 +876,10 @@ fn a_bundle_that_tries_to_escape_its_folder_is_refused() {
     ] {
         let out = p.clone().args(args.clone()).run();
         out.assert_code(2);
-        assert!(out.stderr.contains("evil"), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(why), "{args:?}: {}", out.stderr);
     }
     assert!(!p.path().join("out/evil").exists());
+    assert!(!p.path().join("out/inner").exists());
     assert!(!p.path().join("evil").exists());
 }
 
@@ -637,6 +941,322 @@ fn ship_errors_and_dry_runs_touch_nothing() {
             "{secs}: {}",
             out.stderr
         );
+    }
+}
+
+on_engines!(bundles_made_with_zstd_or_no_compression);
+/// `--compress` picks the inner archive's format; both load where the engine can read them.
+fn bundles_made_with_zstd_or_no_compression(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
+    let p = project(&lab, &inventory(&lab, ""));
+    let v1 = format!("{}:v1", lab.image());
+    for (codec, file, inner) in [
+        ("zstd", "z.rigs", "image.tar.zst"),
+        ("none", "n.rigs", "image.tar"),
+    ] {
+        let out = p
+            .clone()
+            .args(["bundle", "create", file, &v1, "--compress", codec])
+            .timeout(120)
+            .run();
+        out.assert_code(0);
+        let out = p.clone().args(["bundle", "verify", file]).run();
+        out.assert_code(0);
+        assert!(out.stdout.contains(codec), "{}", out.stdout);
+        let dir = format!("{codec}-out");
+        p.clone()
+            .args(["bundle", "extract", file, &dir])
+            .run()
+            .assert_code(0);
+        let mut names: Vec<String> = std::fs::read_dir(p.path().join(&dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut expected = ["SHA256SUMS", "manifest.json", inner];
+        expected.sort();
+        assert_eq!(names, expected);
+        let archive = std::fs::read(p.path().join(&dir).join(inner)).unwrap();
+        // The archive is what its name says, and within it is `docker save`'s.
+        let tar = match codec {
+            "zstd" => {
+                assert_eq!(archive[..4], [0x28, 0xb5, 0x2f, 0xfd], "zstd magic");
+                zstd::decode_all(&archive[..]).unwrap()
+            }
+            _ => archive,
+        };
+        assert_eq!(&tar[257..262], b"ustar", "a tar archive");
+        let entries: Vec<String> = tar::Archive::new(&tar[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert!(entries.iter().any(|e| e == "manifest.json"), "{entries:?}");
+    }
+
+    let out = p
+        .clone()
+        .args(["-H", "h1", "bundle", "load", "n.rigs"])
+        .timeout(120)
+        .run();
+    out.assert_code(0);
+    lab.assert_image_as_on_controller(0, &v1);
+    lab.docker_ok(0, &["image", "rm", &v1]);
+    assert_eq!(lab.image_id(0, &v1), "");
+
+    let out = p
+        .clone()
+        .args(["-H", "h1", "bundle", "load", "z.rigs"])
+        .timeout(120)
+        .run();
+    match engine {
+        Engine::Modern => {
+            out.assert_code(0);
+            lab.assert_image_as_on_controller(0, &v1);
+        }
+        // Docker 20.10 cannot read zstd: refused with what to do instead, before any byte.
+        Engine::Classic => {
+            out.assert_code(1);
+            assert!(
+                out.stderr.contains(
+                    "z.rigs is zstd-compressed, but this host's docker engine (20.10."
+                ) && out.stderr.contains(
+                    ") loads only gzip: make the bundle with `rigs --compress gzip bundle create ...`"
+                ),
+                "{}",
+                out.stderr
+            );
+            assert_eq!(lab.image_id(0, &v1), "");
+        }
+    }
+}
+
+on_engines!(a_host_that_takes_nothing_is_dropped_and_the_others_carry_on);
+fn a_host_that_takes_nothing_is_dropped_and_the_others_carry_on(engine: Engine) {
+    let lab = DockerLab::start(2, engine);
+    let big = lab.big_image("big", 80);
+    let p = project(&lab, &inventory(&lab, ""));
+    let run = Watched::start(
+        &p,
+        &[
+            "env:lab",
+            &format!("ship_impatient:{big}"),
+            "--output",
+            "json",
+        ],
+    );
+    // h1's `docker load` stops reading what it is sent: the stream backs up into its queue,
+    // and the host's command would never end (rigs used to wait for it for ever).
+    let _stopped = Stopped::stop(receiving_load(&lab, 0));
+    let (code, stdout) = run.finish_within(Duration::from_secs(120));
+    assert_eq!(code, Some(1), "{stdout}");
+    let rows = summary(&stdout);
+    assert_eq!(rows[0].1, "failed", "{rows:?}");
+    assert!(
+        rows[0].3.contains(&format!(
+            "{big}: the host took no data for 3 s while others waited; nothing was loaded"
+        )),
+        "{rows:?}"
+    );
+    assert_eq!(rows[1].1, "ok", "{rows:?}");
+    lab.assert_image_as_on_controller(1, &big);
+    assert_eq!(lab.image_id(0, &big), "");
+}
+
+on_engines!(a_local_host_that_takes_nothing_is_dropped_from_a_bundle_load);
+/// The same for a host with `connection = "local"`, whose load runs on the controller.
+fn a_local_host_that_takes_nothing_is_dropped_from_a_bundle_load(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
+    let big = lab.big_image("big", 80);
+    let text = inventory(&lab, "").replacen("hosts = [\"h1\"", "hosts = [\"here\", \"h1\"", 1)
+        + "\n[hosts.here]\nconnection = \"local\"\n";
+    let p = project(&lab, &text);
+    p.clone()
+        .args(["bundle", "create", "big.rigs", &big, "--compress", "none"])
+        .timeout(120)
+        .run()
+        .assert_code(0);
+    // The local host is the controller: it must lack the image for the bundle to be sent.
+    let id = lab.controller_image_id(&big);
+    lab.controller_docker_ok(&["image", "rm", &big]);
+    let run = Watched::start(
+        &p,
+        &[
+            "env:lab",
+            "load_bundle_impatient:big.rigs",
+            "--output",
+            "json",
+        ],
+    );
+    let _stopped = Stopped::stop(loading_into(&lab.controller_docker_host()));
+    let (code, stdout) = run.finish_within(Duration::from_secs(120));
+    assert_eq!(code, Some(1), "{stdout}");
+    let rows = summary(&stdout);
+    assert_eq!(
+        (rows[0].0.as_str(), rows[0].1.as_str()),
+        ("here", "failed"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[0].3.contains(
+            "big.rigs: the host took no data for 3 s while others waited; nothing was loaded"
+        ),
+        "{rows:?}"
+    );
+    assert_eq!(rows[1].1, "ok", "{rows:?}");
+    assert_eq!(lab.image_id(0, &big), id);
+    assert_eq!(lab.controller_image_id(&big), "", "nothing loaded here");
+}
+
+on_engines!(a_delta_the_host_refuses_is_followed_by_the_whole_image);
+fn a_delta_the_host_refuses_is_followed_by_the_whole_image(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
+    let p = project(&lab, &inventory(&lab, ""));
+    let (v1, v2) = (format!("{}:v1", lab.image()), format!("{}:v2", lab.image()));
+    p.clone()
+        .args(["env:lab", &format!("ship_ref:{v1}")])
+        .timeout(120)
+        .run()
+        .assert_code(0);
+    lab.assert_image_as_on_controller(0, &v1);
+    // Between rigs' question (the host holds v1, so v2 needs only its top layer) and the load,
+    // the host's engine loses v1, and with it the base layer the delta leaves out.
+    docker_wrapper(
+        &lab.host_bin(0),
+        &engine.docker(),
+        &format!(
+            "if [ \"$1\" = load ] && mkdir \"$HOME/lost-v1\" 2>/dev/null; then \"$real\" image rm {} >&2 || exit 1; fi",
+            shell_quote(&v1)
+        ),
+    );
+    let out = p
+        .clone()
+        .args(["env:lab", &format!("ship_ref:{v2}"), "--output", "json"])
+        .timeout(180)
+        .run();
+    out.assert_code(0);
+    assert!(lab.home(0).join("lost-v1").exists());
+    assert_eq!(lab.image_id(0, &v1), "");
+    lab.assert_image_as_on_controller(0, &v2);
+    let warned = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("\"level\":\"warn\""))
+        .unwrap_or_else(|| panic!("no warning: {}", out.stdout));
+    assert!(
+        warned.contains(&format!(
+            "{v2}: the host's engine refused the layer delta ("
+        )) && warned.contains("); sending the whole image"),
+        "{warned}"
+    );
+    assert!(
+        out.stdout.contains("2 of 2 layers sent"),
+        "the whole image went: {}",
+        out.stdout
+    );
+}
+
+on_engines!(a_kept_part_that_does_not_match_is_deleted_and_the_image_sent_whole);
+fn a_kept_part_that_does_not_match_is_deleted_and_the_image_sent_whole(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
+    let big = lab.big_image("big", 60);
+    let p = project(&lab, &inventory(&lab, ""));
+    let args = [
+        "env:lab",
+        &format!("ship_resumable:{big}"),
+        "--output",
+        "json",
+    ];
+    let parts = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(lab.home(0).join(".cache/rigs/ship"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let run = Watched::start(&p, &args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !parts()
+        .iter()
+        .any(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) > 5_000_000)
+    {
+        assert!(Instant::now() < deadline, "the host kept nothing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    run.interrupt();
+    let (code, first) = run.finish();
+    assert_eq!(code, Some(130), "{first}");
+    let kept = parts();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    // The host's disk spoils one byte of what it kept.
+    let len = std::fs::metadata(&kept[0]).unwrap().len();
+    flip_byte(&kept[0], len / 2);
+
+    let out = p.clone().args(args).timeout(180).run();
+    out.assert_code(0);
+    assert!(out.stdout.contains("resuming after the"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!(
+            "{big}: what the host kept did not match; sending it all again"
+        )),
+        "{}",
+        out.stdout
+    );
+    lab.assert_image_as_on_controller(0, &big);
+    // The rest after the part, then the whole image once more.
+    let sent = summary(&out.stdout)[0].2;
+    assert!(sent > 60 * 1024 * 1024, "{sent} bytes sent");
+    assert_eq!(
+        parts(),
+        Vec::<std::path::PathBuf>::new(),
+        "the part is gone"
+    );
+}
+
+on_engines!(a_failing_docker_save_fails_every_host_and_loads_nothing);
+fn a_failing_docker_save_fails_every_host_and_loads_nothing(engine: Engine) {
+    let lab = DockerLab::start(2, engine);
+    let big = lab.big_image("big", 80);
+    let p = wrapped_project(
+        &lab,
+        &inventory(&lab, ""),
+        r#"if [ "$1" = save ]; then echo $$ >"$PROJECT/save.pid"; fi"#,
+    );
+    let run = Watched::start(
+        &p,
+        &["env:lab", &format!("ship_ref:{big}"), "--output", "json"],
+    );
+    // Both hosts' `docker load`s stop reading, so that the save cannot finish; once both
+    // have received bytes of it, the save dies.
+    let loads = [
+        Stopped::stop(receiving_load(&lab, 0)),
+        Stopped::stop(receiving_load(&lab, 1)),
+    ];
+    run.wait_for_bytes("h1");
+    run.wait_for_bytes("h2");
+    let save: u32 = std::fs::read_to_string(p.path().join("save.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(signal(save, "-KILL"), "docker save had ended already");
+    for load in &loads {
+        assert!(signal(load.0, "-CONT"));
+    }
+    let (code, stdout) = run.finish_within(Duration::from_secs(120));
+    assert_eq!(code, Some(1), "{stdout}");
+    for (host, status, sent, error) in summary(&stdout) {
+        assert_eq!(status, "failed", "{host}: {stdout}");
+        assert!(sent > 0, "{host}");
+        assert!(
+            error.contains(&format!(
+                "{big}: docker save {big} failed on the controller: signal: 9 (SIGKILL), \
+                 with no message; nothing was loaded"
+            )),
+            "{host}: {error}"
+        );
+    }
+    for i in [0, 1] {
+        assert_eq!(lab.image_id(i, &big), "");
+        assert_eq!(lab.docker_ok(i, &["image", "ls", "--all", "--quiet"]), "");
     }
 }
 

@@ -74,42 +74,79 @@ fn one_connection_per_host_across_commands_and_tasks() {
     lab.assert_connections(1);
 }
 
+/// A task `meet` in which each host enters the folder `dir`, waits (up to 10 s, else exit 7)
+/// until `n` hosts are in, then watches for 1 s that no more come in (else exit 8), and leaves.
+/// It succeeds only if `n` hosts run at once and never more.
+fn at_most(dir: &std::path::Path, n: usize) -> String {
+    let dir = crate::harness::shell_quote(&dir.display().to_string());
+    format!(
+        "fn meet() {{ run(`touch {dir}/${{host.name}}; i=0; \
+         while [ $(ls {dir} | wc -l) -lt {n} ]; do i=$((i+1)); [ $i -gt 200 ] && exit 7; sleep 0.05; done; \
+         i=0; while [ $i -lt 20 ]; do [ $(ls {dir} | wc -l) -gt {n} ] && exit 8; i=$((i+1)); sleep 0.05; done; \
+         rm {dir}/${{host.name}}`); }}"
+    )
+}
+
 #[test]
 fn hosts_run_in_parallel_or_serially_as_asked() {
     let lab = SshLab::start(3);
+    // Parallel: all three meet.
+    for args in [vec![], vec!["--pool-size", "3"]] {
+        let meeting = tempfile::tempdir().unwrap();
+        let out = lab_project(&lab)
+            .recipe("meet.rhai", &at_most(meeting.path(), 3))
+            .args(args)
+            .args(["env:lab", "meet"])
+            .run();
+        out.assert_code(0);
+    }
+    // One at a time: a host never sees another one come in while it runs.
+    for args in [["--serial"], ["--pool-size=1"]] {
+        let meeting = tempfile::tempdir().unwrap();
+        let out = lab_project(&lab)
+            .recipe("meet.rhai", &at_most(meeting.path(), 1))
+            .args(args)
+            .args(["env:lab", "meet"])
+            .run();
+        out.assert_code(0);
+    }
+    // And the check bites: run in parallel, the hosts do see each other.
     let meeting = tempfile::tempdir().unwrap();
-    let dir = crate::harness::shell_quote(&meeting.path().display().to_string());
-    // Parallel: every host waits until all three have arrived; run one at a time, the first
-    // would give up after 10 s and fail.
-    let rendezvous = format!(
-        "fn meet() {{ run(`touch {dir}/${{host.name}}; i=0; while [ $(ls {dir} | wc -l) -lt 3 ]; do \
-         i=$((i+1)); [ $i -gt 200 ] && exit 9; sleep 0.05; done`); }}"
-    );
-    // Serial: a host that finds another one inside fails.
-    let exclusive = format!(
-        "fn alone() {{ run(`mkdir {dir}/inside || exit 8; sleep 0.2; rmdir {dir}/inside`); }}"
-    );
     let out = lab_project(&lab)
-        .recipe("meet.rhai", &rendezvous)
+        .recipe("meet.rhai", &at_most(meeting.path(), 1))
         .args(["env:lab", "meet"])
         .run();
-    out.assert_code(0);
+    out.assert_code(1);
+    assert!(out.stderr.contains("exited with code 8"), "{}", out.stderr);
+}
+
+#[test]
+fn pool_size_bounds_the_hosts_running_at_once() {
+    let lab = SshLab::start(4);
+    // Four hosts, two at a time: pairs meet, and no third host ever joins them.
+    let meeting = tempfile::tempdir().unwrap();
     let out = lab_project(&lab)
-        .recipe("alone.rhai", &exclusive)
-        .args(["--serial", "env:lab", "alone"])
+        .recipe("meet.rhai", &at_most(meeting.path(), 2))
+        .args(["-z", "2", "--output", "plain", "env:lab", "meet"])
         .run();
     out.assert_code(0);
+    assert!(out.stderr.contains("4 hosts: 4 ok"), "{}", out.stderr);
+    // With a pool of three the same task fails: the bound is what keeps the third host out.
+    let meeting = tempfile::tempdir().unwrap();
     let out = lab_project(&lab)
-        .recipe("alone.rhai", &exclusive)
-        .args(["--pool-size", "1", "env:lab", "alone"])
+        .recipe("meet.rhai", &at_most(meeting.path(), 2))
+        .args(["-z", "3", "env:lab", "meet"])
         .run();
-    out.assert_code(0);
+    out.assert_code(1);
+    assert!(out.stderr.contains("exited with code 8"), "{}", out.stderr);
 }
 
 #[test]
 fn unreachable_host_fails_alone() {
     let lab = SshLab::start(2);
-    let port = crate::harness::unused_port();
+    // Held bound, not listening, for the whole test: the connection is refused every time.
+    let closed = crate::harness::ClosedPort::new();
+    let port = closed.port();
     let p = lab_project(&lab).inventory(
         "down.toml",
         &format!(
@@ -244,4 +281,36 @@ fn agent_identities_are_used() {
     drop(agent);
     out.assert_code(0);
     assert!(out.stderr.contains("agent key"), "{}", out.stderr);
+}
+
+#[test]
+fn command_timeout_holds_on_a_host_that_stopped_answering_before_the_command() {
+    let mut lab = SshLab::start(1);
+    let meeting = tempfile::tempdir().unwrap();
+    let go = crate::harness::shell_quote(&meeting.path().join("go").display().to_string());
+    // The first command shows that the connection is up; the recipe then waits on the
+    // controller until the test has frozen the host, and starts the next command there.
+    let recipe = format!(
+        "fn t() {{ run(\"echo started\"); local(`i=0; while [ ! -e {go} ]; do i=$((i+1)); [ $i -gt 600 ] && exit 9; sleep 0.05; done`); run(\"echo late\", #{{ timeout: 1 }}); }}"
+    );
+    let p = lab_project(&lab)
+        .recipe("frozen.rhai", &recipe)
+        .args(["--output", "plain", "env:lab", "t"]);
+    let child = p.spawn_until("[h1] started", 1);
+    lab.freeze(0);
+    let frozen = std::time::Instant::now();
+    std::fs::write(meeting.path().join("go"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("[h1] failed t: `echo late` did not finish within 1s"),
+        "{stderr}"
+    );
+    // Without the bound, the channel would wait for the keepalives (about 45 s).
+    assert!(
+        frozen.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}: {stderr}",
+        frozen.elapsed()
+    );
 }

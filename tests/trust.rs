@@ -164,10 +164,8 @@ fn rollback_is_health_gated_picks_a_verified_version_and_keeps_one_version(engin
         ],
         1,
     );
-    let summary: serde_json::Value = out
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    let summary: serde_json::Value = crate::harness::json_events(&out.stdout)
+        .into_iter()
         .find(|e| e["event"] == "summary")
         .unwrap();
     let hosts = summary["hosts"].as_array().unwrap();

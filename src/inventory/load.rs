@@ -131,8 +131,9 @@ impl FileCtx<'_> {
     }
 }
 
-/// Parses one file's text and adds it to `inventory`. Public within the crate for unit tests.
-pub(crate) fn merge_file(inventory: &mut Inventory, file: &Path, text: &str) -> Result<()> {
+/// Parses one file's text and adds it to `inventory`: what [`load`] does for each file. `file` is
+/// where the text came from, for messages and for relative identity paths.
+pub fn merge_file(inventory: &mut Inventory, file: &Path, text: &str) -> Result<()> {
     let ctx = FileCtx {
         shown: display_path(file),
         text,

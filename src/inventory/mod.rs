@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use host::{Connection, Endpoint, Host, HostSpec};
-pub use load::load;
+pub use load::{load, merge_file};
 
 /// Connection settings that `[defaults]`, an environment and a host entry may each set.
 #[derive(Debug, Clone, Default)]

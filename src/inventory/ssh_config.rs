@@ -5,7 +5,7 @@
 //! come from its list of unsupported fields. The inventory and the command line override what is
 //! found here.
 
-use std::io::BufReader;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -47,19 +47,30 @@ impl SshConfig {
                 _ => return Ok(SshConfig::default()),
             },
         };
-        let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let file = std::fs::File::open(&path).map_err(|e| {
+            Error::usage_hint(
+                format!("cannot read ssh config {}: {e}", display_path(&path)),
+                "point -F at an existing file, or -F /dev/null to read none",
+            )
+        })?;
+        Self::read(&mut BufReader::new(file), &path)
+    }
+
+    /// Parses ssh_config text read from `path` (named in messages); `Include`s are read from
+    /// the file system, relative to `~/.ssh`.
+    pub fn read(text: &mut impl BufRead, path: &Path) -> Result<SshConfig> {
         let mut parser = Parsed::default();
-        if let Some(h) = home {
+        if let Some(h) = dirs::home_dir() {
             parser = parser.home_dir(h);
         }
         let parsed = parser
             .parse(
-                &mut BufReader::new(file),
+                text,
                 ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS,
             )
             .map_err(|e| {
                 Error::usage_hint(
-                    format!("cannot read ssh config {}: {e}", display_path(&path)),
+                    format!("cannot read ssh config {}: {e}", display_path(path)),
                     "fix the file, or point -F at another one",
                 )
             })?;

@@ -549,8 +549,20 @@ fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Arr
         )?;
         in_use.push(r.stdout.trim().to_string());
     }
-    // `docker images` lists newest first.
+    // The images in use and `:previous` are kept first and count towards `keep`; the newest of
+    // the others (`docker images` lists newest first) fill it up. Counted in list order instead,
+    // an image newer than the running one would take a place and stay as a third.
     let mut kept_ids: Vec<String> = Vec::new();
+    for line in listed.stdout.lines() {
+        let mut parts = line.splitn(3, ' ');
+        let (Some(id), Some(tag)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let protected = tag == "previous" || in_use.iter().any(|u| u == id);
+        if protected && !kept_ids.iter().any(|k| k == id) {
+            kept_ids.push(id.to_string());
+        }
+    }
     let mut removed = Array::new();
     for line in listed.stdout.lines() {
         let mut parts = line.splitn(3, ' ');

@@ -704,7 +704,16 @@ impl Waiter<'_> {
                     );
                     return Ok(outcome(probes, secs));
                 }
-                Verdict::Unhealthy => return Err(self.error(self.health_log()?)),
+                Verdict::Unhealthy => {
+                    // The engine marks a container that stops `unhealthy` (its HEALTHCHECK
+                    // having failed 0 times): when it stopped since the look above, say so.
+                    let state = self.state()?;
+                    let restarted = first_restarts.is_some_and(|first| state.restarts > first);
+                    if state.status != "running" || restarted {
+                        return Err(self.error(self.gone(&state, restarted, probes, started)));
+                    }
+                    return Err(self.error(self.health_log()?));
+                }
                 Verdict::NoHealthcheck => {
                     return Err(self.error(format!(
                         "container `{}` has no HEALTHCHECK to wait for; give it one with \

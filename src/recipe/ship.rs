@@ -214,11 +214,17 @@ fn stream_load(scope: &TaskScope, ticket: Ticket, load: Load) -> Result<Streamed
     let done = Arc::new(AtomicBool::new(false));
     let watcher = {
         let (ops, stream, done, what) = (scope.ops.clone(), stream.clone(), done.clone(), what);
+        let (group, host) = (ticket.group.clone(), host.clone());
         std::thread::spawn(move || {
             ops.progress(&what, 0, total());
             while !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
                 ops.progress(&what, stream.sent.load(Ordering::Relaxed), total());
+                // A host dropped from the stream may never read again: its load is stopped
+                // rather than waited for.
+                if !stream.is_abandoned() && group.state().dropped.contains_key(&host) {
+                    stream.abandon();
+                }
             }
         })
     };
@@ -241,8 +247,16 @@ fn stream_load(scope: &TaskScope, ticket: Ticket, load: Load) -> Result<Streamed
     let _ = watcher.join();
     let sent = stream.sent.load(Ordering::Relaxed);
     scope.ops.transferred(sent);
+    let result = match result {
+        // The caller says why from the stream's state (see `stream_failure`).
+        Err(OpError::Failed(_)) if stream.is_abandoned() => CommandResult {
+            code: -1,
+            ..CommandResult::default()
+        },
+        other => other?,
+    };
     Ok(Streamed {
-        result: result?,
+        result,
         sent,
         took: started.elapsed(),
     })

@@ -300,7 +300,10 @@ pub fn get(ctx: NativeCallContext, remote: &str, local: &str, opts: Map) -> Fall
             &checking(sudo),
             false,
         )
-        .map_err(|e| failed(&ctx, e))?;
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&part);
+            failed(&ctx, e)
+        })?;
     let remote_sha = check.stdout.split_whitespace().next().unwrap_or("");
     if remote_sha != sha256 {
         return Err(fail(format!(

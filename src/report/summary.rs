@@ -257,6 +257,40 @@ mod tests {
     }
 
     #[test]
+    fn the_sent_column_and_total_appear_only_when_bytes_were_sent() {
+        let mut a = host("web-1", HostStatus::Ok, None);
+        a.note = None;
+        a.bytes_sent = 20_400_000;
+        let mut b = host("web-2", HostStatus::Ok, None);
+        b.note = None;
+        b.bytes_sent = 1_310_000_000;
+        let text = table(&[a, b.clone()], false, None, |_, s| s.to_string());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1], "HOST   STATUS           TIME       SENT",
+            "{text}"
+        );
+        assert_eq!(
+            lines[2], "web-1  ok              1.50s    20.4 MB",
+            "{text}"
+        );
+        assert_eq!(
+            lines[3], "web-2  ok              1.50s    1.31 GB",
+            "{text}"
+        );
+        assert_eq!(lines[4], "2 hosts: 2 ok, 1.33 GB sent", "{text}");
+        let json = json(&[b], true);
+        assert_eq!(json["bytes_sent"], 1_310_000_000u64);
+        assert_eq!(json["hosts"][0]["bytes_sent"], 1_310_000_000u64);
+        assert_eq!(json["interrupted"], true);
+
+        let nothing = host("web-3", HostStatus::Ok, None);
+        let text = table(&[nothing], true, None, |_, s| s.to_string());
+        assert!(!text.contains("SENT") && !text.contains(" sent"), "{text}");
+        assert!(text.ends_with("1 host: 1 ok (interrupted)\n"), "{text}");
+    }
+
+    #[test]
     fn cells_from_hosts_show_their_control_characters() {
         let mut forged = host("web-1", HostStatus::Failed, Some("boom\r\x1b[2Jok"));
         forged.version = Some("1.0\x1b]0;title\x07".into());

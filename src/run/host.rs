@@ -444,6 +444,9 @@ impl HostOps for HostRunner {
                         .to_string(),
                     ),
                     local::LocalError::Interrupted => OpError::Interrupted,
+                    local::LocalError::Abandoned => {
+                        OpError::Failed(format!("rigs stopped `{command}`: it took no more input"))
+                    }
                 })
         } else {
             let session = shared.connection(&self.host)?;

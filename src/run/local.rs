@@ -12,6 +12,8 @@ pub enum LocalError {
     Spawn(std::io::Error),
     Timeout(Duration),
     Interrupted,
+    /// Its streamed input was given up on (see `StreamInput::abandon`).
+    Abandoned,
 }
 
 /// Runs `sh -c command` in its own process group (so a timeout or Ctrl-C stops its children too),
@@ -84,6 +86,12 @@ pub async fn exec(
             }
         } => status,
         _ = cancel.cancelled() => Err(LocalError::Interrupted),
+        _ = async {
+            match stdin {
+                Stdin::Stream(stream) => stream.abandoned().await,
+                _ => std::future::pending().await,
+            }
+        } => Err(LocalError::Abandoned),
     };
     let status = match status {
         Ok(Ok(status)) => status,

@@ -153,7 +153,18 @@ impl MaxFail {
     pub fn threshold(self, total: usize) -> usize {
         match self {
             MaxFail::Count(n) => n,
-            MaxFail::Percent(p) => ((total as f64 * p / 100.0).ceil() as usize).max(1),
+            MaxFail::Percent(p) => {
+                let share = total as f64 * p / 100.0;
+                // 16.1% of 1000 is 161, though in floating point it comes out a hair above:
+                // a share within rounding error of a whole number is that number.
+                let whole = share.round();
+                let hosts = if (share - whole).abs() <= 1e-9 * whole.max(1.0) {
+                    whole
+                } else {
+                    share.ceil()
+                };
+                (hosts as usize).max(1)
+            }
         }
     }
 }
@@ -233,6 +244,10 @@ impl Runner {
                 known_hosts: KnownHostsFiles {
                     default: default_known_hosts,
                     forced: ssh.known_hosts.clone(),
+                    global: ssh
+                        .global_known_hosts
+                        .clone()
+                        .unwrap_or_else(|| crate::ssh::GLOBAL_KNOWN_HOSTS.into()),
                     files: Mutex::new(HashMap::new()),
                 },
                 ssh,
@@ -827,6 +842,8 @@ pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(15);
 #[derive(Default)]
 pub struct SshOverrides {
     pub known_hosts: Option<std::path::PathBuf>,
+    /// The system-wide file, instead of [`crate::ssh::GLOBAL_KNOWN_HOSTS`].
+    pub global_known_hosts: Option<std::path::PathBuf>,
     pub accept_new: Option<bool>,
     pub connect_timeout: Option<Duration>,
 }
@@ -835,6 +852,7 @@ pub struct SshOverrides {
 pub(crate) struct KnownHostsFiles {
     default: std::path::PathBuf,
     forced: Option<std::path::PathBuf>,
+    global: std::path::PathBuf,
     files: Mutex<HashMap<std::path::PathBuf, Arc<KnownHosts>>>,
 }
 
@@ -850,12 +868,59 @@ impl KnownHostsFiles {
             .lock()
             .expect("known_hosts lock")
             .entry(path.clone())
-            .or_insert_with(|| {
-                Arc::new(KnownHosts::load(
-                    path,
-                    &[std::path::Path::new("/etc/ssh/ssh_known_hosts")],
-                ))
-            })
+            .or_insert_with(|| Arc::new(KnownHosts::load(path, &[self.global.as_path()])))
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MaxFail;
+
+    #[test]
+    fn a_count_is_the_threshold_whatever_the_total() {
+        assert_eq!(MaxFail::parse("2"), Some(MaxFail::Count(2)));
+        for total in [0, 1, 5, 1000] {
+            assert_eq!(MaxFail::Count(2).threshold(total), 2);
+        }
+    }
+
+    #[test]
+    fn a_percentage_is_rounded_up_and_at_least_one() {
+        let cases = [
+            ("50%", 5, 3),
+            ("50%", 4, 2),
+            ("40%", 5, 2),
+            ("20%", 5, 1),
+            ("1%", 5, 1),
+            ("1%", 0, 1),
+            ("100%", 5, 5),
+            ("33%", 3, 1),
+            ("34%", 3, 2),
+            ("10%", 1000, 100),
+            ("1.1%", 1000, 11),
+            ("0.7%", 1000, 7),
+            ("2.3%", 100, 3),
+            ("0.5%", 3, 1),
+            ("14.3%", 7, 2),
+            ("99.9%", 1000, 999),
+            ("64.4%", 250, 161),
+            ("16.1%", 1000, 161),
+            ("32.2%", 1000, 322),
+        ];
+        for (text, total, expected) in cases {
+            let parsed = MaxFail::parse(text).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(parsed.threshold(total), expected, "{text} of {total}");
+        }
+    }
+
+    #[test]
+    fn only_positive_counts_and_shares_up_to_100_percent_parse() {
+        for bad in [
+            "0", "0%", "-1", "-5%", "100.1%", "nan%", "inf%", "zero", "", "%", "5 %x",
+        ] {
+            assert_eq!(MaxFail::parse(bad), None, "{bad}");
+        }
+        assert_eq!(MaxFail::parse("12.5%"), Some(MaxFail::Percent(12.5)));
     }
 }

@@ -39,6 +39,7 @@ impl LayerNames {
         // Unlearnt, a blob's name is its digest: the diff id when the layer is not compressed.
         path.strip_prefix("blobs/sha256/")
             .map(|hex| format!("sha256:{hex}"))
+            .filter(|d| is_digest(d))
     }
 
     /// Whether every layer of `diff_ids` can be found by name.
@@ -76,6 +77,15 @@ impl LayerNames {
             }
         }
     }
+}
+
+/// Whether `d` is a layer digest as archives write them, `sha256:` and hex digits (at most 64).
+/// Only such a name becomes a blob path: anything else could be too long for a tar header, or
+/// hold `/` and `..`.
+fn is_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:").is_some_and(|hex| {
+        !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
 }
 
 /// Whether an entry may be an uncompressed layer of an old-format archive, worth hashing when
@@ -116,7 +126,8 @@ fn manifest_names(small: &HashMap<String, Vec<u8>>) -> HashMap<String, String> {
             continue;
         }
         for (layer, diff_id) in layers.iter().zip(&diff_ids) {
-            if let (Some(l), Some(d)) = (layer.as_str(), diff_id.as_str()) {
+            if let (Some(l), Some(d)) = (layer.as_str(), diff_id.as_str().filter(|d| is_digest(d)))
+            {
                 out.insert(l.trim_start_matches("./").to_string(), d.to_string());
             }
         }
@@ -242,11 +253,13 @@ fn oci_entry(path: &str, layer: Option<&String>) -> OciEntry {
         return OciEntry::Manifest;
     }
     if let (Some(d), true) = (layer, path.ends_with("/layer.tar")) {
-        return OciEntry::Blob(format!("blobs/sha256/{}", d.trim_start_matches("sha256:")));
+        if is_digest(d) {
+            return OciEntry::Blob(format!("blobs/sha256/{}", d.trim_start_matches("sha256:")));
+        }
     }
     // The config: `<sha256 of its bytes>.json` at the top.
     match path.strip_suffix(".json") {
-        Some(hex) if !hex.contains('/') && hex.len() == 64 => {
+        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
             OciEntry::Blob(format!("blobs/sha256/{hex}"))
         }
         _ => OciEntry::Drop,
@@ -394,7 +407,8 @@ fn pax_path(data: &[u8]) -> Option<String> {
     while !rest.is_empty() {
         let space = rest.iter().position(|b| *b == b' ')?;
         let len: usize = std::str::from_utf8(&rest[..space]).ok()?.parse().ok()?;
-        if len == 0 || len > rest.len() {
+        // A record's length counts its own digits and the space after them.
+        if len <= space || len > rest.len() {
             return None;
         }
         let record = &rest[space + 1..len];
@@ -443,6 +457,13 @@ pub fn pass(
         let size = header
             .entry_size()
             .map_err(|e| bad(format!("bad tar header in the image archive: {e}")))?;
+        // The binary size field holds up to 2^64 - 1: a size that does not even round up to a
+        // whole block is damage (and the stream ends long before such an entry could).
+        if size.checked_next_multiple_of(BLOCK as u64).is_none() {
+            return Err(bad(format!(
+                "bad tar header in the image archive: an entry of {size} bytes"
+            )));
+        }
         let kind = header.entry_type();
         if kind.is_gnu_longname() || kind.is_pax_local_extensions() {
             if size > 1024 * 1024 {
@@ -509,8 +530,10 @@ pub fn pass(
                 }
             }
         }
-        let mut manifest_data =
-            matches!(oci, Some(OciEntry::Manifest)).then(|| Vec::with_capacity(size as usize));
+        // The header's size is a claim: memory is reserved for at most a small entry's worth,
+        // and grows only with data actually read.
+        let mut manifest_data = matches!(oci, Some(OciEntry::Manifest))
+            .then(|| Vec::with_capacity(size.min(SMALL_ENTRY) as usize));
         pending.clear();
         if !outputs.is_empty() && outputs.iter().all(|o| o.stats.error.is_some()) {
             return Err(io::Error::other("no host is receiving the image any more"));
@@ -577,6 +600,12 @@ pub fn pass(
                 .by_path
                 .insert(path, format!("sha256:{}", crate::ssh::hex(&h.finalize())));
         }
+    }
+    if !pending.is_empty() {
+        // A long name or pax record names the entry after it; the archive ended instead.
+        return Err(bad(
+            "the image archive ends after an extended tar header, without its entry",
+        ));
     }
     stats.names.by_path.extend(manifest_names(&small));
     if rewrite {
@@ -791,6 +820,116 @@ mod tests {
             let err = pass(&input[..cut], &LayerNames::default(), &mut [], false).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidData, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn an_extended_header_without_its_entry_is_an_error() {
+        // Found by fuzz/fuzz_targets/ship_archive.rs: the record was dropped without a word.
+        let mut input = archive(&[("aaa/layer.tar", vec![1u8; 600])]);
+        input.truncate(input.len() - 1024); // without the end-of-archive marker
+        let long = archive(&[(&format!("{}/layer.tar", "d".repeat(120)), vec![2u8; 10])]);
+        input.extend_from_slice(&long[..1024]); // the long-name record, not its entry
+        let at_eof = input.clone();
+        input.extend_from_slice(&[0u8; 1024]);
+        for input in [at_eof, input] {
+            let mut out = Vec::new();
+            let none = HashSet::new();
+            let err = pass(
+                &input[..],
+                &LayerNames::default(),
+                &mut [Output::new(&none, &mut out)],
+                false,
+            )
+            .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+            assert!(err.to_string().contains("extended tar header"), "{err}");
+        }
+    }
+
+    #[test]
+    fn sizes_no_archive_can_hold_are_errors_not_panics() {
+        // Found by fuzz/fuzz_targets/ship_archive.rs: the padding of a size near 2^64
+        // overflowed, and an OCI rewrite reserved a manifest.json's claimed size up front.
+        for (name, size) in [
+            ("aaa/layer.tar", u64::MAX),
+            ("manifest.json", u64::MAX),
+            ("manifest.json", 1 << 60),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_path(name).unwrap();
+            h.set_size(size);
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_cksum();
+            let mut input = h.as_bytes().to_vec();
+            input.extend_from_slice(&[7u8; 1024]);
+            let none = HashSet::new();
+            let (mut plain, mut oci) = (Vec::new(), Vec::new());
+            let mut outputs = [
+                Output::new(&none, &mut plain),
+                Output {
+                    oci: true,
+                    ..Output::new(&none, &mut oci)
+                },
+            ];
+            let err = pass(&input[..], &LayerNames::default(), &mut outputs, true).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                io::ErrorKind::InvalidData,
+                "{name} {size}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn pax_records_shorter_than_their_length_field_are_ignored() {
+        // Found by fuzz/fuzz_targets/ship_archive.rs: slicing the record panicked.
+        assert_eq!(pax_path(b"1 7path=bbb/json\n"), None);
+        assert_eq!(pax_path(b"2 \n"), None);
+        assert_eq!(pax_path(b"3 \n"), None);
+        assert_eq!(
+            pax_path(b"3 x14 path=a/b/c\n").as_deref(),
+            Some("a/b/c"),
+            "the record after a short one"
+        );
+        assert_eq!(pax_path(b"17 path=bbb/json\n").as_deref(), Some("bbb/json"));
+    }
+
+    #[test]
+    fn diff_ids_that_are_not_digests_name_no_blob() {
+        // A config can call a layer anything. As the blob path of an OCI rewrite such a name
+        // panicked (too long for a tar header) or could climb out of `blobs/` (`..`).
+        let layer = vec![1u8; 100];
+        for bad in ["a".repeat(200), "../../x".into(), "x/y".into()] {
+            let config = format!(r#"{{"rootfs":{{"diff_ids":["sha256:{bad}"]}}}}"#);
+            let config_name = format!("{}.json", &digest(config.as_bytes())[7..]);
+            let manifest = format!(r#"[{{"Config":"{config_name}","Layers":["aaa/layer.tar"]}}]"#);
+            let input = archive(&[
+                ("aaa/layer.tar", layer.clone()),
+                (&config_name, config.into_bytes()),
+                ("manifest.json", manifest.into_bytes()),
+            ]);
+            let names = scan(&input[..]).unwrap();
+            assert_eq!(
+                names.diff_id("aaa/layer.tar"),
+                Some(digest(&layer)),
+                "{bad}"
+            );
+            let none = HashSet::new();
+            let mut out = Vec::new();
+            let mut outputs = [Output {
+                oci: true,
+                ..Output::new(&none, &mut out)
+            }];
+            pass(&input[..], &names, &mut outputs, false).unwrap();
+            let blob = format!("blobs/sha256/{}", &digest(&layer)[7..]);
+            assert_eq!(entries(&out)[0].0, blob, "{bad}");
+        }
+        let unlearnt = LayerNames::default();
+        assert_eq!(unlearnt.diff_id("blobs/sha256/../x/layer.tar"), None);
+        assert!(matches!(
+            oci_entry("blobs/sha256/../x/layer.tar", Some(&"sha256:../x".into())),
+            OciEntry::Drop
+        ));
     }
 
     #[test]

@@ -633,9 +633,13 @@ pub(super) fn finish_save(mut child: std::process::Child, what: &str) -> Result<
     }
     let status = child.wait().map_err(|e| e.to_string())?;
     if !status.success() {
+        // A save that was killed says nothing: then how it ended is all there is to tell.
+        let why = match err.lines().rev().map(str::trim).find(|l| !l.is_empty()) {
+            Some(line) => line.to_string(),
+            None => format!("{status}, with no message"),
+        };
         return Err(format!(
-            "docker save {what} failed on the controller: {}",
-            err.lines().last().unwrap_or("").trim()
+            "docker save {what} failed on the controller: {why}"
         ));
     }
     Ok(())

@@ -22,6 +22,10 @@ use hmac::{Hmac, KeyInit, Mac};
 use russh::keys::ssh_key::{Algorithm, PublicKey};
 use sha1::Sha1;
 
+/// The system-wide known_hosts file OpenSSH reads, read as well unless `--global-known-hosts`
+/// (`RIGS_GLOBAL_KNOWN_HOSTS`) names another one.
+pub const GLOBAL_KNOWN_HOSTS: &str = "/etc/ssh/ssh_known_hosts";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Known,
@@ -244,10 +248,12 @@ fn set_mode(path: &Path, mode: u32) {
 }
 
 fn read_into(path: &Path, entries: &mut Vec<Entry>) {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    // Bytes, not text: a line that is not UTF-8 (a comment in Latin-1) costs that line alone, as
+    // in OpenSSH and as `learn` reads the file, not every key the file holds.
+    let Ok(bytes) = std::fs::read(path) else {
         return;
     };
-    for (index, line) in text.lines().enumerate() {
+    for (index, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
         if let Some(entry) = parse_line(line, path, index + 1) {
             entries.push(entry);
         }
@@ -332,6 +338,27 @@ mod tests {
             kh.check("web-1", 22, &key(KEY_B)),
             Verdict::Changed { line: 3, .. }
         ));
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_costs_only_that_line() {
+        // Found by fuzz/fuzz_targets/known_hosts.rs: the whole file was ignored.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        let mut text = b"# Jos\xe9's laptop\n".to_vec();
+        text.extend_from_slice(format!("web-1 ssh-ed25519 {KEY_A}\n").as_bytes());
+        text.extend_from_slice(b"bad\xff line\n");
+        std::fs::write(&path, &text).unwrap();
+        let kh = KnownHosts::load(path.clone(), &[]);
+        assert_eq!(kh.check("web-1", 22, &key(KEY_A)), Verdict::Known);
+        assert!(matches!(
+            kh.check("web-1", 22, &key(KEY_B)),
+            Verdict::Changed { line: 2, .. }
+        ));
+        // What `learn` adds to such a file is known to the next run too.
+        kh.learn("web-2", 22, &key(KEY_B)).unwrap();
+        let again = KnownHosts::load(path, &[]);
+        assert_eq!(again.check("web-2", 22, &key(KEY_B)), Verdict::Known);
     }
 
     #[test]

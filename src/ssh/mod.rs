@@ -12,7 +12,7 @@ mod session;
 mod socket;
 
 pub use error::SshError;
-pub use known_hosts::{KnownHosts, Verdict};
+pub use known_hosts::{KnownHosts, Verdict, GLOBAL_KNOWN_HOSTS};
 pub use session::{
     hex, ConnectOptions, ExecInput, ExecOutcome, KeyCache, Session, Stdin, Stream, StreamInput,
     Target,

@@ -67,6 +67,9 @@ pub struct StreamInput {
     pub sent: std::sync::atomic::AtomicU64,
     /// Flip the byte at this offset, as a faulty link would (fault injection for tests).
     corrupt_at: Option<u64>,
+    /// Set when the producer gave up on this host: its command is stopped, not waited for.
+    abandoned: std::sync::atomic::AtomicBool,
+    abandon: tokio::sync::Notify,
 }
 
 impl StreamInput {
@@ -78,7 +81,32 @@ impl StreamInput {
             rx: tokio::sync::Mutex::new(rx),
             sent: std::sync::atomic::AtomicU64::new(0),
             corrupt_at,
+            abandoned: std::sync::atomic::AtomicBool::new(false),
+            abandon: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Gives up on the host (it took nothing for too long): the command reading this stream is
+    /// stopped on the host and ends with an error instead of waiting for a host that may never
+    /// read again.
+    pub fn abandon(&self) {
+        self.abandoned.store(true, Ordering::SeqCst);
+        self.abandon.notify_waiters();
+    }
+
+    pub fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::SeqCst)
+    }
+
+    /// Returns once [`StreamInput::abandon`] was called.
+    pub async fn abandoned(&self) {
+        loop {
+            let notified = self.abandon.notified();
+            if self.is_abandoned() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Refuses further buffers: the producer sees this host as gone.
@@ -508,20 +536,43 @@ impl Session {
                 }
             }
         };
-        let channel = self.handle.channel_open_session().await.map_err(|e| match e {
-            russh::Error::ChannelOpenFailure(reason) => SshError::Channel {
-                command: command.to_string(),
-                message: format!("the server refused a new session channel ({reason:?}); is MaxSessions too low?"),
-            },
-            _ => lost(),
-        })?;
-        // The remote shell reports its PID first. sshd starts each session in a new process
-        // group led by that shell, so the PID is all it takes to stop the command and its children.
-        let wrapped = format!(
-            "printf '\\036rigs-pid %s\\n' \"$$\" >&2; {}",
-            input.wrapped.unwrap_or(command)
-        );
-        channel.exec(true, wrapped).await.map_err(|_| lost())?;
+        // The timeout and Ctrl-C count from here: a host that stopped answering never confirms
+        // the channel, and waiting for that would outlast both.
+        let deadline = timeout.map(|limit| tokio::time::Instant::now() + limit);
+        let timed_out = || SshError::CommandTimeout {
+            command: command.to_string(),
+            after: timeout.unwrap_or_default(),
+        };
+        let open = async {
+            let channel = self.handle.channel_open_session().await.map_err(|e| match e {
+                russh::Error::ChannelOpenFailure(reason) => SshError::Channel {
+                    command: command.to_string(),
+                    message: format!("the server refused a new session channel ({reason:?}); is MaxSessions too low?"),
+                },
+                _ => lost(),
+            })?;
+            // The remote shell reports its PID first. sshd starts each session in a new process
+            // group led by that shell, so the PID is all it takes to stop the command and its
+            // children.
+            let wrapped = format!(
+                "printf '\\036rigs-pid %s\\n' \"$$\" >&2; {}",
+                input.wrapped.unwrap_or(command)
+            );
+            channel.exec(true, wrapped).await.map_err(|_| lost())?;
+            Ok::<_, SshError>(channel)
+        };
+        let opened = async {
+            match deadline {
+                Some(at) => tokio::time::timeout_at(at, open)
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out())),
+                None => open.await,
+            }
+        };
+        let channel = tokio::select! {
+            opened = opened => opened?,
+            _ = cancel.cancelled() => return Err(SshError::Interrupted),
+        };
         let (mut read, write) = channel.split();
         let streamed = matches!(input.stdin, Stdin::Stream(_));
 
@@ -626,27 +677,40 @@ impl Session {
             Ok(ExecOutcome { code, signal, sent })
         };
         let timed = async {
-            match timeout {
-                Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or(Err(
-                    SshError::CommandTimeout {
-                        command: command.to_string(),
-                        after: limit,
-                    },
-                )),
+            match deadline {
+                Some(at) => tokio::time::timeout_at(at, run)
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out())),
                 None => run.await,
             }
         };
+        let abandoned = async {
+            match input.stdin {
+                Stdin::Stream(stream) => stream.abandoned().await,
+                _ => std::future::pending().await,
+            }
+        };
+        let mut given_up = false;
         let result = tokio::select! {
             result = timed => result,
             _ = cancel.cancelled() => Err(SshError::Interrupted),
+            _ = abandoned => {
+                given_up = true;
+                Err(SshError::Channel {
+                    command: command.to_string(),
+                    message: "rigs stopped it: the host took no more input".into(),
+                })
+            }
         };
-        if matches!(
-            result,
-            Err(SshError::CommandTimeout { .. }
-                | SshError::Interrupted
-                | SshError::SudoPassword { .. }
-                | SshError::SudoNeedsPassword { .. })
-        ) {
+        if given_up
+            || matches!(
+                result,
+                Err(SshError::CommandTimeout { .. }
+                    | SshError::Interrupted
+                    | SshError::SudoPassword { .. }
+                    | SshError::SudoNeedsPassword { .. })
+            )
+        {
             self.kill(pid.load(Ordering::Relaxed)).await;
             let _ = write.close().await;
         }

@@ -83,6 +83,8 @@ pub struct DockerLab {
     engines: Vec<Dockerd>,
     controller: Dockerd,
     registry: Option<Registry>,
+    /// The token service of a registry switched to bearer-token auth.
+    token_service: Option<TokenService>,
     dir: tempfile::TempDir,
 }
 
@@ -181,6 +183,7 @@ impl DockerLab {
             engines,
             controller,
             registry: Some(registry),
+            token_service: None,
             dir,
         };
         lab.publish_images();
@@ -244,6 +247,52 @@ impl DockerLab {
     /// Stops the registry, to prove something works without it.
     pub fn stop_registry(&mut self) {
         self.registry = None;
+    }
+
+    /// Serves the registry again, on the same port and storage, with bearer-token auth instead
+    /// of basic: it sends every client to a token service of the lab's, which takes the test
+    /// login over basic auth and answers with a JWT for the scope asked, signed with a key
+    /// whose certificate the registry trusts.
+    pub fn use_token_auth(&mut self) {
+        let port = self.registry_port();
+        let dir = self.dir.path().join("registry");
+        self.registry = None;
+        let service = TokenService::start(&dir.join("token"));
+        let auth = format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: {TOKEN_AUDIENCE}\n    \
+             issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+            service.port,
+            service.cert.display()
+        );
+        self.registry = Some(Registry::start_token(&dir, port, &auth));
+        self.token_service = Some(service);
+    }
+
+    /// What the token service gave out, in order: who asked (the `User-Agent`) and for what
+    /// scope ("" for a login).
+    pub fn tokens_issued(&self) -> Vec<(String, String)> {
+        self.token_service
+            .as_ref()
+            .map(|t| t.issued.lock().unwrap().clone())
+            .unwrap_or_default()
+    }
+
+    /// The HTTP status the registry answers `GET /v2/` with the test login sent as basic auth.
+    pub fn basic_auth_status(&self) -> String {
+        let mut curl = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-K", "-"])
+            .arg(format!("http://{}/v2/", self.registry()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("curl");
+        use std::io::Write;
+        curl.stdin
+            .take()
+            .unwrap()
+            .write_all(format!("user = \"{REGISTRY_USER}:{REGISTRY_PASSWORD}\"\n").as_bytes())
+            .unwrap();
+        String::from_utf8_lossy(&curl.wait_with_output().unwrap().stdout).to_string()
     }
 
     /// A project with the repository's standard recipes (`recipes/docker.rhai`) and an inventory
@@ -434,6 +483,67 @@ impl DockerLab {
         );
         std::fs::remove_dir_all(&files).unwrap();
         reference
+    }
+
+    /// Builds `{image}:{tag}` on the controller, the base plus `/www/version` saying `tag`,
+    /// serving like v1, and pushes it to the registry: one more version of the app, newer than
+    /// every other.
+    pub fn push_version(&self, tag: &str) -> String {
+        let version = self.dir.path().join(format!("version-{tag}"));
+        std::fs::write(&version, format!("{tag}\n")).unwrap();
+        let reference = format!("{}:{tag}", self.image());
+        self.commit_on_base(&reference, HTTPD, &[(&version, "/www/version")]);
+        self.controller_docker_ok(&["push", &reference]);
+        reference
+    }
+
+    /// The digest the registry gives for `app:{tag}`, a manifest list or index too (the
+    /// `Docker-Content-Digest` of a HEAD request; the login goes to curl on stdin).
+    pub fn registry_digest(&self, tag: &str) -> String {
+        let mut curl = Command::new("curl")
+            .args(["-sSfI", "-K", "-"])
+            .args([
+                "-H",
+                "Accept: application/vnd.docker.distribution.manifest.list.v2+json",
+                "-H",
+                "Accept: application/vnd.oci.image.index.v1+json",
+                "-H",
+                "Accept: application/vnd.docker.distribution.manifest.v2+json",
+                "-H",
+                "Accept: application/vnd.oci.image.manifest.v1+json",
+            ])
+            .arg(format!("http://{}/v2/app/manifests/{tag}", self.registry()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("curl");
+        use std::io::Write;
+        curl.stdin
+            .take()
+            .unwrap()
+            .write_all(format!("user = \"{REGISTRY_USER}:{REGISTRY_PASSWORD}\"\n").as_bytes())
+            .unwrap();
+        let out = curl.wait_with_output().unwrap();
+        let headers = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "HEAD app:{tag}: {}{headers}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        headers
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("docker-content-digest")
+                    .then(|| value.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no digest for app:{tag}: {headers}"))
+    }
+
+    /// The folder first on host `i`'s `PATH`, holding the `docker` its sessions run.
+    pub fn host_bin(&self, i: usize) -> PathBuf {
+        self.engines[i].bin()
     }
 
     /// Builds the base and the test images on the controller and pushes them. The controller
@@ -856,8 +966,14 @@ impl Registry {
                 .spawn()
                 .expect("start docker-registry");
             let deadline = Instant::now() + Duration::from_secs(10);
+            // This registry's own log says it holds the port: a listener that another process
+            // started there first would make it fail to bind and exit instead.
+            let listening = format!("msg=\"listening on 127.0.0.1:{port}\"");
             while Instant::now() < deadline {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                let log = std::fs::read_to_string(dir.join("registry.log")).unwrap_or_default();
+                if log.contains(&listening)
+                    && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                {
                     return Registry {
                         child,
                         port,
@@ -879,9 +995,259 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The registry on `port` and its storage in `dir`, with the `auth` section given (its own
+    /// config and log files, so the first registry's access log stays as it was).
+    fn start_token(dir: &Path, port: u16, auth: &str) -> Registry {
+        let config = format!(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n\
+             http:\n  addr: 127.0.0.1:{port}\n{auth}",
+            root = dir.join("data").display(),
+        );
+        std::fs::write(dir.join("config-token.yml"), config).unwrap();
+        let log_path = dir.join("registry-token.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.join("config-token.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry");
+        let listening = format!("msg=\"listening on 127.0.0.1:{port}\"");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if text.contains(&listening)
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                return Registry {
+                    child,
+                    port,
+                    log: log_path,
+                };
+            }
+            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("docker-registry with token auth did not start: {text}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The `service` (the tokens' audience) and `issuer` the token registry expects.
+const TOKEN_AUDIENCE: &str = "rigs-test-registry";
+const TOKEN_ISSUER: &str = "rigs-test-token-service";
+
+/// A registry token service as Docker's token auth specifies it, on loopback: `GET /token` with
+/// the test login as basic auth answers `{"token": JWT}`, the JWT granting the scopes asked
+/// (`repository:NAME:ACTIONS`), signed RS256 by `openssl` with a key of its own, its certificate
+/// in the header (`x5c`) and in the registry's `rootcertbundle`. Any other login gets 401.
+struct TokenService {
+    port: u16,
+    cert: PathBuf,
+    issued: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TokenService {
+    fn start(dir: &Path) -> TokenService {
+        std::fs::create_dir_all(dir).unwrap();
+        let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+        let made = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=rigs-test-token-service", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl");
+        assert!(
+            made.status.success(),
+            "openssl req: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        // A PEM certificate's body is the base64 of its DER: what `x5c` holds.
+        let chain: String = std::fs::read_to_string(&cert)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let issued = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (issued, stop) = (issued.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let (key, chain, issued) = (key.clone(), chain.clone(), issued.clone());
+                            std::thread::spawn(move || answer(stream, &key, &chain, &issued));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })
+        };
+        TokenService {
+            port,
+            cert,
+            issued,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TokenService {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Answers one token request on `stream`.
+fn answer(
+    mut stream: std::net::TcpStream,
+    key: &Path,
+    chain: &str,
+    issued: &std::sync::Mutex<Vec<(String, String)>>,
+) {
+    use std::io::{Read, Write};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let mut lines = head.lines();
+    let target = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .unwrap_or("")
+        .to_string();
+    let header = |name: &str| {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let login = format!("{REGISTRY_USER}:{REGISTRY_PASSWORD}");
+    let basic = format!("Basic {}", data_encoding::BASE64.encode(login.as_bytes()));
+    let reply = |stream: &mut std::net::TcpStream, status: &str, body: &str| {
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    };
+    let Some(rest) = target.strip_prefix("/token") else {
+        return reply(&mut stream, "404 Not Found", "{}");
+    };
+    let query = rest.strip_prefix('?').unwrap_or("");
+    if header("authorization") != basic {
+        return reply(
+            &mut stream,
+            "401 Unauthorized",
+            r#"{"details":"wrong login"}"#,
+        );
+    }
+    let scopes: Vec<String> = query
+        .split('&')
+        .filter_map(|p| p.strip_prefix("scope="))
+        .map(percent_decode)
+        .collect();
+    let access: Vec<serde_json::Value> = scopes
+        .iter()
+        .filter_map(|s| {
+            let mut parts = s.splitn(3, ':');
+            let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+            Some(serde_json::json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
+        })
+        .collect();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let b64 =
+        |v: &serde_json::Value| data_encoding::BASE64URL_NOPAD.encode(v.to_string().as_bytes());
+    let input = format!(
+        "{}.{}",
+        b64(&serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [chain]})),
+        b64(&serde_json::json!({
+            "iss": TOKEN_ISSUER, "sub": REGISTRY_USER, "aud": TOKEN_AUDIENCE,
+            "iat": now.as_secs(), "nbf": now.as_secs() - 10, "exp": now.as_secs() + 300,
+            "jti": format!("{}", now.as_nanos()), "access": access,
+        }))
+    );
+    let mut sign = Command::new("openssl")
+        .args(["dgst", "-sha256", "-binary", "-sign"])
+        .arg(key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl dgst");
+    sign.stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let signature = sign.wait_with_output().unwrap();
+    assert!(signature.status.success(), "openssl dgst -sign failed");
+    let token = format!(
+        "{input}.{}",
+        data_encoding::BASE64URL_NOPAD.encode(&signature.stdout)
+    );
+    issued
+        .lock()
+        .unwrap()
+        .push((header("user-agent"), scopes.join(" ")));
+    let body = serde_json::json!({"token": token, "access_token": token, "expires_in": 300});
+    reply(&mut stream, "200 OK", &body.to_string());
+}
+
+/// `%XX` escapes and `+` decoded, as in a query string.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => out.push(b),
+                    Err(_) => out.extend_from_slice(&bytes[i..i + 3]),
+                }
+                i += 3;
+                continue;
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -2,8 +2,9 @@
 //!
 //! Nothing here mocks SSH. [`SshLab`] starts `sshd` processes with their own host keys, config
 //! and log, and kills them by PID when dropped; [`Project`] writes recipes and inventories into a
-//! temporary folder and runs `rigs` there with a private HOME, so the developer's own `~/.ssh`
-//! is never read.
+//! temporary folder and runs `rigs` there from an empty environment with a private HOME and its
+//! own system-wide known_hosts file, so neither the developer's exported variables, nor their
+//! `~/.ssh`, nor the machine's `/etc/ssh/ssh_known_hosts` change a result.
 #![allow(dead_code)]
 
 mod agent;
@@ -19,8 +20,8 @@ pub use docker::{DockerLab, LabOptions, REGISTRY_PASSWORD, REGISTRY_USER};
 pub(crate) use engine::on_engines;
 pub use engine::Engine;
 pub use netns::BastionLab;
-pub use project::{Project, RunOutput};
-pub use sshd::{keygen, unused_port, SshLab};
+pub use project::{Project, RunOutput, GLOBAL_KNOWN_HOSTS};
+pub use sshd::{keygen, unused_port, ClosedPort, SshLab};
 pub use user::{ensure_test_user, TEST_PASSWORD, TEST_USER};
 
 /// Whether a process whose command line contains `pattern` runs on this machine (where every
@@ -43,4 +44,21 @@ pub fn process_running(pattern: &str) -> bool {
 /// Quotes a value for a POSIX shell line in a test recipe.
 pub fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', "'\\''"))
+}
+
+/// The events of a `--output json` run's stdout, in order. Every line must be one JSON object:
+/// anything else on stdout fails the test, with the line shown.
+#[track_caller]
+pub fn json_events(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .enumerate()
+        .map(
+            |(i, line)| match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(event) if event.is_object() => event,
+                Ok(_) => panic!("stdout line {}: not a JSON object: {line}", i + 1),
+                Err(e) => panic!("stdout line {}: not JSON ({e}): {line}", i + 1),
+            },
+        )
+        .collect()
 }

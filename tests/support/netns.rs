@@ -18,6 +18,9 @@ pub struct BastionLab {
     _dir: tempfile::TempDir,
     netns: String,
     pub bastion: LabHost,
+    /// With [`BastionLab::start_two_hops`]: a second bastion on the namespace's loopback, which
+    /// only the first one can reach (listening beside the target).
+    pub inner: Option<LabHost>,
     pub target: LabHost,
     client_key: PathBuf,
     user: String,
@@ -25,6 +28,15 @@ pub struct BastionLab {
 
 impl BastionLab {
     pub fn start() -> BastionLab {
+        BastionLab::start_with(false)
+    }
+
+    /// A lab with an inner bastion as well, for chains through different jump hosts.
+    pub fn start_two_hops() -> BastionLab {
+        BastionLab::start_with(true)
+    }
+
+    fn start_with(two_hops: bool) -> BastionLab {
         let id = std::process::id() % 10_000 * 10 + NEXT.fetch_add(1, Ordering::Relaxed) % 10;
         let netns = format!("rigs-t{id}");
         let outer = format!("rg{id}a");
@@ -73,12 +85,22 @@ impl BastionLab {
             "AllowTcpForwarding yes",
             Some((&netns, &inner_addr)),
         );
+        let inner = two_hops.then(|| {
+            let mut inner = LabHost::new("inner", dir.path());
+            inner.launch(
+                &authorized,
+                "AllowTcpForwarding yes",
+                Some((&netns, "127.0.0.1")),
+            );
+            inner
+        });
         let mut target = LabHost::new("target", dir.path());
         target.launch(&authorized, "", Some((&netns, "127.0.0.1")));
         BastionLab {
             _dir: dir,
             netns,
             bastion,
+            inner,
             target,
             client_key,
             user: current_user(),
@@ -93,17 +115,21 @@ impl BastionLab {
         &self.user
     }
 
-    /// known_hosts lines for both servers, as the controller names them.
+    /// known_hosts lines for every server, as the controller names them.
     pub fn write_known_hosts(&self, path: &Path) {
         let line = |h: &LabHost| format!("[{}]:{} {}\n", h.addr(), h.port, h.host_pubkey_line());
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, line(&self.bastion) + &line(&self.target)).unwrap();
+        let inner = self.inner.as_ref().map(line).unwrap_or_default();
+        std::fs::write(path, line(&self.bastion) + &inner + &line(&self.target)).unwrap();
     }
 }
 
 impl Drop for BastionLab {
     fn drop(&mut self) {
         self.bastion.stop();
+        if let Some(inner) = &mut self.inner {
+            inner.stop();
+        }
         self.target.stop();
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])

@@ -6,13 +6,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// rigs' `PATH`: the system's folders, not the developer's.
+const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The system-wide known_hosts file of every project (empty unless a test writes it), which rigs
+/// reads instead of the machine's `/etc/ssh/ssh_known_hosts`.
+pub const GLOBAL_KNOWN_HOSTS: &str = "global_known_hosts";
+
 #[derive(Clone)]
 pub struct Project {
     dir: PathBuf,
     /// Keeps the folder alive while any clone of the builder lives.
     _temp: std::rc::Rc<tempfile::TempDir>,
     args: Vec<String>,
-    env: BTreeMap<String, String>,
+    /// Variables the test set (`Some`) or took away from the harness' defaults (`None`).
+    env: BTreeMap<String, Option<String>>,
     stdin: Option<String>,
     timeout: Duration,
     /// Run in a new session, without a controlling terminal (see `without_terminal`).
@@ -47,6 +55,7 @@ impl Project {
         for sub in ["recipes", "inventory", "home"] {
             std::fs::create_dir_all(dir.join(sub)).expect("project folders");
         }
+        std::fs::write(dir.join(GLOBAL_KNOWN_HOSTS), "").expect("global known_hosts");
         Project {
             dir,
             _temp: std::rc::Rc::new(temp),
@@ -78,7 +87,13 @@ impl Project {
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Project {
-        self.env.insert(key.to_string(), value.to_string());
+        self.env.insert(key.to_string(), Some(value.to_string()));
+        self
+    }
+
+    /// Leaves `key` out of rigs' environment even where the harness sets it (`NO_COLOR`).
+    pub fn env_remove(mut self, key: &str) -> Project {
+        self.env.insert(key.to_string(), None);
         self
     }
 
@@ -111,6 +126,12 @@ impl Project {
 
     /// The `rigs` command line with the project's arguments and environment, stdout and stderr
     /// piped; tests that need other plumbing (both streams into one file) replace them.
+    ///
+    /// rigs starts from an empty environment: a developer's exported `RIGS_PASSWORD`,
+    /// `DOCKER_HOST`, `USER` or any name a recipe's `secret()` could fall back to never reaches
+    /// it. It gets a system `PATH`, `HOME` (the project's `home` folder), `NO_COLOR=1`,
+    /// `RIGS_GLOBAL_KNOWN_HOSTS` (the project's empty `global_known_hosts`, instead of
+    /// `/etc/ssh/ssh_known_hosts`), and what the test set with [`Project::env`].
     pub fn command(&self) -> Command {
         let mut cmd = if self.detached {
             let mut c = Command::new("setsid");
@@ -119,25 +140,41 @@ impl Project {
         } else {
             Command::new(env!("CARGO_BIN_EXE_rigs"))
         };
-        cmd.args(&self.args)
-            .current_dir(&self.dir)
-            .env("HOME", self.dir.join("home"))
-            .env("NO_COLOR", "1")
-            .env_remove("SSH_AUTH_SOCK")
-            .env_remove("RIGS_RECIPES")
-            .env_remove("RIGS_INVENTORY")
-            .env_remove("RIGS_OUTPUT")
-            .env_remove("RIGS_SECRETS")
-            .env_remove("RIGS_KNOWN_HOSTS")
-            .envs(&self.env)
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args(&self.args).current_dir(&self.dir).env_clear();
+        for (key, value) in self.environment() {
+            cmd.env(key, value);
+        }
+        cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         cmd
+    }
+
+    /// Everything rigs finds in its environment: the harness' defaults, then the test's own.
+    pub fn environment(&self) -> BTreeMap<String, String> {
+        let mut vars: BTreeMap<String, String> = [
+            ("PATH", SYSTEM_PATH.to_string()),
+            ("HOME", self.dir.join("home").display().to_string()),
+            ("NO_COLOR", "1".to_string()),
+            (
+                "RIGS_GLOBAL_KNOWN_HOSTS",
+                self.dir.join(GLOBAL_KNOWN_HOSTS).display().to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (key, value) in &self.env {
+            match value {
+                Some(v) => vars.insert(key.clone(), v.clone()),
+                None => vars.remove(key),
+            };
+        }
+        vars
     }
 
     /// Runs rigs on a pseudo-terminal (through `script`), typing `typed` into it: for prompts
@@ -242,17 +279,12 @@ impl Project {
     /// `script` running the shell line `line` on a new pseudo-terminal, in this project's folder
     /// and environment, with its input, output and errors piped.
     fn terminal(&self, line: &str) -> Command {
-        let cmd = self.command();
         let mut script = Command::new("script");
         script
             .args(["-qec", line, "/dev/null"])
-            .current_dir(&self.dir);
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => script.env(k, v),
-                None => script.env_remove(k),
-            };
-        }
+            .current_dir(&self.dir)
+            .env_clear()
+            .envs(self.environment());
         script
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

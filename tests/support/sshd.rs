@@ -313,13 +313,66 @@ fn descendants(pid: u32) -> Vec<u32> {
     found
 }
 
-/// A loopback port where nothing listens.
+/// A loopback port where nothing listened a moment ago, for a server the test starts next.
+///
+/// Another process may take the port before that server binds it: whoever starts a server on it
+/// must check that its own server answers there (as [`SshLab`] does with sshd's log, and the
+/// docker lab with the registry's) and retry with another port if not. For a port that must stay
+/// closed, use [`ClosedPort`].
 pub fn unused_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A loopback port held bound but not listening for as long as this value lives: connecting to
+/// it is refused, and no other process can start listening on it meanwhile.
+pub struct ClosedPort {
+    /// Closing it frees the port.
+    _socket: std::os::fd::OwnedFd,
+    port: u16,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket calls on a descriptor this function owns; `addr` outlives them.
+        unsafe {
+            let raw = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
+            let fd = std::os::fd::OwnedFd::from_raw_fd(raw);
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            addr.sin_family = libc::AF_INET as libc::sa_family_t;
+            addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let bound = libc::bind(raw, &addr as *const _ as *const libc::sockaddr, len);
+            assert!(bound == 0, "bind: {}", std::io::Error::last_os_error());
+            let mut len = len;
+            let named =
+                libc::getsockname(raw, &mut addr as *mut _ as *mut libc::sockaddr, &mut len);
+            assert!(
+                named == 0,
+                "getsockname: {}",
+                std::io::Error::last_os_error()
+            );
+            ClosedPort {
+                _socket: fd,
+                port: u16::from_be(addr.sin_port),
+            }
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Default for ClosedPort {
+    fn default() -> ClosedPort {
+        ClosedPort::new()
+    }
 }
 
 /// A new ed25519 key pair without passphrase at `path` and `path.pub`.
@@ -420,14 +473,25 @@ fn wait_for_banner(host: &mut LabHost, addr: &str, port: u16, netns: Option<&str
         }
         if netns.is_some() {
             // Only the log can tell from outside the namespace that sshd is listening.
-            if host.log().contains("Server listening") {
+            if host
+                .log()
+                .contains(&format!("Server listening on {addr} port {port}."))
+            {
                 return true;
             }
-        } else if let Ok(mut stream) = TcpStream::connect((addr, port)) {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut buf = [0u8; 8];
-            if stream.read_exact(&mut buf).is_ok() && &buf == b"SSH-2.0-" {
-                return true;
+        } else if host
+            .log()
+            .contains(&format!("Server listening on {addr} port {port}."))
+        {
+            // This sshd's own log says it holds the port (another server that took the port
+            // first would make it log "Bind to port ... failed" and exit instead); its banner
+            // then says it accepts connections.
+            if let Ok(mut stream) = TcpStream::connect((addr, port)) {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = [0u8; 8];
+                if stream.read_exact(&mut buf).is_ok() && &buf == b"SSH-2.0-" {
+                    return true;
+                }
             }
         }
         std::thread::sleep(Duration::from_millis(10));
