@@ -34,8 +34,16 @@ fn ask(label: &str) -> Option<(std::fs::File, std::fs::File)> {
 
 /// Prints `label` on the terminal and reads one line with echo off. `None` without a terminal.
 pub fn hidden(label: &str) -> Option<Secret> {
-    let (tty, mut out) = ask(label)?;
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .ok()?;
+    // Echo goes off before the prompt shows: what is typed as soon as it appears stays hidden.
     let restore = EchoOff::new(&tty);
+    let mut out = tty.try_clone().ok()?;
+    let _ = write!(out, "{label}");
+    let _ = out.flush();
     let mut line = String::new();
     let read = std::io::BufReader::new(&tty).read_line(&mut line);
     drop(restore);

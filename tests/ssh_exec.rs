@@ -287,16 +287,25 @@ fn agent_identities_are_used() {
 fn command_timeout_holds_on_a_host_that_stopped_answering_before_the_command() {
     let mut lab = SshLab::start(1);
     let meeting = tempfile::tempdir().unwrap();
-    let go = crate::harness::shell_quote(&meeting.path().join("go").display().to_string());
-    // The first command shows that the connection is up; the recipe then waits on the
-    // controller until the test has frozen the host, and starts the next command there.
+    let dir = crate::harness::shell_quote(&meeting.path().display().to_string());
+    // The first command shows that the connection is up. Once it has ended, the recipe says so
+    // from the controller (`waiting`) and waits there until the test has frozen the host
+    // (`go`); then it starts the next command.
     let recipe = format!(
-        "fn t() {{ run(\"echo started\"); local(`i=0; while [ ! -e {go} ]; do i=$((i+1)); [ $i -gt 600 ] && exit 9; sleep 0.05; done`); run(\"echo late\", #{{ timeout: 1 }}); }}"
+        "fn t() {{ run(\"echo started\"); local(`touch {dir}/waiting; i=0; while [ ! -e {dir}/go ]; do i=$((i+1)); [ $i -gt 600 ] && exit 9; sleep 0.05; done`); run(\"echo late\", #{{ timeout: 1 }}); }}"
     );
     let p = lab_project(&lab)
         .recipe("frozen.rhai", &recipe)
         .args(["--output", "plain", "env:lab", "t"]);
     let child = p.spawn_until("[h1] started", 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !meeting.path().join("waiting").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the recipe never got past `echo started`"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     lab.freeze(0);
     let frozen = std::time::Instant::now();
     std::fs::write(meeting.path().join("go"), "").unwrap();
