@@ -342,6 +342,23 @@ fn t() {{
         "t",
     ]);
     let mut child = p.spawn();
+    // A run that hangs is stopped after a minute, and fails below.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let (done, pid) = (done.clone(), child.id());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                if Instant::now() > deadline {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .status();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
     let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut lines = Vec::new();
     for line in stdout.lines() {
@@ -349,7 +366,7 @@ fn t() {{
         let event: serde_json::Value = serde_json::from_str(&line).unwrap();
         if event["event"] == "output" {
             let text = event["line"].as_str().unwrap_or("");
-            if text.contains("rigs-sudo-prompt") {
+            if text.starts_with("log: ") {
                 std::fs::write(meeting.path().join("seen"), "").unwrap();
             }
             if text == "after-prompt" {
@@ -359,6 +376,8 @@ fn t() {{
         lines.push(line);
     }
     let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    watchdog.join().unwrap();
     let out = RunOutput {
         code: out.status.code().unwrap_or(-1),
         stdout: lines.join("\n"),

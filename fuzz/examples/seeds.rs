@@ -35,7 +35,10 @@ fn task_call() {
 }
 
 fn inventory() {
-    let mut files: Vec<PathBuf> = vec!["inventory/example.toml".into(), "inventory/local.toml".into()];
+    let mut files: Vec<PathBuf> = vec![
+        "inventory/example.toml".into(),
+        "inventory/local.toml".into(),
+    ];
     for entry in std::fs::read_dir("examples").unwrap() {
         let dir = entry.unwrap().path().join("inventory");
         if let Ok(read) = std::fs::read_dir(&dir) {
@@ -44,7 +47,11 @@ fn inventory() {
     }
     files.sort();
     for (i, f) in files.iter().enumerate() {
-        write("inventory", &format!("seed-{i}"), &std::fs::read(f).unwrap());
+        write(
+            "inventory",
+            &format!("seed-{i}"),
+            &std::fs::read(f).unwrap(),
+        );
     }
     let two = [
         "[defaults]\nuser = \"deploy\"\nport = 2200\njump = [\"bastion\", \"ops@b2:2222\"]\n",
@@ -168,14 +175,15 @@ fn docker_archive_new() -> Vec<u8> {
 fn docker_archive_old() -> Vec<u8> {
     let (base, top) = (tar(&[("a", b"1")]), tar(&[("b", b"2")]));
     let (d1, d2) = (sha256_hex(&base), sha256_hex(&top));
-    let config = format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["sha256:{d1}","sha256:{d2}"]}}}}"#);
+    let config =
+        format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["sha256:{d1}","sha256:{d2}"]}}}}"#);
     let config_name = format!("{}.json", sha256_hex(config.as_bytes()));
     let long = format!("{}/layer.tar", "d".repeat(120));
     let manifest = format!(
         r#"[{{"Config":"{config_name}","RepoTags":["127.0.0.1:5000/app:v2"],"Layers":["aaa/layer.tar","{long}"]}}]"#
     );
     let mut b = tar::Builder::new(Vec::new());
-    let mut add = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
+    let add = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
@@ -185,7 +193,8 @@ fn docker_archive_old() -> Vec<u8> {
     add(&mut b, "aaa/VERSION", b"1.0");
     add(&mut b, "aaa/layer.tar", &base);
     add(&mut b, &long, &top);
-    b.append_pax_extensions([("path", &b"bbb/json"[..])]).unwrap();
+    b.append_pax_extensions([("path", &b"bbb/json"[..])])
+        .unwrap();
     add(&mut b, "bbb/json", b"{}");
     add(&mut b, &config_name, config.as_bytes());
     add(&mut b, "manifest.json", manifest.as_bytes());
@@ -214,7 +223,11 @@ fn docker_archive_containerd() -> Vec<u8> {
 fn ship_archive() {
     write("ship_archive", "seed-new", &docker_archive_new());
     write("ship_archive", "seed-old", &docker_archive_old());
-    write("ship_archive", "seed-containerd", &docker_archive_containerd());
+    write(
+        "ship_archive",
+        "seed-containerd",
+        &docker_archive_containerd(),
+    );
     let mut odd = Vec::new();
     let mut e = RawEntry::file("x/layer.tar", b"data");
     e.kind = b'L';

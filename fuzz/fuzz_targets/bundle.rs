@@ -27,7 +27,12 @@ fn dir() -> &'static Path {
 fn listing(dir: &Path) -> BTreeSet<String> {
     match std::fs::read_dir(dir) {
         Ok(entries) => entries
-            .map(|e| e.expect("a dir entry").file_name().to_string_lossy().into_owned())
+            .map(|e| {
+                e.expect("a dir entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect(),
         Err(_) => BTreeSet::new(),
     }
@@ -68,7 +73,10 @@ fuzz_target!(|data: &[u8]| {
             .expect("the body")
             .read_to_end(&mut read)
             .expect("reading the verified body");
-        assert!(read == archive[..body as usize], "the body reads back differently");
+        assert!(
+            read == archive[..body as usize],
+            "the body reads back differently"
+        );
         assert!(v.open_archive(v.archive_len + 1).is_err());
     }
 
@@ -94,13 +102,24 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(listing(&out), names);
             let archive = std::fs::read(out.join(&manifest.archive.name)).expect("the archive");
             let (offset, len) = (v.archive_offset as usize, v.archive_len as usize);
-            assert!(archive == file[offset..offset + len], "extracted archive differs");
+            assert!(
+                archive == file[offset..offset + len],
+                "extracted archive differs"
+            );
         }
         (Err(e), _) => {
             let _ = e.to_string();
-            assert!(listing(&out).is_empty(), "a failed extract left {:?}", listing(&out));
+            assert!(
+                listing(&out).is_empty(),
+                "a failed extract left {:?}",
+                listing(&out)
+            );
         }
         _ => unreachable!(),
     }
-    assert_eq!(listing(root), expected_root, "extract wrote outside its directory");
+    assert_eq!(
+        listing(root),
+        expected_root,
+        "extract wrote outside its directory"
+    );
 });

@@ -24,7 +24,12 @@ fuzz_target!(|data: &[u8]| {
     let ssh_config = SshConfig::default();
     for env in inventory.envs.values() {
         assert!(!env.hosts.is_empty(), "{} has no hosts", env.name);
-        match select(&inventory, Some(&env.name), &Overrides::default(), &ssh_config) {
+        match select(
+            &inventory,
+            Some(&env.name),
+            &Overrides::default(),
+            &ssh_config,
+        ) {
             Ok(hosts) => {
                 let names: Vec<&String> = hosts.iter().map(|h| &h.name).collect();
                 assert_eq!(names, env.hosts.iter().collect::<Vec<_>>());

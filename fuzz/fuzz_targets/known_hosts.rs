@@ -88,7 +88,11 @@ fuzz_target!(|data: &[u8]| {
     let (host, port) = learnable.unwrap_or_else(|| ("fuzz-new-host".to_string(), 22));
     let key = parse_public_key_base64(NEW_KEY).expect("a test key");
     if kh.learn(&host, port, &key).is_ok() {
-        assert_eq!(kh.check(&host, port, &key), Verdict::Known, "learned {host}:{port}");
+        assert_eq!(
+            kh.check(&host, port, &key),
+            Verdict::Known,
+            "learned {host}:{port}"
+        );
         let again = KnownHosts::load(path, &[]);
         assert_eq!(
             again.check(&host, port, &key),

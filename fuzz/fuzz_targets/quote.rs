@@ -116,7 +116,12 @@ impl Shell {
         let mut got = Vec::with_capacity(want.len());
         let mut buf = [0u8; 4096];
         while got.len() < want.len() {
-            let n = self.stdout.read(&mut buf).unwrap_or(0);
+            let n = match self.stdout.read(&mut buf) {
+                // libFuzzer's SIGALRM (for -timeout) interrupts reads.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => panic!("{}: reading its output: {e}", self.name),
+                Ok(n) => n,
+            };
             if n == 0 {
                 let status = self.child.try_wait();
                 panic!(

@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
     let skip: HashSet<String> = names.by_path.values().min().cloned().into_iter().collect();
     let none = HashSet::new();
     let (mut full, mut delta) = (Vec::new(), Vec::new());
-    let mut outputs = [Output::new(&none, &mut full), Output::new(&skip, &mut delta)];
+    let mut outputs = [
+        Output::new(&none, &mut full),
+        Output::new(&skip, &mut delta),
+    ];
     let result = pass(data, &names, &mut outputs, false);
     let full_stats = outputs[0].stats.clone();
     let delta_stats = outputs[1].stats.clone();

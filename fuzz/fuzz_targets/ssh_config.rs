@@ -14,10 +14,7 @@ use rigs::inventory::ssh_config::SshConfig;
 use rigs::inventory::Inventory;
 
 fuzz_target!(|data: &[u8]| {
-    if data
-        .windows(7)
-        .any(|w| w.eq_ignore_ascii_case(b"include"))
-    {
+    if data.windows(7).any(|w| w.eq_ignore_ascii_case(b"include")) {
         return;
     }
     let (name, text) = match data.iter().position(|b| *b == b'\n') {
