@@ -1,13 +1,27 @@
 //! The standard Docker recipes over SSH against real engines and a real registry.
 
 use crate::harness::{
-    on_engines, shell_quote, DockerLab, Engine, LabOptions, Project, REGISTRY_PASSWORD,
+    on_engines, shell_quote, DockerLab, Engine, LabOptions, Project, RunOutput, REGISTRY_PASSWORD,
     REGISTRY_USER,
 };
 
 /// A project with the repository's standard recipes and an inventory for the lab.
 fn project(lab: &DockerLab, extra_vars: &str) -> Project {
     lab.standard_project(extra_vars)
+}
+
+/// Runs task `deploy:{tag}` on the lab, with the arguments `also` after it, and checks that it
+/// succeeds.
+#[track_caller]
+fn deploy(p: &Project, tag: &str, also: &[&str]) -> RunOutput {
+    let out = p
+        .clone()
+        .args(["env:lab", &format!("deploy:{tag}")])
+        .args(also)
+        .timeout(180)
+        .run();
+    out.assert_code(0);
+    out
 }
 
 on_engines!(deploy_upgrade_prune_and_rollback_without_the_registry);
@@ -21,13 +35,7 @@ fn deploy_upgrade_prune_and_rollback_without_the_registry(engine: Engine) {
         "keep = 2\nhealth = \"wget -qO- http://127.0.0.1:8080/version\"\n",
     );
     let deploy = |tag: &str, also: &[&str]| {
-        let out = p
-            .clone()
-            .args(["env:lab", &format!("deploy:{tag}")])
-            .args(also)
-            .timeout(180)
-            .run();
-        out.assert_code(0);
+        let out = deploy(&p, tag, also);
         for i in 0..2 {
             assert_eq!(lab.app_version(i, "app"), tag, "host {i}");
             assert_eq!(lab.dangling(i), "", "dangling images on host {i}");
@@ -230,22 +238,18 @@ fn registry_password_and_env_values_reach_no_command_line(engine: Engine) {
         .timeout(180)
         .run();
     out.assert_code(0);
-    assert!(
-        out.stderr.contains(&format!(
+    for line in [
+        format!(
             "[h1] $ docker login --username {REGISTRY_USER} --password-stdin -- {}\n",
             lab.registry()
-        )),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains(&format!(
+        ),
+        format!(
             "[h1] $ docker run --detach --name app --network none --restart unless-stopped --env-file /dev/stdin -- {}:v2\n",
             lab.image()
-        )),
-        "{}",
-        out.stderr
-    );
+        ),
+    ] {
+        assert!(out.stderr.contains(&line), "{}", out.stderr);
+    }
     assert!(out.stderr.contains("\n1 host: 1 ok"), "{}", out.stderr);
     for t in telltales {
         assert!(
@@ -374,6 +378,24 @@ fn promote_copies_the_manifest_then_deploys_the_environment_tag(engine: Engine) 
     );
 }
 
+/// Runs the standard promote of `app:{tag}` on the lab's one host, checking that it succeeds
+/// and reports `app:lab` as now `digest`.
+#[track_caller]
+fn promote_on_h1(lab: &DockerLab, tag: &str, digest: &str) -> RunOutput {
+    let out = project(lab, "")
+        .args(["env:lab", &format!("promote:{tag}")])
+        .timeout(180)
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains(&format!("[h1] {}:lab is now {digest}\n", lab.image())),
+        "{}",
+        out.stderr
+    );
+    out
+}
+
 on_engines!(promote_copies_a_manifest_list_unchanged);
 fn promote_copies_a_manifest_list_unchanged(engine: Engine) {
     let lab = DockerLab::start(1, engine);
@@ -408,17 +430,7 @@ fn promote_copies_a_manifest_list_unchanged(engine: Engine) {
     let digest = lab.registry_digest("multi");
 
     // The standard promote: the list itself becomes app:lab, and the host runs its amd64 image.
-    let out = project(&lab, "")
-        .args(["env:lab", "promote:multi"])
-        .timeout(180)
-        .run();
-    out.assert_code(0);
-    assert!(
-        out.stderr
-            .contains(&format!("[h1] {image}:lab is now {digest}\n")),
-        "{}",
-        out.stderr
-    );
+    let out = promote_on_h1(&lab, "multi", &digest);
     assert_eq!(
         lab.registry_digest("lab"),
         digest,
@@ -453,17 +465,7 @@ fn promote_through_a_registry_that_hands_out_bearer_tokens(engine: Engine) {
         "the registry takes tokens only, not the login itself"
     );
     let image = lab.image();
-    let out = project(&lab, "")
-        .args(["env:lab", "promote:v2"])
-        .timeout(180)
-        .run();
-    out.assert_code(0);
-    assert!(
-        out.stderr
-            .contains(&format!("[h1] {image}:lab is now {v2}\n")),
-        "{}",
-        out.stderr
-    );
+    let out = promote_on_h1(&lab, "v2", &v2);
     assert_eq!(lab.app_version(0, "app"), "v2");
     let pulled = lab.docker_ok(
         0,
@@ -479,10 +481,17 @@ fn promote_through_a_registry_that_hands_out_bearer_tokens(engine: Engine) {
     // rigs fetched its own tokens for the copy (pull to read, push to write); the host's engine
     // one to log in and one to pull (through containerd on the modern engine).
     let issued = lab.tokens_issued();
+    // The registry's challenge lists a scope's actions in no fixed order.
+    let actions = |scope: &str| {
+        let (resource, list) = scope.rsplit_once(':').unwrap_or((scope, ""));
+        let mut list: Vec<&str> = list.split(',').collect();
+        list.sort_unstable();
+        format!("{resource}:{}", list.join(","))
+    };
     let by = |agent: &str, scope: &str| {
         issued
             .iter()
-            .any(|(a, s)| a.starts_with(agent) && s == scope)
+            .any(|(a, s)| a.starts_with(agent) && actions(s) == actions(scope))
     };
     assert!(by("ureq", "repository:app:pull"), "{issued:?}");
     assert!(by("ureq", "repository:app:pull,push"), "{issued:?}");
@@ -549,24 +558,14 @@ fn deploy_by_digest_and_serially_with_a_failure_budget(engine: Engine) {
         .iter()
         .rfind(|e| e["event"] == "summary")
         .unwrap_or_else(|| panic!("no summary: {}", out.stdout));
-    let rows: Vec<(String, String, String)> = summary["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            (
-                h["host"].as_str().unwrap().to_string(),
-                h["status"].as_str().unwrap().to_string(),
-                h["error"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
+    // (host, status, note, error)
+    let rows = crate::harness::summary_hosts(summary);
     assert_eq!(rows[0].0, "h1");
     assert_eq!(rows[0].1, "ok", "{rows:?}");
     assert_eq!(rows[1].1, "failed", "{rows:?}");
-    assert!(rows[1].2.contains("connection refused"), "{rows:?}");
+    assert!(rows[1].3.contains("connection refused"), "{rows:?}");
     assert_eq!(
-        (rows[2].1.as_str(), rows[2].2.as_str()),
+        (rows[2].1.as_str(), rows[2].3.as_str()),
         ("skipped", "not started: 1 host(s) failed (--max-fail)"),
         "{rows:?}"
     );
@@ -602,12 +601,7 @@ fn seed_004_fabric_style_recipe_runs_as_the_example_describes(engine: Engine) {
     lab.ssh
         .write_known_hosts(&p.path().join("home/.ssh/known_hosts"));
     for tag in ["v1", "v2"] {
-        let out = p
-            .clone()
-            .args(["env:lab", &format!("deploy:{tag}")])
-            .timeout(180)
-            .run();
-        out.assert_code(0);
+        deploy(&p, tag, &[]);
         for i in 0..2 {
             assert_eq!(lab.app_version(i, "blogpost-app"), tag);
         }
@@ -630,12 +624,7 @@ fn cleanup_removes_only_this_apps_leftovers(engine: Engine) {
     let id = |reference: &str| lab.image_id(0, reference);
     // This app's images as its releases saw them: v1 ran, then v2 replaced it.
     for tag in ["v1", "v2"] {
-        let out = p
-            .clone()
-            .args(["env:lab", &format!("deploy:{tag}")])
-            .timeout(180)
-            .run();
-        out.assert_code(0);
+        deploy(&p, tag, &[]);
     }
     let released = id(&format!("{image}:v1"));
     // By hand, v1's image loses its tags: a leftover of this app.

@@ -8,22 +8,10 @@ use crate::harness::{Project, SshLab};
 #[test]
 fn sigint_stops_the_run_and_exits_130() {
     let lab = SshLab::start(3);
-    let p = Project::new()
-        .recipe(
-            "t.rhai",
-            "fn slow() { run(\"echo started; sleep 31.77\"); }",
-        )
-        .inventory("lab.toml", &lab.inventory_toml());
-    lab.write_known_hosts(&p.path().join("known_hosts"));
     // Pool of 2: the third host waits for a slot and must never start.
-    let p = p.args([
-        "--known-hosts",
-        "known_hosts",
-        "--pool-size",
-        "2",
-        "env:lab",
-        "slow",
-    ]);
+    let p = lab
+        .project_with_recipe("fn slow() { run(\"echo started; sleep 31.77\"); }")
+        .args(["--pool-size", "2", "env:lab", "slow"]);
     let mut child = p.spawn_until("started", 2);
     let interrupted_at = Instant::now();
     send_signal(child.id(), "INT");
@@ -95,22 +83,9 @@ fn send_signal(pid: u32, signal: &str) {
 #[test]
 fn sigint_in_json_reports_the_interruption() {
     let lab = SshLab::start(2);
-    let p = Project::new()
-        .recipe(
-            "t.rhai",
-            "fn slow() { run(\"echo started; sleep 31.78\"); }",
-        )
-        .inventory("lab.toml", &lab.inventory_toml());
-    lab.write_known_hosts(&p.path().join("known_hosts"));
-    let p = p.args([
-        "--known-hosts",
-        "known_hosts",
-        "--serial",
-        "--output",
-        "json",
-        "env:lab",
-        "slow",
-    ]);
+    let p = lab
+        .project_with_recipe("fn slow() { run(\"echo started; sleep 31.78\"); }")
+        .args(["--serial", "--output", "json", "env:lab", "slow"]);
     let mut child = p.spawn();
     let stdout = lines_of(child.stdout.take().unwrap());
     let seen = wait_for_line(&stdout, "\"line\":\"started\"", Duration::from_secs(30));
@@ -194,17 +169,9 @@ fn wait_for_line(lines: &std::sync::Mutex<Vec<String>>, needle: &str, limit: Dur
 /// Interrupts a run whose host has frozen (so stopping its command cannot finish quickly), once
 /// or twice. Returns how long rigs took to exit after the last Ctrl-C, its exit status and stderr.
 fn interrupt_a_frozen_host(lab: &mut SshLab, host: usize, twice: bool) -> (Duration, i32, String) {
-    let p = Project::new()
-        .recipe(
-            "t.rhai",
-            "fn slow() { run(\"echo started; sleep 31.79\"); }",
-        )
-        .inventory("lab.toml", &lab.inventory_toml());
-    lab.write_known_hosts(&p.path().join("known_hosts"));
+    let p = lab.project_with_recipe("fn slow() { run(\"echo started; sleep 31.79\"); }");
     let name = lab.host(host).name.clone();
     let p = p.args([
-        "--known-hosts",
-        "known_hosts",
         "--output",
         "plain",
         "env:lab",

@@ -49,19 +49,7 @@ fn summary(stdout: &str) -> Vec<(String, String, String, String)> {
         .rev()
         .find(|e| e["event"] == "summary")
         .unwrap_or_else(|| panic!("no summary in {stdout}"));
-    s["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            (
-                h["host"].as_str().unwrap().to_string(),
-                h["status"].as_str().unwrap().to_string(),
-                h["note"].as_str().unwrap_or("").to_string(),
-                h["error"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
+    crate::harness::summary_hosts(s)
 }
 
 /// The info file of host `i`'s deploy lock.

@@ -215,17 +215,11 @@ fn summary(stdout: &str) -> Vec<(String, String, u64, String)> {
         .find(|l| l.contains("\"event\":\"summary\""))
         .unwrap_or_else(|| panic!("no summary in {stdout}"));
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    v["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            (
-                h["host"].as_str().unwrap().to_string(),
-                h["status"].as_str().unwrap().to_string(),
-                h["bytes_sent"].as_u64().unwrap(),
-                h["error"].as_str().unwrap_or("").to_string(),
-            )
+    crate::harness::summary_hosts(&v)
+        .into_iter()
+        .zip(v["hosts"].as_array().unwrap())
+        .map(|((host, status, _note, error), h)| {
+            (host, status, h["bytes_sent"].as_u64().unwrap(), error)
         })
         .collect()
 }
@@ -470,27 +464,35 @@ impl Watched {
     }
 }
 
-on_engines!(an_interrupted_ship_resumes_where_it_stopped);
-fn an_interrupted_ship_resumes_where_it_stopped(engine: Engine) {
-    let lab = DockerLab::start(1, engine);
-    let big = lab.big_image("big", 60);
-    let p = project(&lab, &inventory(&lab, ""));
-    let args = [
-        "env:lab",
-        &format!("ship_resumable:{big}"),
-        "--output",
-        "json",
-    ];
-    let parts = || -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(lab.home(0).join(".cache/rigs/ship"))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default()
-    };
-    let earlier = parts();
-    let run = Watched::start(&p, &args);
-    // Interrupt once the host has kept a few megabytes, well before the end.
+/// The arguments that ship `reference` with `ship_resumable`, in JSON mode.
+fn resumable_ship_args(reference: &str) -> [String; 4] {
+    [
+        "env:lab".to_string(),
+        format!("ship_resumable:{reference}"),
+        "--output".to_string(),
+        "json".to_string(),
+    ]
+}
+
+/// The part files in which host 0 keeps what it received of interrupted resumable ships.
+fn kept_parts(lab: &DockerLab) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(lab.home(0).join(".cache/rigs/ship"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// Runs rigs with `args` and interrupts it once host 0 has kept a few megabytes in a part file
+/// not among `earlier`, well before the end. Returns rigs' stdout, having checked it exited 130.
+fn interrupt_once_kept(
+    lab: &DockerLab,
+    p: &Project,
+    args: &[String],
+    earlier: &[std::path::PathBuf],
+) -> String {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = Watched::start(p, &args);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !parts().iter().any(|p| {
+    while !kept_parts(lab).iter().any(|p| {
         !earlier.contains(p) && std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) > 5_000_000
     }) {
         assert!(Instant::now() < deadline, "the host kept nothing");
@@ -499,6 +501,18 @@ fn an_interrupted_ship_resumes_where_it_stopped(engine: Engine) {
     run.interrupt();
     let (code, first) = run.finish();
     assert_eq!(code, Some(130), "{first}");
+    first
+}
+
+on_engines!(an_interrupted_ship_resumes_where_it_stopped);
+fn an_interrupted_ship_resumes_where_it_stopped(engine: Engine) {
+    let lab = DockerLab::start(1, engine);
+    let big = lab.big_image("big", 60);
+    let p = project(&lab, &inventory(&lab, ""));
+    let args = resumable_ship_args(&big);
+    let parts = || kept_parts(&lab);
+    let earlier = parts();
+    let first = interrupt_once_kept(&lab, &p, &args, &earlier);
     assert_eq!(lab.image_id(0, &big), "");
     let kept = summary(&first)[0].2;
     let before: Vec<_> = parts()
@@ -1161,29 +1175,9 @@ fn a_kept_part_that_does_not_match_is_deleted_and_the_image_sent_whole(engine: E
     let lab = DockerLab::start(1, engine);
     let big = lab.big_image("big", 60);
     let p = project(&lab, &inventory(&lab, ""));
-    let args = [
-        "env:lab",
-        &format!("ship_resumable:{big}"),
-        "--output",
-        "json",
-    ];
-    let parts = || -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(lab.home(0).join(".cache/rigs/ship"))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default()
-    };
-    let run = Watched::start(&p, &args);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !parts()
-        .iter()
-        .any(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) > 5_000_000)
-    {
-        assert!(Instant::now() < deadline, "the host kept nothing");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    run.interrupt();
-    let (code, first) = run.finish();
-    assert_eq!(code, Some(130), "{first}");
+    let args = resumable_ship_args(&big);
+    let parts = || kept_parts(&lab);
+    interrupt_once_kept(&lab, &p, &args, &[]);
     let kept = parts();
     assert_eq!(kept.len(), 1, "{kept:?}");
     // The host's disk spoils one byte of what it kept.

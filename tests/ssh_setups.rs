@@ -363,19 +363,9 @@ fn lose_h1_mid_command(
     fault: impl FnOnce(&mut SshLab),
 ) -> (String, std::time::Duration) {
     let mut lab = SshLab::start(2);
-    let p = Project::new()
-        .recipe("t.rhai", recipe)
-        .inventory("lab.toml", &lab.inventory_toml());
-    lab.write_known_hosts(&p.path().join("known_hosts"));
+    let p = lab.project_with_recipe(recipe);
     write(&p.path().join("home/.ssh/config"), ssh_config);
-    let p = p.args([
-        "--known-hosts",
-        "known_hosts",
-        "--output",
-        "plain",
-        "env:lab",
-        "slow",
-    ]);
+    let p = p.args(["--output", "plain", "env:lab", "slow"]);
     let child = p.spawn_until("started", 2);
     fault(&mut lab);
     let faulted = std::time::Instant::now();

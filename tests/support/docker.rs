@@ -279,20 +279,12 @@ impl DockerLab {
 
     /// The HTTP status the registry answers `GET /v2/` with the test login sent as basic auth.
     pub fn basic_auth_status(&self) -> String {
-        let mut curl = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-K", "-"])
-            .arg(format!("http://{}/v2/", self.registry()))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("curl");
-        use std::io::Write;
-        curl.stdin
-            .take()
-            .unwrap()
-            .write_all(format!("user = \"{REGISTRY_USER}:{REGISTRY_PASSWORD}\"\n").as_bytes())
-            .unwrap();
-        String::from_utf8_lossy(&curl.wait_with_output().unwrap().stdout).to_string()
+        let out = curl_with_login(
+            Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-K", "-"])
+                .arg(format!("http://{}/v2/", self.registry())),
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
     }
 
     /// A project with the repository's standard recipes (`recipes/docker.rhai`) and an inventory
@@ -500,31 +492,22 @@ impl DockerLab {
     /// The digest the registry gives for `app:{tag}`, a manifest list or index too (the
     /// `Docker-Content-Digest` of a HEAD request; the login goes to curl on stdin).
     pub fn registry_digest(&self, tag: &str) -> String {
-        let mut curl = Command::new("curl")
-            .args(["-sSfI", "-K", "-"])
-            .args([
-                "-H",
-                "Accept: application/vnd.docker.distribution.manifest.list.v2+json",
-                "-H",
-                "Accept: application/vnd.oci.image.index.v1+json",
-                "-H",
-                "Accept: application/vnd.docker.distribution.manifest.v2+json",
-                "-H",
-                "Accept: application/vnd.oci.image.manifest.v1+json",
-            ])
-            .arg(format!("http://{}/v2/app/manifests/{tag}", self.registry()))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("curl");
-        use std::io::Write;
-        curl.stdin
-            .take()
-            .unwrap()
-            .write_all(format!("user = \"{REGISTRY_USER}:{REGISTRY_PASSWORD}\"\n").as_bytes())
-            .unwrap();
-        let out = curl.wait_with_output().unwrap();
+        let out = curl_with_login(
+            Command::new("curl")
+                .args(["-sSfI", "-K", "-"])
+                .args([
+                    "-H",
+                    "Accept: application/vnd.docker.distribution.manifest.list.v2+json",
+                    "-H",
+                    "Accept: application/vnd.oci.image.index.v1+json",
+                    "-H",
+                    "Accept: application/vnd.docker.distribution.manifest.v2+json",
+                    "-H",
+                    "Accept: application/vnd.oci.image.manifest.v1+json",
+                ])
+                .arg(format!("http://{}/v2/app/manifests/{tag}", self.registry()))
+                .stderr(Stdio::piped()),
+        );
         let headers = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -588,28 +571,10 @@ impl DockerLab {
             references.push(reference);
         }
 
-        let mut login = self
-            .controller_docker_command()
-            .args([
-                "login",
-                "--username",
-                REGISTRY_USER,
-                "--password-stdin",
-                &self.registry(),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        login
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(REGISTRY_PASSWORD.as_bytes())
-            .unwrap();
-        ok(&["login"], login.wait_with_output().unwrap());
+        ok(
+            &["login"],
+            self.registry_login(self.controller_docker_command()),
+        );
         // The base first, so that the app's pushes find its layer already in the registry, then
         // one app tag, which mounts that layer into the app's repository. Pushes that mount the
         // same blob into one repository at once can make the registry answer a HEAD with a 500
@@ -657,28 +622,23 @@ impl DockerLab {
 
     /// Logs host `i`'s test client in to the lab registry.
     pub fn docker_login(&self, i: usize) -> Output {
-        let mut child = self
-            .docker_command(i)
-            .args([
-                "login",
-                "--username",
-                REGISTRY_USER,
-                "--password-stdin",
-                &self.registry(),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(REGISTRY_PASSWORD.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        self.registry_login(self.docker_command(i))
+    }
+
+    /// Runs `docker login` to the lab registry with the test login, the password on its stdin.
+    fn registry_login(&self, mut docker: Command) -> Output {
+        output_with_stdin(
+            docker
+                .args([
+                    "login",
+                    "--username",
+                    REGISTRY_USER,
+                    "--password-stdin",
+                    &self.registry(),
+                ])
+                .stderr(Stdio::piped()),
+            REGISTRY_PASSWORD,
+        )
     }
 
     /// The image IDs on host `i` that no tag points at.
@@ -693,6 +653,33 @@ impl DockerLab {
         tags.sort();
         tags
     }
+}
+
+/// Runs `curl`, whose arguments read a config from stdin (`-K -`), with the test login as that
+/// config, so that the password is on no command line.
+fn curl_with_login(curl: &mut Command) -> Output {
+    output_with_stdin(
+        curl,
+        &format!("user = \"{REGISTRY_USER}:{REGISTRY_PASSWORD}\"\n"),
+    )
+}
+
+/// Runs `cmd` with `input` on its stdin and waits for it, its stdout captured (and its stderr
+/// where the caller piped it).
+fn output_with_stdin(cmd: &mut Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{:?}: {e}", cmd.get_program()));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 #[track_caller]

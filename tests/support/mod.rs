@@ -46,6 +46,24 @@ pub fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', "'\\''"))
 }
 
+/// Per host in a JSON run's `summary` event, in order: its name, status, note and error ("" for a
+/// note or error it lacks).
+pub fn summary_hosts(summary: &serde_json::Value) -> Vec<(String, String, String, String)> {
+    summary["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap().to_string(),
+                h["status"].as_str().unwrap().to_string(),
+                h["note"].as_str().unwrap_or("").to_string(),
+                h["error"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
 /// The events of a `--output json` run's stdout, in order. Every line must be one JSON object:
 /// anything else on stdout fails the test, with the line shown.
 #[track_caller]

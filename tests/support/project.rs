@@ -285,6 +285,17 @@ impl Project {
             .current_dir(&self.dir)
             .env_clear()
             .envs(self.environment());
+        // A person's terminal sends Ctrl-C to a program that has not ignored it; a suite started
+        // in the background (`cmd &`, nohup) would otherwise hand its ignored SIGINT down.
+        // SAFETY: `signal` is async-signal-safe, as pre_exec requires.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            script.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
         script
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -237,6 +237,16 @@ impl SshLab {
         std::fs::write(path, text).expect("write known_hosts");
     }
 
+    /// A project with `recipe` as `t.rhai` and this lab's inventory, its arguments starting with
+    /// `--known-hosts known_hosts`: a file in its folder that knows every lab host's key.
+    pub fn project_with_recipe(&self, recipe: &str) -> super::Project {
+        let p = super::Project::new()
+            .recipe("t.rhai", recipe)
+            .inventory("lab.toml", &self.inventory_toml());
+        self.write_known_hosts(&p.path().join("known_hosts"));
+        p.args(["--known-hosts", "known_hosts"])
+    }
+
     /// known_hosts with hashed host names, as `HashKnownHosts yes` writes them.
     pub fn write_hashed_known_hosts(&self, path: &Path) {
         self.write_known_hosts(path);
