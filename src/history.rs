@@ -1,16 +1,113 @@
-//! The deployment history's files and lines, shared by the scheduler that writes them, the
-//! `history()` recipe function and `rigs env:NAME history` that read them.
+//! The deployment history: who ran what, where, when, and how it ended. Its files, and
+//! [`HistoryEntry`], the one line each task run adds, written and read here for the scheduler
+//! that appends it, the `history()` recipe function and `rigs env:NAME history` that read it.
+//!
+//! Every task run on a host appends one JSON line to `~/.rigs/history.jsonl` on that host and
+//! to `.rigs/history.jsonl` in the controller's project folder. The host's copy is what the next
+//! person sees, whichever machine they deploy from, and what `rollback` reads to find the last
+//! good version; the controller's copy survives hosts that are rebuilt. Lines are only ever
+//! appended, each in one write(2) on a file opened for appending (`dd oflag=append` on the host),
+//! so concurrent runs cannot corrupt each other's lines, however long they are.
 //!
 //! A host's file holds every run on it, whatever the environment and task, so the table filters:
 //! one environment's runs, releases only unless `--all` (status checks and log reads would bury
 //! the deploys), one task with `history:TASK`.
 
-use serde_json::Value;
+use std::io::Write;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// The host's history file, as a shell word.
 pub const HOST_FILE: &str = "\"$HOME/.rigs/history.jsonl\"";
 /// The controller's history file, relative to the project folder.
 pub const LOCAL_FILE: &str = ".rigs/history.jsonl";
+
+/// One line of the history: one task run on one host. A line is a JSON object whose keys come
+/// out in name order, the task's `record(...)` fields among them; a field the entry names itself
+/// is never overwritten by a record of the same name. Reading is lenient: a field a line lacks
+/// (an older rigs wrote it) is left empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HistoryEntry {
+    /// When the line was written, RFC 3339 in UTC.
+    pub time: String,
+    /// Who ran it ([`user`]) and from which machine ([`controller`]).
+    pub user: String,
+    pub controller: String,
+    pub env: Option<String>,
+    pub host: String,
+    /// The task's name; `--` for an ad-hoc command, `bundle load` for a bundle.
+    pub task: String,
+    pub args: Vec<String>,
+    /// As the user wrote it: `deploy:1.2.3`.
+    pub label: String,
+    /// The task took the deploy lock: `rigs env:NAME history` lists it with the releases.
+    #[serde(skip_serializing_if = "is_false")]
+    pub lock: bool,
+    /// `ok`, `failed` or `interrupted`.
+    pub result: String,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// What the task recorded with `record(...)`: `version`, `running`, `docker_images`...
+    #[serde(flatten)]
+    pub records: Map<String, Value>,
+}
+
+impl HistoryEntry {
+    /// The entry as its JSON line's object.
+    pub fn to_json(&self) -> Value {
+        let named = HistoryEntry {
+            records: Map::new(),
+            ..self.clone()
+        };
+        let mut json = serde_json::to_value(named).expect("a history entry is JSON");
+        if let Value::Object(fields) = &mut json {
+            for (k, v) in &self.records {
+                fields.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        json
+    }
+
+    /// The entry from a JSON object; `None` for what is not one.
+    pub fn from_json(json: Value) -> Option<HistoryEntry> {
+        json.is_object()
+            .then(|| serde_json::from_value(json).ok())
+            .flatten()
+    }
+
+    /// A recorded field as text: `version` for the table, empty when absent.
+    pub fn record_text(&self, name: &str) -> String {
+        match self.records.get(name) {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        }
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The entries of `text` (history lines, as [`read_command`] prints them) that are about `host`,
+/// in file order. Hosts that share a home folder (NFS) share one file, so a file holds other
+/// hosts' lines too; lines that are not entries are skipped.
+pub fn entries(text: &str, host: &str) -> Vec<HistoryEntry> {
+    parse(text).into_iter().filter(|e| e.host == host).collect()
+}
+
+/// Every entry of `text`, in file order.
+fn parse(text: &str) -> Vec<HistoryEntry> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .filter_map(HistoryEntry::from_json)
+        .collect()
+}
 
 /// The user running rigs, as the history names them.
 pub fn user() -> String {
@@ -48,17 +145,37 @@ pub fn controller() -> String {
     }
 }
 
-/// Reads the last `limit` lines of the host's history.
-pub fn read_command(limit: usize) -> String {
-    format!("tail -n {limit} {HOST_FILE} 2>/dev/null || true")
+/// The host command that appends a `len`-byte line, read from stdin, to the host's history
+/// in a single write(2) on an `O_APPEND` descriptor, so that runs appending at the same moment
+/// cannot interleave their lines. A shell's `printf ... >> file` does not promise that: dash
+/// writes the text and its newline apart, bash writes long lines in pieces. `dd` with one block
+/// of exactly `len` bytes does (`iflag=fullblock` waits until stdin has delivered all of it);
+/// GNU and BusyBox `dd` both know these flags.
+pub fn append_command(len: usize) -> String {
+    format!(
+        "mkdir -p \"$HOME/.rigs\" && dd of={HOST_FILE} bs={len} count=1 iflag=fullblock \
+         oflag=append conv=notrunc status=none"
+    )
 }
 
-/// History lines as JSON values; lines that are not JSON objects are skipped.
-pub fn parse(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
-        .filter(Value::is_object)
-        .collect()
+/// Serialises appends to the controller's file between hosts of one run.
+static LOCAL: Mutex<()> = Mutex::new(());
+
+/// Appends `line` (ending in a newline) to the controller's file, in one write(2): other rigs
+/// runs append too.
+pub fn append_local(line: &str) -> std::io::Result<()> {
+    let _guard = LOCAL.lock().expect("history lock");
+    std::fs::create_dir_all(".rigs")?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(LOCAL_FILE)?
+        .write_all(line.as_bytes())
+}
+
+/// The host command that prints the last `limit` lines of its history.
+pub fn read_command(limit: usize) -> String {
+    format!("tail -n {limit} {HOST_FILE} 2>/dev/null || true")
 }
 
 /// The tasks `rigs env:NAME history` lists without `--all`: the ones that change what runs.
@@ -77,21 +194,16 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn keeps(&self, row: &Value) -> bool {
-        if let Some(env) = &self.env {
-            if row["env"].as_str() != Some(env.as_str()) {
-                return false;
-            }
+    pub fn keeps(&self, entry: &HistoryEntry) -> bool {
+        if self.env.is_some() && entry.env != self.env {
+            return false;
         }
-        let task = row["task"].as_str().unwrap_or("");
         match &self.task {
-            Some(wanted) => task == wanted,
-            None => self.all || row["lock"] == Value::Bool(true) || RELEASE_TASKS.contains(&task),
+            Some(wanted) => entry.task == *wanted,
+            None => self.all || entry.lock || RELEASE_TASKS.contains(&entry.task.as_str()),
         }
     }
-}
 
-impl Filter {
     /// What `rigs env:NAME history` says when no line passes.
     pub fn nothing_found(&self) -> String {
         let env = self
@@ -109,84 +221,53 @@ impl Filter {
     }
 }
 
-/// The longest ERROR cell of the history table; the JSON output has the whole text.
-const ERROR_WIDTH: usize = 60;
-
-/// `rigs env:NAME history`: one row per task run, oldest first. The cells come from files on
-/// the hosts: their control characters are [escaped](crate::report::escape).
-pub fn table(rows: &[Value]) -> String {
-    let raw = |r: &Value, k: &str| -> String {
-        match &r[k] {
-            Value::Null => String::new(),
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        }
-    };
-    let field = |r: &Value, k: &str| crate::report::escape(&raw(r, k)).into_owned();
-    let headers = [
-        "TIME", "HOST", "USER", "ENV", "TASK", "RESULT", "VERSION", "NOTE", "ERROR",
-    ];
-    let cells: Vec<[String; 9]> = rows
-        .iter()
-        .map(|r| {
-            let error = crate::report::first_useful_line(&raw(r, "error"));
-            let mut error = crate::report::escape(&error).into_owned();
-            if error.chars().count() > ERROR_WIDTH {
-                error = error.chars().take(ERROR_WIDTH - 1).collect::<String>() + "…";
-            }
-            [
-                field(r, "time"),
-                field(r, "host"),
-                format!("{}@{}", field(r, "user"), field(r, "controller")),
-                field(r, "env"),
-                field(r, "label"),
-                field(r, "result"),
-                field(r, "version"),
-                field(r, "note"),
-                error,
-            ]
-        })
-        .collect();
-    let mut widths = headers.map(str::len);
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let fmt_row = |row: &[String]| -> String {
-        let mut line = String::new();
-        for (i, (c, w)) in row.iter().zip(widths).enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(c);
-            } else {
-                line.push_str(&format!("{c:<w$}  "));
-            }
-        }
-        line.trim_end().to_string() + "\n"
-    };
-    let mut out = fmt_row(&headers.map(String::from));
-    for row in &cells {
-        out.push_str(&fmt_row(row));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn entry(json: Value) -> HistoryEntry {
+        HistoryEntry::from_json(json).expect("an entry")
+    }
+
     #[test]
     fn parses_lines_and_skips_junk() {
-        let rows = parse("{\"time\":\"t1\",\"host\":\"a\"}\nnot json\n[1]\n{\"time\":\"t2\"}\n");
-        assert_eq!(rows.len(), 2);
-        let text = table(&rows);
-        assert!(text.starts_with("TIME"), "{text}");
-        assert_eq!(text.lines().count(), 3);
+        let text =
+            "{\"time\":\"t1\",\"host\":\"a\"}\nnot json\n[1]\n{\"time\":\"t2\",\"host\":\"a\"}\n\
+                    {\"time\":\"t3\",\"host\":\"b\"}\n";
+        let entries = entries(text, "a");
+        assert_eq!(
+            entries.iter().map(|e| e.time.as_str()).collect::<Vec<_>>(),
+            ["t1", "t2"]
+        );
+    }
+
+    #[test]
+    fn a_line_reads_back_as_it_was_written() {
+        let line = r#"{"args":["1.2.3"],"controller":"laptop","docker_images":{"app":["sha256:1"]},"duration_ms":1500,"env":"lab","error":null,"host":"h1","label":"deploy:1.2.3","lock":true,"note":"1.2.3 live","result":"ok","task":"deploy","time":"2026-12-03T07:00:00Z","user":"alice","version":"1.2.3"}"#;
+        let read = entries(line, "h1");
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].to_json().to_string(), line);
+        assert_eq!(read[0].record_text("version"), "1.2.3");
+        let bare = r#"{"args":[],"controller":"c","duration_ms":0,"env":null,"error":"boom","host":"h1","label":"--","result":"failed","task":"--","time":"t","user":"u"}"#;
+        assert_eq!(entries(bare, "h1")[0].to_json().to_string(), bare);
+    }
+
+    #[test]
+    fn recorded_fields_never_replace_the_entrys_own() {
+        let mut e = entry(serde_json::json!({"host": "h1", "result": "ok"}));
+        e.records.insert("result".into(), "forged".into());
+        e.records.insert("version".into(), 3.into());
+        let json = e.to_json();
+        assert_eq!(json["result"], "ok");
+        assert_eq!(json["version"], 3);
+        assert_eq!(e.record_text("version"), "3");
     }
 
     #[test]
     fn filters_by_environment_release_and_task() {
-        let row = |env: &str, task: &str, lock: bool| serde_json::json!({"env": env, "task": task, "lock": lock});
+        let row = |env: &str, task: &str, lock: bool| {
+            entry(serde_json::json!({"env": env, "task": task, "lock": lock}))
+        };
         let lab = Filter {
             env: Some("lab".into()),
             ..Filter::default()
@@ -208,31 +289,5 @@ mod tests {
         assert!(status.keeps(&row("lab", "status", false)));
         assert!(!status.keeps(&row("lab", "deploy", false)));
         assert!(Filter::default().keeps(&row("other", "rollback", false)));
-    }
-
-    #[test]
-    fn long_errors_are_cut_to_their_first_useful_line() {
-        let long = format!("{}\nsecond line", "x".repeat(100));
-        let rows = [serde_json::json!({"error": long, "result": "failed"})];
-        let text = table(&rows);
-        let row = text.lines().nth(1).unwrap();
-        assert!(row.ends_with('…'), "{text}");
-        assert!(!text.contains("second line"), "{text}");
-    }
-
-    #[test]
-    fn cells_show_their_control_characters() {
-        let rows = [serde_json::json!({
-            "host": "h1", "note": "\r[h9] ok\x1b[2J", "error": "boom\u{9b}1m\nmore",
-        })];
-        let text = table(&rows);
-        assert!(
-            !text.chars().any(|c| c.is_control() && c != '\n'),
-            "{text:?}"
-        );
-        assert!(
-            text.contains("\\r[h9] ok\\x1b[2J") && text.contains("boom\\u{9b}1m"),
-            "{text}"
-        );
     }
 }

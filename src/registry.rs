@@ -85,7 +85,10 @@ impl Client {
         let media_type = header(&headers, "content-type").unwrap_or_default();
         let digest = header(&headers, "docker-content-digest").unwrap_or_else(|| {
             use sha2::Digest;
-            format!("sha256:{}", crate::ssh::hex(&sha2::Sha256::digest(&body)))
+            format!(
+                "sha256:{}",
+                crate::hex::encode(&sha2::Sha256::digest(&body))
+            )
         });
         let url = format!("{}/v2/{repo}/manifests/{to}", self.base);
         let (status, headers, response) =

@@ -332,6 +332,111 @@ fn dry_run_deploy_shows_every_docker_command_and_touches_nothing() {
     }
 }
 
+/// `text` with every duration such as `0.02s` written as `T`.
+fn untimed(text: &str) -> String {
+    let timed = |w: &str| {
+        w.strip_suffix('s').is_some_and(|n| {
+            n.split_once('.').is_some_and(|(a, b)| {
+                !a.is_empty() && [a, b].iter().all(|p| p.bytes().all(|c| c.is_ascii_digit()))
+            })
+        })
+    };
+    text.split('\n')
+        .map(|line| {
+            line.split(' ')
+                .map(|word| {
+                    let inner = word.trim_start_matches('(').trim_end_matches(')');
+                    if timed(inner) {
+                        word.replace(inner, "T")
+                    } else {
+                        word.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn dry_run_status_and_cleanup_inspect_nothing_and_touch_nothing() {
+    let recipes = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/docker.rhai");
+    let p = Project::new()
+        .recipe("docker.rhai", &std::fs::read_to_string(recipes).unwrap())
+        .inventory(
+            "i.toml",
+            "[vars]\nimage = \"registry.example.com/app\"\n[env.prod]\nhosts = [\"web-1.invalid\"]\n",
+        );
+    let out = p
+        .clone()
+        .args(["-v", "--dry-run", "--output", "plain", "env:prod", "status"])
+        .run();
+    out.assert_code(0);
+    assert_eq!(
+        untimed(&out.stderr),
+        "dry run: printing what would run; nothing is executed
+[web-1.invalid] task status
+[web-1.invalid] would run: docker container inspect --format '{{.Id}}' -- app
+[web-1.invalid] would run: docker inspect --format '{{json .}}' -- app
+[web-1.invalid] ok status (T)
+
+HOST           STATUS           TIME
+web-1.invalid  ok              T
+1 host: 1 ok
+"
+    );
+    let out = p
+        .args([
+            "-v",
+            "--dry-run",
+            "--output",
+            "plain",
+            "env:prod",
+            "cleanup",
+        ])
+        .run();
+    out.assert_code(0);
+    assert_eq!(
+        untimed(&out.stderr),
+        "dry run: printing what would run; nothing is executed
+[web-1.invalid] task cleanup
+[web-1.invalid] would run: docker container inspect --format '{{.Id}}' -- app
+[web-1.invalid] would run: docker inspect --format '{{json .}}' -- app
+[web-1.invalid] would run: docker images --no-trunc --format '{{.ID}} {{.Tag}} {{.CreatedAt}}' -- registry.example.com/app
+[web-1.invalid] would run: docker ps --all --quiet --no-trunc
+[web-1.invalid] would run: docker images --filter dangling=true --quiet --no-trunc
+[web-1.invalid] removed 0 image(s)
+[web-1.invalid] ok cleanup (T)
+
+HOST           STATUS           TIME
+web-1.invalid  ok              T
+1 host: 1 ok
+"
+    );
+}
+
+#[test]
+fn docker_functions_take_sudo_and_return_unit_for_nothing_there() {
+    let out = Project::new()
+        .recipe(
+            "d.rhai",
+            "fn t() {\n    docker::pull(\"app:1\", #{ sudo: true });\n    info(`id ${type_of(docker::image_id(\"app:1\"))}`);\n    info(`done ${docker::rmi(\"app:0\", #{ allow_fail: true, sudo: true })}`);\n}\n",
+        )
+        .inventory("i.toml", "[env.prod]\nhosts = [\"web-1.invalid\"]\n")
+        .args(["--dry-run", "--output", "plain", "env:prod", "t"])
+        .run();
+    out.assert_code(0);
+    for line in [
+        "[web-1.invalid] would run: sudo docker pull -- app:1\n",
+        "[web-1.invalid] id ()\n",
+        "[web-1.invalid] would run: sudo docker rmi -- app:0\n",
+        "[web-1.invalid] done true\n",
+    ] {
+        assert!(out.stderr.contains(line), "{line}\n{}", out.stderr);
+    }
+}
+
 on_engines!(promote_copies_the_manifest_then_deploys_the_environment_tag);
 fn promote_copies_the_manifest_then_deploys_the_environment_tag(engine: Engine) {
     let lab = DockerLab::start(2, engine);

@@ -143,3 +143,39 @@ fn the_readmes_demo_runs_on_this_machine() {
     }
     assert!(out.stderr.ends_with("\n2 hosts: 2 ok\n"), "{}", out.stderr);
 }
+
+/// The examples run the standard recipes themselves, never a copy that drifts: a copy is a file
+/// that starts like `recipes/docker.rhai`; the examples link to it instead.
+#[test]
+fn examples_link_to_the_standard_recipes_instead_of_copying_them() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let standard = std::fs::canonicalize(root.join("recipes/docker.rhai")).unwrap();
+    let first_line = |path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    let marker = first_line(&standard);
+    let mut linked = 0;
+    for entry in std::fs::read_dir(root.join("examples")).unwrap().flatten() {
+        let Ok(files) = std::fs::read_dir(entry.path().join("recipes")) else {
+            continue;
+        };
+        for file in files.flatten().map(|f| f.path()) {
+            if std::fs::canonicalize(&file).unwrap() == standard {
+                linked += 1;
+            } else if file.is_file() {
+                assert_ne!(
+                    first_line(&file),
+                    marker,
+                    "{} copies the standard recipes",
+                    file.display()
+                );
+            }
+        }
+    }
+    assert!(linked >= 1, "safe-releases links to recipes/docker.rhai");
+}

@@ -408,7 +408,7 @@ fn dry() {
     out.assert_code(1);
     assert!(
         out.stderr.contains(
-            "docker::wait_healthy: unknown option `url` (expected one of http, expect, tcp, host, cmd, docker, inside, timeout, interval, retries)"
+            "docker::wait_healthy: unknown option `url` (expected one of http, expect, tcp, host, cmd, docker, inside, timeout, interval, retries, sudo)"
         ),
         "{}",
         out.stderr

@@ -586,3 +586,129 @@ fn batch_percent_rolls_through_the_hosts_a_share_at_a_time() {
         out.stderr
     );
 }
+
+#[test]
+fn describe_shows_a_builtin_function_like_a_task() {
+    let out = local("fn t() {}\n").args(["-d", "docker::logs"]).run();
+    out.assert_code(0);
+    assert_eq!(
+        out.stdout,
+        "docker::logs(name[, options])
+    built-in function
+    parameters: name
+    returns: string: the log
+    options:
+        tail        string|number  = all    only the last lines: docker logs --tail
+        since       string|number  -        only lines since a time or for a while: docker logs --since
+        sudo        bool           = false  run through sudo, as root (like `sudo(cmd)`)
+        allow_fail  bool           = false  a failing docker command does not fail the host: the function returns false (or ())
+
+    The log of container `name`, shown as it is read.
+"
+    );
+    assert_eq!(out.stderr, "");
+    let out = local("fn t() {}\n").args(["-d", "docker::run"]).run();
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .starts_with("docker::run(name, image[, options])\n    built-in function\n")
+            && out.stdout.contains(
+                "\n        health_interval  duration       -              time between \
+                 HEALTHCHECK runs: docker run --health-interval\n"
+            ),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn describe_lists_the_builtin_functions_of_a_module_or_all() {
+    let out = local("fn t() {}\n").args(["-d", "registry::"]).run();
+    out.assert_code(0);
+    assert_eq!(
+        out.stdout,
+        "Built-in functions of registry:: (rigs -d NAME describes one):
+    registry::copy_tag(registry, repo, from, to[, options])  # Copies the manifest of `repo:from` to `repo:to` through the registry's HTTP API v2.
+"
+    );
+    let out = local("fn t() {}\n").args(["-d", "::"]).run();
+    out.assert_code(0);
+    for line in [
+        "\n    run(cmd[, options])  ",
+        "\n    docker::wait_healthy(name[, options])  ",
+        "\n    registry::copy_tag(registry, repo, from, to[, options])  ",
+    ] {
+        assert!(out.stdout.contains(line), "{line}\n{}", out.stdout);
+    }
+    let out = local("fn t() {}\n").args(["-d", "docker::nope"]).run();
+    out.assert_code(2);
+    assert_eq!(
+        out.stderr,
+        "error: unknown task `docker::nope`
+  did you mean one of `docker::stop`, `docker::ps`, `docker::inspect`?
+  hint: `rigs --list` shows the tasks; `rigs -d ::` the built-in functions
+"
+    );
+}
+
+#[test]
+fn durations_take_units_and_options_are_checked_alike_everywhere() {
+    let out = local(
+        "fn t() {\n    run(\"true\", #{ timeout: \"2m\" });\n    sleep(\"10ms\");\n    info(\"done\");\n}\n\
+         fn bad() {\n    run(\"true\", #{ timeout: \"30\" });\n}\n\
+         fn unknown() {\n    docker::logs(\"app\", #{ tial: 5 });\n}\n",
+    );
+    let done = out
+        .clone()
+        .args(["-H", "l1", "--output", "plain", "t"])
+        .run();
+    done.assert_code(0);
+    assert!(done.stderr.contains("[l1] done\n"), "{}", done.stderr);
+    let bad = out
+        .clone()
+        .args(["-H", "l1", "--output", "plain", "bad"])
+        .run();
+    bad.assert_code(1);
+    assert!(
+        bad.stderr.contains(
+            "[l1] failed bad: run: option `timeout` must be a number of seconds above 0 and at \
+             most 31536000 (365 days), such as 30, 2.5, \"30s\", \"2m\" or \"1h\"\n"
+        ),
+        "{}",
+        bad.stderr
+    );
+    let unknown = out.args(["-H", "l1", "--output", "plain", "unknown"]).run();
+    unknown.assert_code(1);
+    assert!(
+        unknown.stderr.contains(
+            "[l1] failed unknown: docker::logs: unknown option `tial` (expected one of tail, \
+             since, sudo, allow_fail)\n"
+        ),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn sudo_is_an_option_of_run_too() {
+    let out = local("fn t() {\n    run(\"whoami\", #{ sudo: true });\n}\n")
+        .args(["-H", "l1", "--dry-run", "--output", "plain", "t"])
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("[l1] would run: sudo whoami\n"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn allow_fail_makes_a_failed_transfer_a_unit_value() {
+    let out = local(
+        "fn t() {\n    let r = get(\"/nonexistent/rigs/file\", \"out/{host}\", #{ allow_fail: true });\n    info(`got ${type_of(r)}`);\n}\n",
+    )
+    .args(["-H", "l1", "--output", "plain", "t"])
+    .run();
+    out.assert_code(0);
+    assert!(out.stderr.contains("[l1] got ()\n"), "{}", out.stderr);
+}

@@ -5,7 +5,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use rigs::ship::bundle::{BundleCompression, BundleImage, BundleWriter};
+use rigs::ship::bundle::{BundleImage, BundleWriter};
+use rigs::ship::Compression;
 use rigs_fuzz::{put_entry, sha256_hex, RawEntry, KEYS};
 
 fn write(target: &str, name: &str, data: &[u8]) {
@@ -111,9 +112,9 @@ fn bundle() {
         created: "2026-11-30T10:00:00Z".into(),
     }];
     for (i, compression) in [
-        BundleCompression::Zstd,
-        BundleCompression::Gzip,
-        BundleCompression::None,
+        Compression::Zstd,
+        Compression::Gzip,
+        Compression::None,
     ]
     .into_iter()
     .enumerate()

@@ -1,7 +1,8 @@
 //! Helpers shared by the fuzz targets and the seed generator (`cargo run --example seeds`).
 
 use arbitrary::{Result, Unstructured};
-use rigs::ship::bundle::{BundleArchive, BundleCompression, BundleImage, BundleManifest};
+use rigs::ship::bundle::{BundleArchive, BundleImage, BundleManifest};
+use rigs::ship::Compression;
 use sha2::{Digest, Sha256};
 
 /// Public keys (ed25519, ed25519, ecdsa, rsa) for known_hosts inputs, base64 as in the file.
@@ -79,9 +80,9 @@ pub fn put_entry(out: &mut Vec<u8>, entry: &RawEntry) {
 /// its checks and `extract` runs), with each part open to being wrong in some way.
 pub fn arbitrary_bundle(u: &mut Unstructured) -> Result<Vec<u8>> {
     let compression = *u.choose(&[
-        BundleCompression::Zstd,
-        BundleCompression::Gzip,
-        BundleCompression::None,
+        Compression::Zstd,
+        Compression::Gzip,
+        Compression::None,
     ])?;
     let archive_name = if u.ratio(1, 16)? {
         String::arbitrary_take(u)?
@@ -117,9 +118,9 @@ pub fn arbitrary_bundle(u: &mut Unstructured) -> Result<Vec<u8>> {
             },
             compression: if u.ratio(1, 16)? {
                 *u.choose(&[
-                    BundleCompression::Zstd,
-                    BundleCompression::Gzip,
-                    BundleCompression::None,
+                    Compression::Zstd,
+                    Compression::Gzip,
+                    Compression::None,
                 ])?
             } else {
                 compression

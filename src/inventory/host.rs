@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// How commands reach a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,10 +163,6 @@ impl HostSpec {
             host: host.to_string(),
             port,
         })
-    }
-
-    pub fn parse_cli(text: &str) -> Result<HostSpec> {
-        HostSpec::parse(text).map_err(|m| Error::usage(format!("-H: {m}")))
     }
 }
 

@@ -32,12 +32,7 @@ pub fn select(
     ssh_config: &SshConfig,
 ) -> Result<Vec<Host>> {
     let environment = match env {
-        Some(name) => Some(
-            inventory
-                .envs
-                .get(name)
-                .ok_or_else(|| unknown_env(inventory, name))?,
-        ),
+        Some(name) => Some(environment(inventory, name)?),
         None => None,
     };
 
@@ -91,6 +86,14 @@ pub fn select(
         .iter()
         .map(|h| resolve(inventory, environment, h, overrides, ssh_config))
         .collect()
+}
+
+/// The environment called `name`, or the error that names the ones there are.
+pub fn environment<'a>(inventory: &'a Inventory, name: &str) -> Result<&'a super::Environment> {
+    inventory
+        .envs
+        .get(name)
+        .ok_or_else(|| unknown_env(inventory, name))
 }
 
 fn spec_host(s: &str) -> String {

@@ -1,914 +1,488 @@
 //! The `docker::` module: the host's docker CLI, driven from recipes.
 //!
-//! Every function composes one `docker ...` line with each argument quoted by the one quoting
-//! helper, and runs it on the task's host like `run` does (same connection, sudo-free). What the
-//! output shows follows what a person needs ([`Shown`]): a deploy runs a dozen read-only queries
-//! for each command that changes something, and docker prints container IDs and progress that
-//! nobody reads, so queries and that chatter show with `-v` only, while every change shows its
-//! command line. Secrets never go on a command line: the registry password reaches
+//! Each function runs `docker ...` lines on the task's host through a [`DockerCall`], which
+//! quotes every argument, shows the lines as a person needs them, and applies the call's `sudo`
+//! and `allow_fail` options. Secrets never go on a command line: the registry password reaches
 //! `docker login` on stdin, and container environment values reach `docker run` through
 //! `--env-file /dev/stdin`. Docker's own error message becomes the host's failure.
+//!
+//! One convention for every function: a lookup that finds nothing returns `()`; a function with
+//! nothing to return returns `true`, or `false` when a docker command failed under
+//! `allow_fail: true`; one with a value returns `()` in that case.
 
-use rhai::{Array, Dynamic, Map, Module, NativeCallContext};
-use serde_json::Value;
+use rhai::{Dynamic, Map, Module, NativeCallContext};
 
-use super::api::{runtime, task_scope, Fallible};
-use super::scope::{CommandOptions, CommandResult, OpError};
-use crate::quote::quote;
+use super::docker_call::{call, strings, DockerCall, Shown};
+use super::docker_container::{container_exists, replace, run_args};
+use super::docker_images::{
+    dangling_images, image_field, image_id, prune_images, remember, repository,
+};
+use super::spec::{FunctionSpec, Kind, OptionSpec, SUDO};
+use super::toolkit::Fallible;
 
-/// How a `docker` line shows in the plain and pretty output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shown {
-    /// A read-only query (`inspect`, `images`, `ps`): the line and its output with `-v` only.
-    Query,
-    /// A change: the line always, its output (container IDs, pull progress, `Untagged:` lines)
-    /// with `-v` only. A failure still shows docker's message in the host's error.
-    Change,
-    /// A command whose output is what the user asked for (`docker logs`).
-    Loud,
-}
+/// The `allow_fail` option of the `docker::` functions.
+pub const ALLOW_FAIL: OptionSpec = OptionSpec::new(
+    "allow_fail",
+    Kind::Bool,
+    "false",
+    "a failing docker command does not fail the host: the function returns false (or ())",
+);
 
-/// Runs `docker ARGS...` on the host, shown as `shown` says; failures become errors carrying
-/// docker's message unless `allow_fail`.
-fn docker(
-    ctx: &NativeCallContext,
-    func: &str,
-    args: &[String],
-    stdin: Option<String>,
-    shown: Shown,
-    allow_fail: bool,
-) -> Fallible<CommandResult> {
-    let scope = task_scope(ctx)?;
-    let line = format!(
-        "docker {}",
-        args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
-    );
-    let options = CommandOptions {
-        quiet: shown == Shown::Query,
-        silent: shown == Shown::Query,
-        chatter: shown == Shown::Change,
-        allow_fail: true,
-        stdin,
-        ..CommandOptions::default()
-    };
-    let result = scope
-        .ops
-        .command(&line, &options, false)
-        .map_err(|e| match e {
-            OpError::Failed(m) => runtime(m, ctx.call_position()),
-            OpError::Interrupted => Box::new(rhai::EvalAltResult::ErrorTerminated(
-                Dynamic::from(super::api::INTERRUPTED),
-                ctx.call_position(),
-            )),
-        })?;
-    if !result.ok() && !allow_fail {
-        let reason = result
-            .stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("(no message)")
-            .trim()
-            .to_string();
-        return Err(runtime(
-            format!(
-                "docker::{func}: `{line}` failed (exit {}): {reason}",
-                result.code
+const PLAIN: &[OptionSpec] = &[SUDO, ALLOW_FAIL];
+const QUERY: &[OptionSpec] = &[SUDO];
+const DONE: &str = "bool: true, or false when it failed under allow_fail";
+
+pub static LOGIN: FunctionSpec = FunctionSpec {
+    name: "docker::login",
+    params: &["registry", "user", "password"],
+    options: PLAIN,
+    returns: DONE,
+    doc: "Logs the host's docker in to `registry`; the password goes on stdin, never on a command line.",
+};
+
+pub static LOGOUT: FunctionSpec = FunctionSpec {
+    name: "docker::logout",
+    params: &["registry"],
+    options: PLAIN,
+    returns: DONE,
+    doc: "Logs the host's docker out of `registry`.",
+};
+
+pub static PULL: FunctionSpec = FunctionSpec {
+    name: "docker::pull",
+    params: &["reference"],
+    options: PLAIN,
+    returns: DONE,
+    doc: "Pulls image `reference` on the host and notes its ID as the repository's in the history.",
+};
+
+pub static PUSH: FunctionSpec = FunctionSpec {
+    name: "docker::push",
+    params: &["reference"],
+    options: PLAIN,
+    returns: DONE,
+    doc: "Pushes image `reference` from the host to its registry.",
+};
+
+pub static TAG: FunctionSpec = FunctionSpec {
+    name: "docker::tag",
+    params: &["source", "target"],
+    options: PLAIN,
+    returns: DONE,
+    doc: "Tags image `source` as `target` on the host.",
+};
+
+pub static RMI: FunctionSpec = FunctionSpec {
+    name: "docker::rmi",
+    params: &["reference"],
+    options: PLAIN,
+    returns: DONE,
+    doc: "Removes image `reference` from the host.",
+};
+
+pub static IMAGE_ID: FunctionSpec = FunctionSpec {
+    name: "docker::image_id",
+    params: &["reference"],
+    options: QUERY,
+    returns: "string, or () when the host does not have the image",
+    doc: "The ID of image `reference` on the host.",
+};
+
+pub static DIGEST: FunctionSpec = FunctionSpec {
+    name: "docker::digest",
+    params: &["reference"],
+    options: QUERY,
+    returns: "string, or () when the image has none (or is not there)",
+    doc: "The repository digest `sha256:...` of image `reference` on the host.",
+};
+
+pub static IMAGES: FunctionSpec = FunctionSpec {
+    name: "docker::images",
+    params: &["repo"],
+    options: PLAIN,
+    returns: "array of maps",
+    doc: "The host's images of repository `repo`: docker images --format '{{json .}}' per image.",
+};
+
+pub static DANGLING_IMAGES: FunctionSpec = FunctionSpec {
+    name: "docker::dangling_images",
+    params: &["repo"],
+    options: PLAIN,
+    returns: "array of image IDs",
+    doc:
+        "The host's untagged images that were `repo`'s, by their repository digest or the history.",
+};
+
+/// The options of `docker::run`, in the order `docker run` gets them, then `extra`, then the
+/// call's own (`sudo`, `allow_fail`).
+macro_rules! run_options {
+    ($($extra:expr),*) => {
+        &[
+            OptionSpec::new(
+                "publish",
+                Kind::Texts,
+                "",
+                "ports, as for docker run --publish",
             ),
-            ctx.call_position(),
-        ));
-    }
-    Ok(result)
-}
-
-fn strings(values: &[&str]) -> Vec<String> {
-    values.iter().map(|s| s.to_string()).collect()
-}
-
-fn bad_option(
-    ctx: &NativeCallContext,
-    func: &str,
-    key: &str,
-    expected: &str,
-) -> Box<rhai::EvalAltResult> {
-    runtime(
-        format!("docker::{func}: option `{key}` must be {expected}"),
-        ctx.call_position(),
-    )
-}
-
-fn as_list(ctx: &NativeCallContext, func: &str, key: &str, v: &Dynamic) -> Fallible<Vec<String>> {
-    if let Some(a) = v.read_lock::<Array>() {
-        return Ok(a.iter().map(|x| x.to_string()).collect());
-    }
-    if v.is_string() {
-        return Ok(vec![v.to_string()]);
-    }
-    Err(bad_option(
-        ctx,
-        func,
-        key,
-        "a string or an array of strings",
-    ))
-}
-
-fn as_map(ctx: &NativeCallContext, func: &str, key: &str, v: &Dynamic) -> Fallible<Map> {
-    v.read_lock::<Map>()
-        .map(|m| m.clone())
-        .ok_or_else(|| bad_option(ctx, func, key, "a map"))
-}
-
-const RUN_OPTIONS: &str = "publish, env, env_file, volumes, network, restart, labels, command, entrypoint, \
-                           user, workdir, health_cmd, health_interval, health_retries, memory, cpus, \
-                           hostname, extra_args";
-
-/// The arguments of `docker run` for `opts`, and the env-file text fed on stdin.
-fn run_args(
-    ctx: &NativeCallContext,
-    name: &str,
-    image: &str,
-    opts: &Map,
-) -> Fallible<(Vec<String>, Option<String>)> {
-    let func = "run";
-    let mut args = strings(&["run", "--detach", "--name", name]);
-    let mut env_file = String::new();
-    let mut command: Vec<String> = Vec::new();
-    for (key, value) in opts {
-        let key = key.as_str();
-        match key {
-            "publish" => {
-                for p in as_list(ctx, func, key, value)? {
-                    args.extend(["--publish".to_string(), p]);
-                }
-            }
-            "volumes" => {
-                for v in as_list(ctx, func, key, value)? {
-                    args.extend(["--volume".to_string(), v]);
-                }
-            }
-            "env" => {
-                for (k, v) in as_map(ctx, func, key, value)? {
-                    let v = v.to_string();
-                    if k.contains('=') || k.contains('\n') || v.contains('\n') {
-                        return Err(bad_option(
-                            ctx,
-                            func,
-                            key,
-                            "a map of names to one-line values",
-                        ));
-                    }
-                    env_file.push_str(&format!("{k}={v}\n"));
-                }
-            }
-            "env_file" => args.extend(["--env-file".to_string(), value.to_string()]),
-            "labels" => {
-                for (k, v) in as_map(ctx, func, key, value)? {
-                    args.extend(["--label".to_string(), format!("{k}={v}")]);
-                }
-            }
-            "network" | "restart" | "user" | "workdir" | "hostname" | "memory" | "cpus"
-            | "entrypoint" => {
-                let flag = match key {
-                    "workdir" => "--workdir".to_string(),
-                    other => format!("--{other}"),
-                };
-                args.extend([flag, value.to_string()]);
-            }
-            "health_cmd" => args.extend(["--health-cmd".to_string(), value.to_string()]),
-            "health_interval" => args.extend(["--health-interval".to_string(), value.to_string()]),
-            "health_retries" => args.extend(["--health-retries".to_string(), value.to_string()]),
-            "command" => command = as_list(ctx, func, key, value)?,
-            "extra_args" => args.extend(as_list(ctx, func, key, value)?),
-            other => {
-                return Err(runtime(
-                    format!(
-                        "docker::run: unknown option `{other}` (expected one of {RUN_OPTIONS})"
-                    ),
-                    ctx.call_position(),
-                ))
-            }
-        }
-    }
-    let stdin = if env_file.is_empty() {
-        None
-    } else {
-        args.extend(strings(&["--env-file", "/dev/stdin"]));
-        Some(env_file)
+            OptionSpec::new(
+                "env",
+                Kind::Custom("map", "a map of names to one-line values"),
+                "",
+                "environment variables, fed on stdin (never on a command line)",
+            ),
+            OptionSpec::new(
+                "env_file",
+                Kind::Scalar,
+                "",
+                "docker run --env-file, a file on the host",
+            ),
+            OptionSpec::new(
+                "volumes",
+                Kind::Texts,
+                "",
+                "volumes, as for docker run --volume",
+            ),
+            OptionSpec::new("network", Kind::Scalar, "", "docker run --network"),
+            OptionSpec::new(
+                "restart",
+                Kind::Scalar,
+                "",
+                "the restart policy: docker run --restart",
+            ),
+            OptionSpec::new(
+                "labels",
+                Kind::Map,
+                "",
+                "labels: docker run --label NAME=VALUE",
+            ),
+            OptionSpec::new(
+                "command",
+                Kind::Texts,
+                "the image's",
+                "the command and its arguments, after the image",
+            ),
+            OptionSpec::new("entrypoint", Kind::Scalar, "", "docker run --entrypoint"),
+            OptionSpec::new("user", Kind::Scalar, "", "docker run --user"),
+            OptionSpec::new("workdir", Kind::Scalar, "", "docker run --workdir"),
+            OptionSpec::new(
+                "health_cmd",
+                Kind::Scalar,
+                "",
+                "the container's HEALTHCHECK command: docker run --health-cmd",
+            ),
+            OptionSpec::new(
+                "health_interval",
+                Kind::Duration(super::spec::TIMEOUT),
+                "",
+                "time between HEALTHCHECK runs: docker run --health-interval",
+            ),
+            OptionSpec::new(
+                "health_retries",
+                Kind::Scalar,
+                "",
+                "failed HEALTHCHECK runs before unhealthy: docker run --health-retries",
+            ),
+            OptionSpec::new("memory", Kind::Scalar, "", "docker run --memory"),
+            OptionSpec::new("cpus", Kind::Scalar, "", "docker run --cpus"),
+            OptionSpec::new("hostname", Kind::Scalar, "", "docker run --hostname"),
+            OptionSpec::new(
+                "extra_args",
+                Kind::Texts,
+                "",
+                "more arguments of docker run, before the image",
+            ),
+            $($extra,)*
+            SUDO,
+            ALLOW_FAIL,
+        ]
     };
-    args.extend(strings(&["--", image]));
-    args.extend(command);
-    Ok((args, stdin))
 }
 
-/// One JSON object per line (docker's `--format '{{json .}}'`) as an array of maps.
-fn json_lines(ctx: &NativeCallContext, func: &str, text: &str) -> Fallible<Array> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str::<Value>(l)
-                .map(super::value::from_json)
-                .map_err(|e| {
-                    runtime(
-                        format!("docker::{func}: unexpected output from docker: {e}"),
-                        ctx.call_position(),
-                    )
-                })
-        })
-        .collect()
+pub static RUN: FunctionSpec = FunctionSpec {
+    name: "docker::run",
+    params: &["name", "image"],
+    options: run_options!(),
+    returns: "string: the container's ID, or () when it failed under allow_fail",
+    doc: "Starts a detached container `name` from `image` on the host.\n\
+          Environment values reach docker on stdin (--env-file /dev/stdin), never on a command line.",
+};
+
+pub static REPLACE: FunctionSpec = FunctionSpec {
+    name: "docker::replace",
+    params: &["name", "reference"],
+    options: run_options!(OptionSpec::new(
+        "pull",
+        Kind::Bool,
+        "true",
+        "pull the image first; false uses the host's copy",
+    )),
+    returns: "map #{ image, previous }: the image IDs now and before",
+    doc: "Replaces container `name` with one running `reference`, keeping the old image as :previous.\n\
+          Pulls (unless `pull: false`), stops and removes the old container, tags its image\n\
+          REPO:previous, runs the new one with the options, and removes the image :previous named\n\
+          before when no tag or container uses it any more.",
+};
+
+pub static PRUNE_IMAGES: FunctionSpec = FunctionSpec {
+    name: "docker::prune_images",
+    params: &["repo"],
+    options: &[
+        OptionSpec::new(
+            "keep",
+            Kind::Custom("int", "a number of images, 1 or more"),
+            "2",
+            "images of `repo` to keep",
+        ),
+        SUDO,
+        ALLOW_FAIL,
+    ],
+    returns: "array: what it removed (tags, or the IDs of untagged images)",
+    doc: "Keeps `keep` images of `repo` on the host and removes the others.\n\
+          The images containers use and :previous are kept first, then the newest others.",
+};
+
+pub static STOP: FunctionSpec = FunctionSpec {
+    name: "docker::stop",
+    params: &["name"],
+    options: PLAIN,
+    returns: DONE,
+    doc: "Stops container `name`.",
+};
+
+pub static RM: FunctionSpec = FunctionSpec {
+    name: "docker::rm",
+    params: &["name"],
+    options: PLAIN,
+    returns: DONE,
+    doc: "Removes container `name`, running or not (docker rm --force).",
+};
+
+pub static EXISTS: FunctionSpec = FunctionSpec {
+    name: "docker::exists",
+    params: &["name"],
+    options: QUERY,
+    returns: "bool",
+    doc: "Whether a container named `name` exists on the host.",
+};
+
+pub static PS: FunctionSpec = FunctionSpec {
+    name: "docker::ps",
+    params: &[],
+    options: PLAIN,
+    returns: "array of maps",
+    doc: "Every container on the host: docker ps --all --format '{{json .}}' per container.",
+};
+
+pub static INSPECT: FunctionSpec = FunctionSpec {
+    name: "docker::inspect",
+    params: &["name"],
+    options: PLAIN,
+    returns: "map, or () when there is no such container or image",
+    doc: "docker inspect of one container or image.",
+};
+
+pub static LOGS: FunctionSpec = FunctionSpec {
+    name: "docker::logs",
+    params: &["name"],
+    options: &[
+        OptionSpec::new(
+            "tail",
+            Kind::Scalar,
+            "all",
+            "only the last lines: docker logs --tail",
+        ),
+        OptionSpec::new(
+            "since",
+            Kind::Scalar,
+            "",
+            "only lines since a time or for a while: docker logs --since",
+        ),
+        SUDO,
+        ALLOW_FAIL,
+    ],
+    returns: "string: the log",
+    doc: "The log of container `name`, shown as it is read.",
+};
+
+/// The functions of this module, for `rigs -d` and the book.
+pub static SPECS: &[&FunctionSpec] = &[
+    &LOGIN,
+    &LOGOUT,
+    &PULL,
+    &PUSH,
+    &TAG,
+    &RMI,
+    &IMAGE_ID,
+    &DIGEST,
+    &IMAGES,
+    &DANGLING_IMAGES,
+    &RUN,
+    &REPLACE,
+    &PRUNE_IMAGES,
+    &STOP,
+    &RM,
+    &EXISTS,
+    &PS,
+    &INSPECT,
+    &LOGS,
+];
+
+/// Registers `$spec`'s function twice, without and with the options map: the body gets the
+/// call and the checked options; under `allow_fail` a failing docker line gives `$otherwise`.
+macro_rules! register {
+    ($m:ident, $spec:ident, $otherwise:expr, |$d:ident, $o:ident $(, $p:ident: $t:ty)*| $body:expr) => {{
+        $m.set_native_fn($spec.base_name(), |ctx: NativeCallContext $(, $p: $t)*| {
+            call(&ctx, &$spec, &Map::new(), $otherwise, |$d, $o| $body)
+        });
+        $m.set_native_fn($spec.base_name(), |ctx: NativeCallContext $(, $p: $t)*, opts: Map| {
+            call(&ctx, &$spec, &opts, $otherwise, |$d, $o| $body)
+        });
+    }};
 }
 
-fn image_id(ctx: &NativeCallContext, reference: &str) -> Fallible<String> {
-    Ok(image_field(ctx, "image_id", "{{.Id}}", reference)?.unwrap_or_default())
+/// Runs one changing docker line; `true` when done.
+fn change(d: &DockerCall, args: &[&str], stdin: Option<String>) -> Fallible<Dynamic> {
+    d.run(&strings(args), stdin, Shown::Change, false)?;
+    Ok(true.into())
 }
 
-/// `docker image inspect --format FORMAT` of one image, quietly; `None` when there is no such
-/// image.
-fn image_field(
-    ctx: &NativeCallContext,
-    func: &str,
-    format: &str,
-    reference: &str,
-) -> Fallible<Option<String>> {
-    let r = docker(
-        ctx,
-        func,
-        &strings(&["image", "inspect", "--format", format, "--", reference]),
-        None,
-        Shown::Query,
-        true,
-    )?;
-    Ok(r.ok().then(|| r.stdout.trim().to_string()))
+/// `()` for nothing.
+fn or_unit(value: Option<String>) -> Dynamic {
+    value.map_or(Dynamic::UNIT, Dynamic::from)
 }
 
-fn container_exists(ctx: &NativeCallContext, name: &str) -> Fallible<bool> {
-    let r = docker(
-        ctx,
-        "exists",
-        &strings(&["container", "inspect", "--format", "{{.Id}}", "--", name]),
-        None,
-        Shown::Query,
-        true,
-    )?;
-    Ok(r.ok())
-}
-
-/// `repo:tag` or `repo@digest` -> `repo` (a registry port is not a tag).
-pub fn repository(reference: &str) -> &str {
-    let without_digest = reference.split('@').next().unwrap_or(reference);
-    match without_digest.rfind(':') {
-        Some(i) if !without_digest[i..].contains('/') => &without_digest[..i],
-        _ => without_digest,
-    }
-}
-
-fn replace(ctx: &NativeCallContext, name: &str, reference: &str, opts: &Map) -> Fallible<Map> {
-    let mut run_opts = opts.clone();
-    let pull = match run_opts.remove("pull") {
-        Some(v) => v
-            .as_bool()
-            .map_err(|_| bad_option(ctx, "replace", "pull", "true or false"))?,
-        None => true,
-    };
-    if pull {
-        docker(
-            ctx,
-            "replace",
-            &strings(&["pull", "--", reference]),
-            None,
-            Shown::Change,
-            false,
-        )?;
-    }
-    let dry_run = task_scope(ctx)?.ops.dry_run();
-    let mut new_id = image_id(ctx, reference)?;
-    if dry_run {
-        new_id = format!("<image of {reference}>");
-    }
-    if new_id.is_empty() {
-        return Err(runtime(
-            format!("docker::replace: image {reference} is not on the host"),
-            ctx.call_position(),
-        ));
-    }
-    let repo = repository(reference);
-    let previous_tag = format!("{repo}:previous");
-    // Rolling back to `:previous` moves that tag to the image being replaced, so the new
-    // container is started from one of the image's other tags (or its ID), fixed before it moves.
-    let run_ref = if reference == previous_tag {
-        let tags = docker(
-            ctx,
-            "replace",
-            &strings(&[
-                "image",
-                "inspect",
-                "--format",
-                "{{join .RepoTags \" \"}}",
-                "--",
-                &new_id,
-            ]),
-            None,
-            Shown::Query,
-            false,
-        )?;
-        tags.stdout
-            .split_whitespace()
-            .find(|t| *t != previous_tag && repository(t) == repo)
-            .map(str::to_string)
-            .unwrap_or_else(|| new_id.clone())
-    } else {
-        reference.to_string()
-    };
-    let mut old_id = String::new();
-    if container_exists(ctx, name)? {
-        let r = docker(
-            ctx,
-            "replace",
-            &strings(&["container", "inspect", "--format", "{{.Image}}", "--", name]),
-            None,
-            Shown::Query,
-            false,
-        )?;
-        old_id = r.stdout.trim().to_string();
-        docker(
-            ctx,
-            "replace",
-            &strings(&["stop", "--", name]),
-            None,
-            Shown::Change,
-            false,
-        )?;
-        docker(
-            ctx,
-            "replace",
-            &strings(&["rm", "--", name]),
-            None,
-            Shown::Change,
-            false,
-        )?;
-    }
-    let displaced = image_id(ctx, &previous_tag)?;
-    if !old_id.is_empty() && old_id != new_id {
-        docker(
-            ctx,
-            "replace",
-            &strings(&["tag", "--", &old_id, &previous_tag]),
-            None,
-            Shown::Change,
-            false,
-        )?;
-    }
-    let (args, stdin) = run_args(ctx, name, &run_ref, &run_opts)?;
-    docker(ctx, "replace", &args, stdin, Shown::Change, false)?;
-    // The image `:previous` pointed at before is now untagged unless something else holds it.
-    if !displaced.is_empty() && displaced != old_id && displaced != new_id {
-        remove_if_unreferenced(ctx, &displaced)?;
-    }
-    remember(ctx, repo, &[&new_id, &old_id])?;
-    let mut out = Map::new();
-    out.insert("image".into(), new_id.into());
-    out.insert("previous".into(), old_id.into());
-    Ok(out)
-}
-
-/// Removes an image by ID when no tag and no container refers to it any more.
-fn remove_if_unreferenced(ctx: &NativeCallContext, id: &str) -> Fallible<()> {
-    if image_field(ctx, "replace", "{{len .RepoTags}}", id)?.as_deref() != Some("0") {
-        return Ok(());
-    }
-    let users = docker(
-        ctx,
-        "replace",
-        &strings(&[
-            "ps",
-            "--all",
-            "--quiet",
-            "--filter",
-            &format!("ancestor={id}"),
-        ]),
-        None,
-        Shown::Query,
-        false,
-    )?;
-    if users.stdout.trim().is_empty() {
-        docker(
-            ctx,
-            "replace",
-            &strings(&["rmi", "--", id]),
-            None,
-            Shown::Change,
-            true,
-        )?;
-    }
-    Ok(())
-}
-
-/// Untagged images that were `repo`'s. The classic image store keeps the `repo@sha256:...`
-/// digest of a pulled image after it loses its tag; the containerd image store keeps nothing
-/// that names an untagged image's repository (it lists it as `<none>`, with no digest and no
-/// trace of its tags), so there only the history tells: images that a `docker::` function saw
-/// as `repo`'s while they were tagged ([`remember`]).
-fn dangling_images(ctx: &NativeCallContext, repo: &str) -> Fallible<Array> {
-    let listed = docker(
-        ctx,
-        "dangling_images",
-        &strings(&[
-            "images",
-            "--filter",
-            "dangling=true",
-            "--quiet",
-            "--no-trunc",
-        ]),
-        None,
-        Shown::Query,
-        false,
-    )?;
-    let ids: Vec<&str> = listed
-        .stdout
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    if ids.is_empty() {
-        return Ok(Array::new());
-    }
-    let known = remembered(ctx, repo)?;
-    let mut found = Array::new();
-    for id in ids {
-        if found.iter().any(|f| f.to_string() == id) {
-            continue;
-        }
-        let ours = known.iter().any(|k| k == id)
-            || image_field(ctx, "dangling_images", "{{join .RepoDigests \" \"}}", id)?
-                .unwrap_or_default()
-                .split_whitespace()
-                .any(|d| repository(d) == repo);
-        if ours {
-            found.push(id.into());
-        }
-    }
-    Ok(found)
-}
-
-/// The history field where `docker::` functions note which image IDs were which repository's:
-/// `{"REPO": ["sha256:...", ...]}`.
-const REMEMBERED: &str = "docker_images";
-
-/// Notes in this task's history line that `ids` are images of `repo` on this host, so that
-/// [`dangling_images`] still knows them as `repo`'s after they lose their tags.
-fn remember(ctx: &NativeCallContext, repo: &str, ids: &[&str]) -> Fallible<()> {
-    let ops = task_scope(ctx)?.ops;
-    if ops.dry_run() {
-        return Ok(());
-    }
-    let mut all = match ops.recorded(REMEMBERED) {
-        Some(Value::Object(all)) => all,
-        _ => serde_json::Map::new(),
-    };
-    let mut list = match all.remove(repo) {
-        Some(Value::Array(list)) => list,
-        _ => Vec::new(),
-    };
-    for id in ids {
-        if !id.is_empty() && !list.iter().any(|known| known == id) {
-            list.push((*id).into());
-        }
-    }
-    all.insert(repo.to_string(), list.into());
-    ops.record(REMEMBERED, Value::Object(all));
-    Ok(())
-}
-
-/// The image IDs this host's history, and this task so far, remember as `repo`'s.
-fn remembered(ctx: &NativeCallContext, repo: &str) -> Fallible<Vec<String>> {
-    let lines = super::api::host_history(ctx)?;
-    let now = task_scope(ctx)?.ops.recorded(REMEMBERED);
-    Ok(lines
-        .iter()
-        .filter_map(|line| line.get(REMEMBERED))
-        .chain(now.as_ref())
-        .filter_map(|field| field.get(repo))
-        .filter_map(Value::as_array)
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_string)
-        .collect())
-}
-
-/// Removes all but the `keep` newest images of `repo`, never one a container uses or
-/// `:previous`, and remembers the ones it leaves as `repo`'s.
-fn prune_images(ctx: &NativeCallContext, repo: &str, opts: &Map) -> Fallible<Array> {
-    let keep = match opts.get("keep") {
-        Some(v) => v
-            .as_int()
-            .map_err(|_| bad_option(ctx, "prune_images", "keep", "a number"))?,
-        None => 2,
-    };
-    if keep < 1 {
-        return Err(bad_option(ctx, "prune_images", "keep", "at least 1"));
-    }
-    for k in opts.keys() {
-        if k.as_str() != "keep" {
-            return Err(runtime(
-                format!("docker::prune_images: unknown option `{k}` (expected keep)"),
-                ctx.call_position(),
-            ));
-        }
-    }
-    let listed = docker(
-        ctx,
-        "prune_images",
-        &strings(&[
-            "images",
-            "--no-trunc",
-            "--format",
-            "{{.ID}} {{.Tag}} {{.CreatedAt}}",
-            "--",
-            repo,
-        ]),
-        None,
-        Shown::Query,
-        false,
-    )?;
-    let used_ids = docker(
-        ctx,
-        "prune_images",
-        &strings(&["ps", "--all", "--quiet", "--no-trunc"]),
-        None,
-        Shown::Query,
-        false,
-    )?;
-    let mut in_use: Vec<String> = Vec::new();
-    for id in used_ids.stdout.lines().filter(|l| !l.is_empty()) {
-        let r = docker(
-            ctx,
-            "prune_images",
-            &strings(&["container", "inspect", "--format", "{{.Image}}", "--", id]),
-            None,
-            Shown::Query,
-            true,
-        )?;
-        in_use.push(r.stdout.trim().to_string());
-    }
-    // The images in use and `:previous` are kept first and count towards `keep`; the newest of
-    // the others (`docker images` lists newest first) fill it up. Counted in list order instead,
-    // an image newer than the running one would take a place and stay as a third.
-    let mut kept_ids: Vec<String> = Vec::new();
-    for line in listed.stdout.lines() {
-        let mut parts = line.splitn(3, ' ');
-        let (Some(id), Some(tag)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let protected = tag == "previous" || in_use.iter().any(|u| u == id);
-        if protected && !kept_ids.iter().any(|k| k == id) {
-            kept_ids.push(id.to_string());
-        }
-    }
-    let mut removed = Array::new();
-    for line in listed.stdout.lines() {
-        let mut parts = line.splitn(3, ' ');
-        let (Some(id), Some(tag)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let protected = tag == "previous" || in_use.iter().any(|u| u == id);
-        if protected || kept_ids.contains(&id.to_string()) || (kept_ids.len() as i64) < keep {
-            if !kept_ids.contains(&id.to_string()) {
-                kept_ids.push(id.to_string());
-            }
-            continue;
-        }
-        let reference = if tag == "<none>" {
-            id.to_string()
-        } else {
-            format!("{repo}:{tag}")
-        };
-        docker(
-            ctx,
-            "prune_images",
-            &strings(&["rmi", "--", &reference]),
-            None,
-            Shown::Change,
-            false,
-        )?;
-        removed.push(reference.into());
-    }
-    let kept: Vec<&str> = kept_ids.iter().map(String::as_str).collect();
-    remember(ctx, repo, &kept)?;
-    Ok(removed)
-}
-
-pub fn module() -> Module {
-    let mut m = Module::new();
-    super::health::register(&mut m);
-    super::ship::register(&mut m);
-    m.set_native_fn(
-        "login",
-        |ctx: NativeCallContext, registry: &str, user: &str, password: &str| {
-            docker(
-                &ctx,
+pub fn register(m: &mut Module) {
+    register!(
+        m,
+        LOGIN,
+        false.into(),
+        |d, _o, registry: &str, user: &str, password: &str| {
+            let args = [
                 "login",
-                &strings(&[
-                    "login",
-                    "--username",
-                    user,
-                    "--password-stdin",
-                    "--",
-                    registry,
-                ]),
-                Some(password.to_string()),
-                Shown::Change,
-                false,
-            )
-            .map(|_| ())
-        },
+                "--username",
+                user,
+                "--password-stdin",
+                "--",
+                registry,
+            ];
+            change(d, &args, Some(password.to_string()))
+        }
     );
-    m.set_native_fn("logout", |ctx: NativeCallContext, registry: &str| {
-        docker(
-            &ctx,
-            "logout",
-            &strings(&["logout", "--", registry]),
-            None,
-            Shown::Change,
-            false,
-        )
-        .map(|_| ())
-    });
-    m.set_native_fn("pull", |ctx: NativeCallContext, reference: &str| {
-        docker(
-            &ctx,
-            "pull",
+    register!(m, LOGOUT, false.into(), |d, _o, registry: &str| change(
+        d,
+        &["logout", "--", registry],
+        None
+    ));
+    register!(m, PULL, false.into(), |d, _o, reference: &str| {
+        d.run(
             &strings(&["pull", "--", reference]),
             None,
             Shown::Change,
             false,
         )?;
-        let id = image_id(&ctx, reference)?;
-        remember(&ctx, repository(reference), &[&id])
+        let id = image_id(d, reference)?.unwrap_or_default();
+        remember(d, repository(reference), &[&id])?;
+        Ok(true.into())
     });
-    m.set_native_fn("push", |ctx: NativeCallContext, reference: &str| {
-        docker(
-            &ctx,
-            "push",
-            &strings(&["push", "--", reference]),
-            None,
-            Shown::Change,
-            false,
-        )
-        .map(|_| ())
+    register!(m, PUSH, false.into(), |d, _o, reference: &str| change(
+        d,
+        &["push", "--", reference],
+        None
+    ));
+    register!(m, TAG, false.into(), |d, _o, source: &str, target: &str| {
+        change(d, &["tag", "--", source, target], None)
     });
-    m.set_native_fn(
-        "tag",
-        |ctx: NativeCallContext, source: &str, target: &str| {
-            docker(
-                &ctx,
-                "tag",
-                &strings(&["tag", "--", source, target]),
-                None,
-                Shown::Change,
-                false,
-            )
-            .map(|_| ())
-        },
-    );
-    m.set_native_fn("rmi", |ctx: NativeCallContext, reference: &str| {
-        docker(
-            &ctx,
-            "rmi",
-            &strings(&["rmi", "--", reference]),
-            None,
-            Shown::Change,
-            false,
-        )
-        .map(|_| ())
-    });
-    m.set_native_fn("image_id", |ctx: NativeCallContext, reference: &str| {
-        image_id(&ctx, reference)
-    });
-    m.set_native_fn("digest", |ctx: NativeCallContext, reference: &str| {
-        let r = docker(
-            &ctx,
-            "digest",
-            &strings(&[
-                "image",
-                "inspect",
-                "--format",
-                "{{join .RepoDigests \"\\n\"}}",
-                "--",
-                reference,
-            ]),
-            None,
-            Shown::Query,
-            true,
-        )?;
+    register!(m, RMI, false.into(), |d, _o, reference: &str| change(
+        d,
+        &["rmi", "--", reference],
+        None
+    ));
+    register!(m, IMAGE_ID, Dynamic::UNIT, |d, _o, reference: &str| Ok(
+        or_unit(image_id(d, reference)?)
+    ));
+    register!(m, DIGEST, Dynamic::UNIT, |d, _o, reference: &str| {
+        let digests = image_field(d, "{{join .RepoDigests \"\\n\"}}", reference)?;
         let repo = repository(reference);
-        let digest = r
-            .stdout
+        let digests = digests.unwrap_or_default();
+        let digest = digests
             .lines()
             .find(|l| l.starts_with(&format!("{repo}@")))
-            .or_else(|| r.stdout.lines().next())
+            .or_else(|| digests.lines().next())
             .and_then(|l| l.split('@').nth(1))
-            .unwrap_or("")
-            .to_string();
-        Ok(digest)
+            .map(str::to_string);
+        Ok(or_unit(digest))
     });
-    m.set_native_fn("images", |ctx: NativeCallContext, repo: &str| {
-        let r = docker(
-            &ctx,
-            "images",
-            &strings(&["images", "--format", "{{json .}}", "--", repo]),
-            None,
-            Shown::Query,
-            false,
-        )?;
-        json_lines(&ctx, "images", &r.stdout)
+    register!(m, IMAGES, Dynamic::UNIT, |d, _o, repo: &str| {
+        let args = strings(&["images", "--format", "{{json .}}", "--", repo]);
+        let r = d.run(&args, None, Shown::Query, false)?;
+        Ok(d.json_lines(&r.stdout)?.into())
     });
-    m.set_native_fn("run", |ctx: NativeCallContext, name: &str, image: &str| {
-        let (args, stdin) = run_args(&ctx, name, image, &Map::new())?;
-        docker(&ctx, "run", &args, stdin, Shown::Change, false).map(|r| r.stdout.trim().to_string())
+    register!(m, DANGLING_IMAGES, Dynamic::UNIT, |d, _o, repo: &str| Ok(
+        dangling_images(d, repo)?.into()
+    ));
+    register!(m, RUN, Dynamic::UNIT, |d, o, name: &str, image: &str| {
+        let (args, stdin) = run_args(d, name, image, o)?;
+        let r = d.run(&args, stdin, Shown::Change, false)?;
+        Ok(r.stdout.trim().to_string().into())
     });
-    m.set_native_fn(
-        "run",
-        |ctx: NativeCallContext, name: &str, image: &str, opts: Map| {
-            let (args, stdin) = run_args(&ctx, name, image, &opts)?;
-            docker(&ctx, "run", &args, stdin, Shown::Change, false)
-                .map(|r| r.stdout.trim().to_string())
-        },
+    register!(
+        m,
+        REPLACE,
+        Dynamic::UNIT,
+        |d, o, name: &str, reference: &str| Ok(replace(d, name, reference, o)?.into())
     );
-    m.set_native_fn("dangling_images", |ctx: NativeCallContext, repo: &str| {
-        dangling_images(&ctx, repo)
+    register!(m, PRUNE_IMAGES, Dynamic::UNIT, |d, o, repo: &str| Ok(
+        prune_images(d, repo, o)?.into()
+    ));
+    register!(m, STOP, false.into(), |d, _o, name: &str| change(
+        d,
+        &["stop", "--", name],
+        None
+    ));
+    register!(m, RM, false.into(), |d, _o, name: &str| change(
+        d,
+        &["rm", "--force", "--", name],
+        None
+    ));
+    register!(m, EXISTS, false.into(), |d, _o, name: &str| Ok(
+        container_exists(d, name)?.into()
+    ));
+    register!(m, PS, Dynamic::UNIT, |d, _o| {
+        let args = strings(&["ps", "--all", "--format", "{{json .}}"]);
+        let r = d.run(&args, None, Shown::Query, false)?;
+        Ok(d.json_lines(&r.stdout)?.into())
     });
-    m.set_native_fn("stop", |ctx: NativeCallContext, name: &str| {
-        docker(
-            &ctx,
-            "stop",
-            &strings(&["stop", "--", name]),
-            None,
-            Shown::Change,
-            false,
-        )
-        .map(|_| ())
+    register!(m, INSPECT, Dynamic::UNIT, |d, _o, name: &str| {
+        let args = strings(&["inspect", "--format", "{{json .}}", "--", name]);
+        let r = d.run(&args, None, Shown::Query, true)?;
+        if !r.ok() && r.stderr.contains("No such") {
+            return Ok(Dynamic::UNIT);
+        }
+        if !r.ok() {
+            return Err(d.refused(&args, &r));
+        }
+        Ok(d.json_lines(&r.stdout)?.pop().unwrap_or(Dynamic::UNIT))
     });
-    m.set_native_fn("rm", |ctx: NativeCallContext, name: &str| {
-        docker(
-            &ctx,
-            "rm",
-            &strings(&["rm", "--force", "--", name]),
-            None,
-            Shown::Change,
-            false,
-        )
-        .map(|_| ())
-    });
-    m.set_native_fn("exists", |ctx: NativeCallContext, name: &str| {
-        container_exists(&ctx, name)
-    });
-    m.set_native_fn("ps", |ctx: NativeCallContext| {
-        let r = docker(
-            &ctx,
-            "ps",
-            &strings(&["ps", "--all", "--format", "{{json .}}"]),
-            None,
-            Shown::Query,
-            false,
-        )?;
-        json_lines(&ctx, "ps", &r.stdout)
-    });
-    m.set_native_fn("inspect", |ctx: NativeCallContext, name: &str| {
-        let r = docker(
-            &ctx,
-            "inspect",
-            &strings(&["inspect", "--format", "{{json .}}", "--", name]),
-            None,
-            Shown::Query,
-            false,
-        )?;
-        let mut all = json_lines(&ctx, "inspect", &r.stdout)?;
-        Ok(all.pop().unwrap_or(Dynamic::UNIT))
-    });
-    m.set_native_fn("logs", |ctx: NativeCallContext, name: &str| {
-        docker(
-            &ctx,
-            "logs",
-            &strings(&["logs", "--", name]),
-            None,
-            Shown::Loud,
-            false,
-        )
-        .map(|r| r.stdout)
-    });
-    m.set_native_fn("logs", |ctx: NativeCallContext, name: &str, opts: Map| {
+    register!(m, LOGS, Dynamic::UNIT, |d, o, name: &str| {
         let mut args = strings(&["logs"]);
-        for (k, v) in &opts {
-            match k.as_str() {
-                "tail" => args.extend(["--tail".to_string(), v.to_string()]),
-                "since" => args.extend(["--since".to_string(), v.to_string()]),
-                other => {
-                    return Err(runtime(
-                        format!("docker::logs: unknown option `{other}` (expected tail, since)"),
-                        ctx.call_position(),
-                    ))
-                }
+        for (key, value) in o.iter() {
+            if matches!(key, "tail" | "since") {
+                args.extend([format!("--{key}"), value.to_string()]);
             }
         }
         args.extend(strings(&["--", name]));
-        docker(&ctx, "logs", &args, None, Shown::Loud, false).map(|r| r.stdout)
+        Ok(d.run(&args, None, Shown::Loud, false)?.stdout.into())
     });
-    m.set_native_fn(
-        "replace",
-        |ctx: NativeCallContext, name: &str, reference: &str| {
-            replace(&ctx, name, reference, &Map::new())
-        },
-    );
-    m.set_native_fn(
-        "replace",
-        |ctx: NativeCallContext, name: &str, reference: &str, opts: Map| {
-            replace(&ctx, name, reference, &opts)
-        },
-    );
-    m.set_native_fn("prune_images", |ctx: NativeCallContext, repo: &str| {
-        prune_images(&ctx, repo, &Map::new())
-    });
-    m.set_native_fn(
-        "prune_images",
-        |ctx: NativeCallContext, repo: &str, opts: Map| prune_images(&ctx, repo, &opts),
-    );
-    m
-}
-
-/// The `registry::` module: registry operations that run on the controller, not on a host.
-pub fn registry_module() -> Module {
-    fn copy(
-        ctx: &NativeCallContext,
-        registry: &str,
-        repo: &str,
-        from: &str,
-        to: &str,
-        opts: &Map,
-    ) -> Fallible<Map> {
-        let mut user = None;
-        let mut password = None;
-        for (k, v) in opts {
-            match k.as_str() {
-                "user" => user = Some(v.to_string()),
-                "password" => password = Some(crate::secret::Secret::new(v.to_string())),
-                other => {
-                    return Err(runtime(
-                        format!(
-                        "registry::copy_tag: unknown option `{other}` (expected user, password)"
-                    ),
-                        ctx.call_position(),
-                    ))
-                }
-            }
-        }
-        let credentials = match (user, password) {
-            (Some(user), Some(password)) => Some(crate::registry::Credentials { user, password }),
-            (None, None) => None,
-            _ => {
-                return Err(runtime(
-                    "registry::copy_tag: give both user and password, or neither",
-                    ctx.call_position(),
-                ))
-            }
-        };
-        let scope = task_scope(ctx)?;
-        let line = format!("registry {registry}: tag {repo}:{from} as {repo}:{to} (manifest copy)");
-        scope.ops.message(super::scope::Level::Info, &line);
-        if scope.ops.dry_run() {
-            let mut m = Map::new();
-            m.insert("digest".into(), "".into());
-            m.insert("media_type".into(), "".into());
-            return Ok(m);
-        }
-        let mut client = crate::registry::Client::new(registry, credentials);
-        let copied = client
-            .copy_tag(repo, from, to)
-            .map_err(|e| runtime(format!("registry::copy_tag: {e}"), ctx.call_position()))?;
-        let mut m = Map::new();
-        m.insert("digest".into(), copied.digest.into());
-        m.insert("media_type".into(), copied.media_type.into());
-        Ok(m)
-    }
-    let mut m = Module::new();
-    m.set_native_fn(
-        "copy_tag",
-        |ctx: NativeCallContext, registry: &str, repo: &str, from: &str, to: &str| {
-            copy(&ctx, registry, repo, from, to, &Map::new())
-        },
-    );
-    m.set_native_fn(
-        "copy_tag",
-        |ctx: NativeCallContext, registry: &str, repo: &str, from: &str, to: &str, opts: Map| {
-            copy(&ctx, registry, repo, from, to, &opts)
-        },
-    );
-    m
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use super::super::scope::{HostOps, Level, TaskScope};
+    use rhai::Map;
+    use serde_json::Value;
+
+    use super::super::scope::{CommandOptions, CommandResult, HostOps, Level, OpError, TaskScope};
     use super::*;
 
     /// A host that answers every command at once and remembers its `docker` lines.
@@ -960,7 +534,10 @@ mod tests {
         fn progress(&self, _: &str, _: u64, _: Option<crate::report::Total>) {}
         fn transferred(&self, _: u64) {}
         fn note(&self, _: &str) {}
-        fn step_history(&self) -> Result<Vec<Value>, OpError> {
+        fn history(&self) -> Result<Vec<crate::history::HistoryEntry>, OpError> {
+            Ok(Vec::new())
+        }
+        fn step_history(&self) -> Result<Vec<crate::history::HistoryEntry>, OpError> {
             Ok(Vec::new())
         }
         fn record(&self, _: &str, _: Value) {}
@@ -972,7 +549,7 @@ mod tests {
     /// The `docker` lines `script` sends to a host.
     fn lines(script: &str) -> Vec<String> {
         let ops = Arc::new(Recorder::default());
-        let mut engine = super::super::api::build_engine(
+        let mut engine = super::super::engine::build_engine(
             std::path::Path::new("."),
             crate::cancel::Cancel::default(),
         );

@@ -83,7 +83,7 @@ pub fn runtime_message(err: &EvalAltResult) -> String {
             value.to_string()
         }
         EvalAltResult::ErrorParsing(kind, _) => format!("syntax error: {kind}"),
-        EvalAltResult::ErrorDataTooLarge(what, _) => super::api::too_large(what),
+        EvalAltResult::ErrorDataTooLarge(what, _) => super::engine::too_large(what),
         other => strip_position(&other.to_string()),
     }
 }
@@ -116,7 +116,7 @@ pub fn is_interrupted(err: &EvalAltResult) -> bool {
             EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
             | EvalAltResult::ErrorInModule(_, inner, _) => e = inner,
             EvalAltResult::ErrorTerminated(token, _) => {
-                return token.to_string() == super::api::INTERRUPTED
+                return token.to_string() == super::toolkit::INTERRUPTED
             }
             _ => return false,
         }

@@ -6,19 +6,28 @@
 //! hosts at once; per-host state travels in the call's tag as a [`TaskScope`].
 
 mod api;
-pub mod docker;
+mod describe;
+mod docker;
+mod docker_call;
+mod docker_container;
+mod docker_images;
+mod engine;
 pub mod error;
+mod functions;
 mod health;
+mod health_check;
+mod registry_module;
 mod scope;
 pub mod ship;
+mod spec;
 mod task;
+mod toolkit;
 mod transfer;
 pub mod value;
 pub mod variables;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use rhai::{CallFnOptions, Dynamic, Engine, Scope, AST};
 
@@ -98,7 +107,7 @@ impl Recipes {
             dir
         };
 
-        let engine = api::build_engine(&dir, cancel);
+        let engine = engine::build_engine(&dir, cancel);
         let mut recipes = Recipes {
             engine,
             files: Vec::new(),
@@ -218,10 +227,6 @@ impl Recipes {
 
     pub fn tasks(&self) -> impl Iterator<Item = &Task> {
         self.tasks.values().flatten()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
     }
 
     pub fn file_of(&self, task: &Task) -> &str {
@@ -425,7 +430,7 @@ impl Recipes {
     ) -> std::result::Result<(), TaskFailure> {
         let file = &self.files[task.file];
         let scope_vars = scope.vars.clone();
-        api::set_current(Some(scope.ops.clone()));
+        engine::set_current(Some(scope.ops.clone()));
         let options = CallFnOptions::new()
             .eval_ast(true)
             .rewind_scope(true)
@@ -438,7 +443,7 @@ impl Recipes {
             &task.name,
             args,
         );
-        api::set_current(None);
+        engine::set_current(None);
         result.map(|_| ()).map_err(|e| {
             let mut diagnostic = error::runtime_error(&e, &file.source, &self.sources);
             if let Some(name) = error::missing_property(&e) {
@@ -464,68 +469,6 @@ impl Recipes {
                 interrupted: error::is_interrupted(&e),
             }
         })
-    }
-
-    /// `rigs --list`.
-    pub fn list_text(&self) -> String {
-        if self.tasks.is_empty() {
-            return format!("No tasks found in {}.\n", self.origin);
-        }
-        let usages: Vec<(String, &Task)> = self.tasks().map(|t| (t.usage(), t)).collect();
-        let width = usages.iter().map(|(u, _)| u.len()).max().unwrap_or(0);
-        let mut out = String::from("Available tasks:\n");
-        for (usage, task) in usages {
-            let summary = task.summary();
-            if summary.is_empty() {
-                out.push_str(&format!("    {usage}\n"));
-            } else {
-                out.push_str(&format!("    {usage:<width$}  # {summary}\n"));
-            }
-        }
-        out
-    }
-
-    /// `rigs --describe TASK`: every form of the task.
-    pub fn describe_text(&self, forms: &[Task]) -> String {
-        forms
-            .iter()
-            .map(|t| self.describe_one(t))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn describe_one(&self, task: &Task) -> String {
-        let mut out = format!("{}\n", task.usage());
-        out.push_str(&format!(
-            "    defined in {}:{} as `fn {task}`\n",
-            self.file_of(task),
-            task.line
-        ));
-        if task.params.is_empty() {
-            out.push_str("    takes no arguments\n");
-        } else {
-            out.push_str(&format!("    parameters: {}\n", task.params.join(", ")));
-        }
-        if task.locks() {
-            out.push_str("    takes its hosts' deploy locks (@lock)\n");
-        }
-        if let Some(declared) = self.variables_of(task) {
-            out.push_str("    reads these variables (inventory or --set):\n");
-            for line in declared.describe() {
-                out.push_str(&format!("        {line}\n"));
-            }
-        }
-        if !task.doc.is_empty() {
-            out.push('\n');
-            for line in task.doc.iter().filter(|l| l.trim() != "@lock") {
-                if line.is_empty() {
-                    out.push('\n');
-                } else {
-                    out.push_str(&format!("    {line}\n"));
-                }
-            }
-        }
-        out
     }
 }
 
@@ -614,6 +557,3 @@ fn find_fn_line(text: &str, name: &str, arity: usize) -> Option<usize> {
         })
         .map(|i| i + 1)
 }
-
-/// Shared handle for the scheduler.
-pub type SharedRecipes = Arc<Recipes>;

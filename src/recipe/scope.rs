@@ -30,7 +30,7 @@ pub struct CommandOptions {
     /// A file streamed to the command's standard input instead (file transfers).
     pub stdin_file: Option<std::path::PathBuf>,
     /// Buffers from another thread streamed to the command's standard input (image shipping).
-    pub stdin_stream: Option<Arc<crate::ssh::StreamInput>>,
+    pub stdin_stream: Option<Arc<dyn crate::ssh::StdinStream>>,
     /// What the output shows instead of the command line (long generated scripts).
     pub display: Option<String>,
     /// Write the command's standard output to this file instead of showing it (file transfers).
@@ -43,13 +43,21 @@ pub struct CommandOptions {
 }
 
 impl CommandOptions {
-    /// Bookkeeping around a task (history, locks): quiet, judged by the caller, not interrupted.
-    pub fn bookkeeping() -> CommandOptions {
+    /// A command whose output the caller reads and whose exit it judges itself: quiet, and a
+    /// non-zero exit is not a failure.
+    pub fn checking() -> CommandOptions {
         CommandOptions {
             quiet: true,
             allow_fail: true,
-            cleanup: true,
             ..CommandOptions::default()
+        }
+    }
+
+    /// Bookkeeping around a task (history, locks): quiet, judged by the caller, not interrupted.
+    pub fn bookkeeping() -> CommandOptions {
+        CommandOptions {
+            cleanup: true,
+            ..CommandOptions::checking()
         }
     }
 }
@@ -119,9 +127,12 @@ pub trait HostOps: Send + Sync {
     fn transferred(&self, bytes: u64);
     /// A short note on this host's outcome for the summary (`note(...)`); the last one wins.
     fn note(&self, text: &str);
-    /// The history lines of every host of the current step, oldest first
+    /// This host's deployment history: the last lines of its file that are about it, oldest
+    /// first (`history()`).
+    fn history(&self) -> Result<Vec<crate::history::HistoryEntry>, OpError>;
+    /// The history of every host of the current step, oldest first
     /// (`history(#{ all_hosts: true })`).
-    fn step_history(&self) -> Result<Vec<serde_json::Value>, OpError>;
+    fn step_history(&self) -> Result<Vec<crate::history::HistoryEntry>, OpError>;
     /// A field for this task's line in the deployment history (`record(...)`).
     fn record(&self, key: &str, value: serde_json::Value);
     /// The field this task has recorded under `key` so far.

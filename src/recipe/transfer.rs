@@ -18,10 +18,11 @@
 
 use std::path::{Path, PathBuf};
 
-use rhai::{Dynamic, Map, NativeCallContext};
+use rhai::{Dynamic, Engine, Map, NativeCallContext};
 
-use super::api::{op_error as failed, runtime, task_scope, Fallible};
 use super::scope::{CommandOptions, SudoOptions};
+use super::spec::{FunctionSpec, Kind, OptionSpec, SUDO};
+use super::toolkit::{self, fail, op_error as failed, runtime, task_scope, Fallible};
 use crate::quote::quote;
 
 struct TransferOptions {
@@ -31,65 +32,126 @@ struct TransferOptions {
     vars: Map,
 }
 
+const MODE: OptionSpec = OptionSpec::new(
+    "mode",
+    Kind::Custom("string", "an octal string like \"0640\""),
+    "",
+    "the file's mode; default: the replaced file's, or 0644",
+);
+const OWNER: OptionSpec = OptionSpec::new(
+    "owner",
+    Kind::Custom("string", "a string like \"app\" or \"app:app\""),
+    "",
+    "chown the file to this owner (and group)",
+);
+
+const ALLOW_FAIL: OptionSpec = OptionSpec::new(
+    "allow_fail",
+    Kind::Bool,
+    "false",
+    "a failed transfer does not fail the host: the function returns ()",
+);
+
+pub static PUT: FunctionSpec = FunctionSpec {
+    name: "put",
+    params: &["local", "remote"],
+    options: &[MODE, OWNER, SUDO, ALLOW_FAIL],
+    returns: "map #{ bytes, sha256, path }",
+    doc: "Copies the file `local` on the controller to `remote` on the host.\n\
+          Streamed, verified by SHA-256, and renamed into place only when complete.",
+};
+
+pub static GET: FunctionSpec = FunctionSpec {
+    name: "get",
+    params: &["remote", "local"],
+    options: &[SUDO, ALLOW_FAIL],
+    returns: "map #{ bytes, sha256, path }",
+    doc: "Copies the file `remote` on the host to `local` on the controller.\n\
+          Verified by SHA-256; `{host}` in `local` is replaced by the host's name.",
+};
+
+pub static TEMPLATE: FunctionSpec = FunctionSpec {
+    name: "template",
+    params: &["local", "remote"],
+    options: &[
+        MODE,
+        OWNER,
+        SUDO,
+        OptionSpec::new(
+            "vars",
+            Kind::Map,
+            "",
+            "more values for the placeholders: `{{ KEY }}`",
+        ),
+        ALLOW_FAIL,
+    ],
+    returns: "map #{ bytes, sha256, path }",
+    doc: "Renders the text file `local` and installs the result at `remote` like `put`.\n\
+          Each `{{ path }}` is replaced by the value at that path of `host`, `env`, `vars` or the\n\
+          `vars` option.",
+};
+
+/// The functions of this module, for `rigs -d` and the book.
+pub static SPECS: &[&FunctionSpec] = &[&PUT, &GET, &TEMPLATE];
+
+pub fn register(engine: &mut Engine) {
+    type Transfer = fn(&NativeCallContext, &str, &str, &Map) -> Fallible<Map>;
+    for (spec, f) in [(&PUT, put as Transfer), (&GET, get), (&TEMPLATE, template)] {
+        engine.register_fn(
+            spec.name,
+            move |ctx: NativeCallContext, a: &str, b: &str| {
+                tolerant(spec, f(&ctx, a, b, &Map::new()), &Map::new())
+            },
+        );
+        engine.register_fn(
+            spec.name,
+            move |ctx: NativeCallContext, a: &str, b: &str, opts: Map| {
+                tolerant(spec, f(&ctx, a, b, &opts), &opts)
+            },
+        );
+    }
+}
+
+/// A transfer's result; under a valid `allow_fail: true`, a failure (not Ctrl-C) is `()`.
+fn tolerant(spec: &'static FunctionSpec, result: Fallible<Map>, opts: &Map) -> Fallible<Dynamic> {
+    match result {
+        Ok(summary) => Ok(summary.into()),
+        Err(e)
+            if !matches!(*e, rhai::EvalAltResult::ErrorTerminated(..))
+                && spec.check(opts).is_ok_and(|o| o.flag("allow_fail")) =>
+        {
+            Ok(Dynamic::UNIT)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn options(
     ctx: &NativeCallContext,
-    func: &str,
+    spec: &'static FunctionSpec,
     opts: &Map,
-    allowed: &[&str],
 ) -> Fallible<TransferOptions> {
-    let mut out = TransferOptions {
-        mode: None,
-        owner: None,
-        sudo: false,
-        vars: Map::new(),
-    };
-    let bad = |key: &str, expected: &str| {
-        runtime(
-            format!("{func}: option `{key}` must be {expected}"),
-            ctx.call_position(),
-        )
-    };
-    for (key, value) in opts {
-        let key = key.as_str();
-        if !allowed.contains(&key) {
-            return Err(runtime(
-                format!(
-                    "{func}: unknown option `{key}` (expected one of {})",
-                    allowed.join(", ")
-                ),
-                ctx.call_position(),
-            ));
-        }
-        match key {
-            "mode" => {
-                let mode = value.to_string();
-                if !(3..=4).contains(&mode.len()) || !mode.chars().all(|c| ('0'..='7').contains(&c))
-                {
-                    return Err(bad(key, "an octal string like \"0640\""));
-                }
-                out.mode = Some(mode);
-            }
-            "owner" => {
-                let owner = value
-                    .clone()
-                    .into_string()
-                    .map_err(|_| bad(key, "a string like \"app\" or \"app:app\""))?;
-                if owner.is_empty() || owner.contains(char::is_whitespace) {
-                    return Err(bad(key, "a string like \"app\" or \"app:app\""));
-                }
-                out.owner = Some(owner);
-            }
-            "sudo" => out.sudo = value.as_bool().map_err(|_| bad(key, "true or false"))?,
-            "vars" => {
-                out.vars = value
-                    .read_lock::<Map>()
-                    .ok_or_else(|| bad(key, "a map"))?
-                    .clone()
-            }
-            _ => unreachable!("checked against `allowed`"),
+    let o = toolkit::options(ctx, spec, opts)?;
+    let bad = |key: &str| fail(ctx, spec, o.bad(key));
+    let mode = o.text("mode");
+    if let Some(mode) = &mode {
+        if !(3..=4).contains(&mode.len()) || !mode.chars().all(|c| ('0'..='7').contains(&c)) {
+            return Err(bad("mode"));
         }
     }
-    Ok(out)
+    let owner = match o.get("owner") {
+        None => None,
+        Some(v) => match v.clone().into_string() {
+            Ok(owner) if !owner.is_empty() && !owner.contains(char::is_whitespace) => Some(owner),
+            _ => return Err(bad("owner")),
+        },
+    };
+    Ok(TransferOptions {
+        mode,
+        owner,
+        sudo: o.flag("sudo"),
+        vars: o.map("vars").unwrap_or_default(),
+    })
 }
 
 fn summary(bytes: u64, sha256: &str, path: &str) -> Map {
@@ -100,22 +162,20 @@ fn summary(bytes: u64, sha256: &str, path: &str) -> Map {
     m
 }
 
-/// Options for the bookkeeping commands of a transfer: quiet, and judged by the caller.
-fn checking(sudo: Option<SudoOptions>) -> CommandOptions {
-    CommandOptions {
-        quiet: true,
-        allow_fail: true,
-        sudo,
-        ..CommandOptions::default()
-    }
-}
-
 fn temp_suffix() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!("{:x}{:x}", std::process::id(), nanos & 0xffff_ffff)
+}
+
+/// The bookkeeping commands of a transfer: quiet, and judged by the caller.
+fn checking(sudo: Option<SudoOptions>) -> CommandOptions {
+    CommandOptions {
+        sudo,
+        ..CommandOptions::checking()
+    }
 }
 
 /// Source of an upload.
@@ -249,14 +309,14 @@ fn upload(
     Ok(summary(bytes, &sha256, remote))
 }
 
-pub fn put(ctx: NativeCallContext, local: &str, remote: &str, opts: Map) -> Fallible<Map> {
-    let o = options(&ctx, "put", &opts, &["mode", "owner", "sudo"])?;
-    upload(&ctx, "put", Upload::File(Path::new(local)), remote, &o)
+fn put(ctx: &NativeCallContext, local: &str, remote: &str, opts: &Map) -> Fallible<Map> {
+    let o = options(ctx, &PUT, opts)?;
+    upload(ctx, "put", Upload::File(Path::new(local)), remote, &o)
 }
 
-pub fn get(ctx: NativeCallContext, remote: &str, local: &str, opts: Map) -> Fallible<Map> {
-    let o = options(&ctx, "get", &opts, &["sudo"])?;
-    let scope = task_scope(&ctx)?;
+fn get(ctx: &NativeCallContext, remote: &str, local: &str, opts: &Map) -> Fallible<Map> {
+    let o = options(ctx, &GET, opts)?;
+    let scope = task_scope(ctx)?;
     let host = scope.host_name();
     let local = PathBuf::from(local.replace("{host}", &host));
     if local.as_os_str().is_empty() || local.to_string_lossy().ends_with('/') {
@@ -278,7 +338,7 @@ pub fn get(ctx: NativeCallContext, remote: &str, local: &str, opts: Map) -> Fall
         .command(&format!("cat {}", quote(remote)), &read, false)
         .map_err(|e| {
             let _ = std::fs::remove_file(&part);
-            failed(&ctx, e)
+            failed(ctx, e)
         })?;
     let Some((bytes, sha256)) = result.received.clone() else {
         return Ok(summary(0, "", &local.display().to_string()));
@@ -302,7 +362,7 @@ pub fn get(ctx: NativeCallContext, remote: &str, local: &str, opts: Map) -> Fall
         )
         .map_err(|e| {
             let _ = std::fs::remove_file(&part);
-            failed(&ctx, e)
+            failed(ctx, e)
         })?;
     let remote_sha = check.stdout.split_whitespace().next().unwrap_or("");
     if remote_sha != sha256 {
@@ -315,15 +375,15 @@ pub fn get(ctx: NativeCallContext, remote: &str, local: &str, opts: Map) -> Fall
     Ok(summary(bytes, &sha256, &local.display().to_string()))
 }
 
-pub fn template(ctx: NativeCallContext, local: &str, remote: &str, opts: Map) -> Fallible<Map> {
-    let o = options(&ctx, "template", &opts, &["mode", "owner", "sudo", "vars"])?;
+fn template(ctx: &NativeCallContext, local: &str, remote: &str, opts: &Map) -> Fallible<Map> {
+    let o = options(ctx, &TEMPLATE, opts)?;
     let text = std::fs::read_to_string(local).map_err(|e| {
         runtime(
             format!("template: cannot read {local}: {e}"),
             ctx.call_position(),
         )
     })?;
-    let scope = task_scope(&ctx)?;
+    let scope = task_scope(ctx)?;
     let mut root = Map::new();
     root.insert("host".into(), scope.host.clone());
     root.insert("env".into(), scope.env.clone());
@@ -331,9 +391,9 @@ pub fn template(ctx: NativeCallContext, local: &str, remote: &str, opts: Map) ->
     for (k, v) in &o.vars {
         root.insert(k.clone(), v.clone());
     }
-    let rendered = render(&text, &root)
-        .map_err(|m| runtime(format!("template {local}: {m}"), ctx.call_position()))?;
-    upload(&ctx, "template", Upload::Text(rendered), remote, &o)
+    let rendered =
+        render(&text, &root).map_err(|m| fail(ctx, &TEMPLATE, format!("{local}: {m}")))?;
+    upload(ctx, "template", Upload::Text(rendered), remote, &o)
 }
 
 /// Replaces each `{{ path.to.value }}` with the value found under `root`.

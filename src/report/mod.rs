@@ -1,7 +1,7 @@
 //! Everything rigs prints while running: remote output, progress, the summary.
 //!
 //! All output goes through one [`Reporter`], which masks secrets, escapes the control characters
-//! of text from outside rigs ([`escape`]) so a host cannot forge lines or repaint the terminal,
+//! of text from outside rigs ([`escape()`]) so a host cannot forge lines or repaint the terminal,
 //! and hands whole lines to the [`console`] writer, which puts each in one write under a lock
 //! shared by stdout and stderr, so parallel hosts never interleave half-lines. Three styles:
 //! - `plain`: remote stdout on stdout and remote stderr on stderr, each line prefixed `[host] `;
@@ -10,8 +10,14 @@
 //! - `json`: one JSON object per line on stdout, each with an `event` field.
 
 mod bar_terminal;
+pub mod bundle;
 pub mod console;
 mod escape;
+pub mod exit;
+mod history_table;
+mod host_outcome;
+pub mod hosts;
+mod output_mode;
 mod summary;
 
 use std::collections::{HashMap, HashSet};
@@ -24,9 +30,10 @@ use serde_json::json;
 
 use bar_terminal::BarTerminal;
 pub use escape::{escape, escape_lines};
-pub use summary::{bytes, first_useful_line, HostStatus, HostSummary};
+pub use host_outcome::{Fault, HostOutcome, HostStatus};
+pub use output_mode::OutputMode;
+pub use summary::{bytes, first_useful_line, HostSummary};
 
-use crate::cli::OutputMode;
 use crate::secret::Masker;
 
 /// The longest line of host output shown whole, in bytes: a longer one is shown in pieces of this
@@ -264,10 +271,6 @@ impl Reporter {
             .expect("transfers lock")
             .get(host)
             .map_or(0, |t| t.total)
-    }
-
-    pub fn mode(&self) -> OutputMode {
-        self.mode
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -509,21 +512,27 @@ impl Reporter {
 
     /// `rigs env:NAME history`: a `history` event per row in JSON, else the table on stdout, or
     /// `nothing` when no row passed the filter.
-    pub fn history(&self, rows: &[serde_json::Value], nothing: &str) {
+    pub fn history(&self, entries: &[crate::history::HistoryEntry], nothing: &str) {
         match self.mode {
             OutputMode::Json => {
-                for row in rows {
-                    let mut event = row.clone();
+                for entry in entries {
+                    let mut event = entry.to_json();
                     event["event"] = "history".into();
                     self.json(event);
                 }
             }
-            _ if rows.is_empty() => self.line(StreamKind::Stdout, nothing),
+            _ if entries.is_empty() => self.line(StreamKind::Stdout, nothing),
             _ => {
                 // Masked before the table escapes its cells: an escaped secret no longer matches.
-                let mut rows = rows.to_vec();
-                rows.iter_mut().for_each(|r| self.masker.mask_json(r));
-                let table = crate::history::table(&rows);
+                let masked: Vec<_> = entries
+                    .iter()
+                    .filter_map(|entry| {
+                        let mut json = entry.to_json();
+                        self.masker.mask_json(&mut json);
+                        crate::history::HistoryEntry::from_json(json)
+                    })
+                    .collect();
+                let table = history_table::table(&masked);
                 self.line(StreamKind::Stdout, table.trim_end_matches('\n'));
             }
         }

@@ -4,36 +4,16 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::escape;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostStatus {
-    Ok,
-    Failed,
-    /// Never started (Ctrl-C before its turn).
-    Skipped,
-    Interrupted,
-}
-
-impl HostStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HostStatus::Ok => "ok",
-            HostStatus::Failed => "failed",
-            HostStatus::Skipped => "skipped",
-            HostStatus::Interrupted => "interrupted",
-        }
-    }
-}
+use super::{escape, HostOutcome, HostStatus};
 
 #[derive(Debug, Clone)]
 pub struct HostSummary {
     pub host: String,
-    pub status: HostStatus,
+    /// How it ended: the STATUS and ERROR columns.
+    pub outcome: HostOutcome,
     pub duration: Duration,
     /// The tasks that ran to completion on it.
     pub tasks: Vec<String>,
-    pub error: Option<String>,
     /// Bytes streamed to it from the controller (images, files).
     pub bytes_sent: u64,
     /// What its last task said of the outcome with `note(...)`, e.g. the version it runs.
@@ -47,13 +27,13 @@ pub fn json(hosts: &[HostSummary], interrupted: bool) -> serde_json::Value {
         .iter()
         .map(|h| {
             json!({
-                "host": h.host, "status": h.status.as_str(), "error": h.error,
+                "host": h.host, "status": h.outcome.status().as_str(), "error": h.outcome.error(),
                 "tasks": h.tasks, "duration_ms": h.duration.as_millis() as u64,
                 "bytes_sent": h.bytes_sent, "note": h.note, "version": h.version,
             })
         })
         .collect();
-    let count = |s: HostStatus| hosts.iter().filter(|h| h.status == s).count();
+    let count = |s: HostStatus| hosts.iter().filter(|h| h.outcome.status() == s).count();
     json!({
         "event": "summary", "hosts": rows, "interrupted": interrupted,
         "ok": count(HostStatus::Ok), "failed": count(HostStatus::Failed),
@@ -93,7 +73,7 @@ pub fn table(
         .iter()
         .filter_map(|h| shown_version(h).map(|v| v.chars().count()))
         .max();
-    let errors = hosts.iter().any(|h| h.error.is_some());
+    let errors = hosts.iter().any(|h| h.outcome.error().is_some());
     let mut header = format!("{:<host_w$}  {:<11}  {:>8}", "HOST", "STATUS", "TIME");
     if sent {
         header.push_str(&format!("  {:>9}", "SENT"));
@@ -111,7 +91,7 @@ pub fn table(
         let mut row = format!(
             "{:<host_w$}  {:<11}  {:>8}",
             h.host,
-            h.status.as_str(),
+            h.outcome.status().as_str(),
             super::seconds(h.duration)
         );
         if sent {
@@ -124,17 +104,17 @@ pub fn table(
                 w = w.max(7)
             ));
         }
-        if let Some(e) = &h.error {
+        if let Some(e) = h.outcome.error() {
             row.push_str(&format!("  {}", escape(&first_useful_line(e))));
         }
         let row = cut(row.trim_end(), width);
-        let code = match h.status {
+        let code = match h.outcome.status() {
             HostStatus::Ok => "32",
             HostStatus::Failed => "31",
             _ => "33",
         };
         let chars: Vec<char> = row.chars().collect();
-        let status_end = (status_at + h.status.as_str().len()).min(chars.len());
+        let status_end = (status_at + h.outcome.status().as_str().len()).min(chars.len());
         if status_at < status_end {
             let before: String = chars[..status_at].iter().collect();
             let status: String = chars[status_at..status_end].iter().collect();
@@ -145,7 +125,7 @@ pub fn table(
         }
         out.push('\n');
     }
-    let count = |s: HostStatus| hosts.iter().filter(|h| h.status == s).count();
+    let count = |s: HostStatus| hosts.iter().filter(|h| h.outcome.status() == s).count();
     let mut parts = vec![format!("{} ok", count(HostStatus::Ok))];
     for (s, n) in [
         (HostStatus::Failed, count(HostStatus::Failed)),
@@ -223,25 +203,31 @@ pub fn bytes(n: u64) -> String {
 mod tests {
     use super::*;
 
-    fn host(name: &str, status: HostStatus, error: Option<&str>) -> HostSummary {
+    fn host(name: &str, outcome: HostOutcome) -> HostSummary {
         HostSummary {
             host: name.into(),
-            status,
+            outcome,
             duration: Duration::from_millis(1500),
             tasks: Vec::new(),
-            error: error.map(str::to_string),
             bytes_sent: 0,
             note: Some("noted".into()),
             version: None,
         }
     }
 
+    fn failed(message: &str) -> HostOutcome {
+        HostOutcome::Failed {
+            message: message.into(),
+            fault: None,
+        }
+    }
+
     #[test]
     fn rows_show_the_version_else_the_note_and_are_cut_to_the_width() {
         let long = "container `app` exited with code 1 while waiting for it to become healthy";
-        let mut ok = host("web-1", HostStatus::Ok, None);
+        let mut ok = host("web-1", HostOutcome::Ok);
         ok.version = Some("1.2.3".into());
-        let hosts = [ok, host("web-2", HostStatus::Failed, Some(long))];
+        let hosts = [ok, host("web-2", failed(long))];
         let whole = table(&hosts, false, None, |_, s| s.to_string());
         let lines: Vec<&str> = whole.lines().collect();
         assert_eq!(lines[1], "HOST   STATUS           TIME  VERSION  ERROR");
@@ -258,10 +244,10 @@ mod tests {
 
     #[test]
     fn the_sent_column_and_total_appear_only_when_bytes_were_sent() {
-        let mut a = host("web-1", HostStatus::Ok, None);
+        let mut a = host("web-1", HostOutcome::Ok);
         a.note = None;
         a.bytes_sent = 20_400_000;
-        let mut b = host("web-2", HostStatus::Ok, None);
+        let mut b = host("web-2", HostOutcome::Ok);
         b.note = None;
         b.bytes_sent = 1_310_000_000;
         let text = table(&[a, b.clone()], false, None, |_, s| s.to_string());
@@ -284,7 +270,7 @@ mod tests {
         assert_eq!(json["hosts"][0]["bytes_sent"], 1_310_000_000u64);
         assert_eq!(json["interrupted"], true);
 
-        let nothing = host("web-3", HostStatus::Ok, None);
+        let nothing = host("web-3", HostOutcome::Ok);
         let text = table(&[nothing], true, None, |_, s| s.to_string());
         assert!(!text.contains("SENT") && !text.contains(" sent"), "{text}");
         assert!(text.ends_with("1 host: 1 ok (interrupted)\n"), "{text}");
@@ -292,7 +278,7 @@ mod tests {
 
     #[test]
     fn cells_from_hosts_show_their_control_characters() {
-        let mut forged = host("web-1", HostStatus::Failed, Some("boom\r\x1b[2Jok"));
+        let mut forged = host("web-1", failed("boom\r\x1b[2Jok"));
         forged.version = Some("1.0\x1b]0;title\x07".into());
         let text = table(&[forged], false, None, |_, s| s.to_string());
         assert!(

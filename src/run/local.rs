@@ -12,7 +12,7 @@ pub enum LocalError {
     Spawn(std::io::Error),
     Timeout(Duration),
     Interrupted,
-    /// Its streamed input was given up on (see `StreamInput::abandon`).
+    /// Its streamed input was given up on (see `StdinStream::abandoned`).
     Abandoned,
 }
 
@@ -117,7 +117,7 @@ enum Source {
     Empty,
     Bytes(Vec<u8>),
     File(std::path::PathBuf),
-    Stream(std::sync::Arc<crate::ssh::StreamInput>),
+    Stream(std::sync::Arc<dyn crate::ssh::StdinStream>),
 }
 
 /// Writes the command's stdin, hashing it; a command that exits without reading it all is
@@ -161,5 +161,5 @@ async fn feed(mut pipe: tokio::process::ChildStdin, source: Source) -> Option<(u
         }
     }
     drop(pipe);
-    Some((total, crate::ssh::hex(&hasher.finalize())))
+    Some((total, crate::hex::encode(&hasher.finalize())))
 }

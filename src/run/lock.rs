@@ -66,7 +66,7 @@ pub fn token() -> String {
         std::process::id(),
         crate::history::controller()
     );
-    crate::ssh::hex(&sha2::Sha256::digest(seed.as_bytes()))[..24].to_string()
+    crate::hex::encode(&sha2::Sha256::digest(seed.as_bytes()))[..24].to_string()
 }
 
 /// `grep`'s pattern for a lock taken with `token`, as a shell word.
@@ -74,16 +74,45 @@ fn token_pattern(token: &str) -> String {
     quote(&format!("\"token\":\"{token}\""))
 }
 
-/// Prints `acquired`, or `held` and the holder's info on the next line.
+/// The first word of [`acquire_command`]'s answer when this run holds the lock...
+const ACQUIRED: &str = "acquired";
+/// ...and when another run does; the holder's info follows on the next line.
+const HELD: &str = "held";
+
+/// Prints `acquired`, or `held` and the holder's info on the next line: see [`Reply`].
 pub fn acquire_command(info: &Value, token: &str) -> String {
     format!(
         "mkdir -p \"$HOME/.rigs\" && if mkdir {DIR} 2>/dev/null; then \
-         printf '%s\\n' {} > {DIR}/info && echo acquired; \
-         elif grep -qF {} {DIR}/info 2>/dev/null; then echo acquired; \
-         else echo held; cat {DIR}/info 2>/dev/null; fi",
+         printf '%s\\n' {} > {DIR}/info && echo {ACQUIRED}; \
+         elif grep -qF {} {DIR}/info 2>/dev/null; then echo {ACQUIRED}; \
+         else echo {HELD}; cat {DIR}/info 2>/dev/null; fi",
         quote(&info.to_string()),
         token_pattern(token)
     )
+}
+
+/// What [`acquire_command`] and [`take_over_command`] answered, read once where the reply
+/// comes in.
+#[derive(Debug, PartialEq)]
+pub enum Reply {
+    /// This run holds the lock now.
+    Acquired,
+    /// Another run holds it: the holder's `info`.
+    Held(String),
+    /// Neither: the command failed, and this is what it said on stderr.
+    Failed(String),
+}
+
+impl Reply {
+    pub fn parse(stdout: &str, stderr: &str) -> Reply {
+        if stdout.starts_with(ACQUIRED) {
+            Reply::Acquired
+        } else if stdout.starts_with(HELD) {
+            Reply::Held(stdout.lines().nth(1).unwrap_or("").to_string())
+        } else {
+            Reply::Failed(stderr.trim().to_string())
+        }
+    }
 }
 
 /// Removes the lock of a holder that is gone, only while it still names that holder
@@ -140,7 +169,7 @@ impl Status {
     pub fn parse(stdout: &str) -> Status {
         let mut status = Status::default();
         for line in stdout.lines() {
-            if let Some(info) = line.strip_prefix("held") {
+            if let Some(info) = line.strip_prefix(HELD) {
                 status.holder = Some(info.trim().to_string());
             } else if let Some(rest) = line.strip_prefix("old ") {
                 let (name, info) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -269,6 +298,20 @@ mod tests {
         );
         assert!(take.ends_with(&acquire), "{take}");
         assert!(force_release_command().starts_with(&status_command()));
+    }
+
+    #[test]
+    fn acquire_replies_are_read_once() {
+        assert_eq!(Reply::parse("acquired\n", ""), Reply::Acquired);
+        assert_eq!(
+            Reply::parse("held\n{\"pid\":7}\n", ""),
+            Reply::Held("{\"pid\":7}".into())
+        );
+        assert_eq!(Reply::parse("held\n", ""), Reply::Held(String::new()));
+        assert_eq!(
+            Reply::parse("", "  mkdir: Permission denied\n"),
+            Reply::Failed("mkdir: Permission denied".into())
+        );
     }
 
     #[test]

@@ -12,17 +12,10 @@ use std::io::Write;
 use std::path::Path;
 
 use super::archive::{self, LayerNames, Output};
-use super::bundle::{BundleCompression, BundleImage, BundleManifest, BundleWriter};
+use super::bundle::{BundleImage, BundleManifest, BundleWriter};
 use super::compress::{self, Compression};
-use super::fanout::{self, ImageInfo};
-
-pub fn bundle_compression(c: Compression) -> BundleCompression {
-    match c {
-        Compression::Zstd => BundleCompression::Zstd,
-        Compression::Gzip => BundleCompression::Gzip,
-        Compression::None => BundleCompression::None,
-    }
-}
+use super::image_info::{finish_save, save};
+use super::ImageInfo;
 
 /// Writes `references` (images on the controller's engine) into a new bundle at `path`.
 pub fn create(
@@ -44,9 +37,8 @@ pub fn create(
             created: info.created,
         });
     }
-    let writer =
-        BundleWriter::create(path, bundle_compression(compression)).map_err(|e| e.to_string())?;
-    let mut child = fanout::save(references)?;
+    let writer = BundleWriter::create(path, compression).map_err(|e| e.to_string())?;
+    let mut child = save(references)?;
     let stdout = child.stdout.take().expect("piped stdout");
     let mut encoder = compression.encoder(writer, compress::threads(), None);
     let none = HashSet::new();
@@ -58,7 +50,7 @@ pub fn create(
             _ => passed.map_err(|e| format!("reading docker save output: {e}")),
         }
     };
-    fanout::finish_save(child, &references.join(" "))?;
+    finish_save(child, &references.join(" "))?;
     passed?;
     let (mut writer, _) = encoder
         .finish()

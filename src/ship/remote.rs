@@ -22,23 +22,63 @@
 use std::fmt::Write as _;
 
 use super::compress::Compression;
+use super::HostOutput;
 
 /// Bytes per frame. Each frame costs the host one `head` process, so frames are large.
 pub const FRAME: usize = 4 * 1024 * 1024;
 
 /// Printed on stderr by the host when the stream it received does not match.
-pub const MISMATCH: &str = "rigs-ship: checksum mismatch";
+const MISMATCH: &str = "rigs-ship: checksum mismatch";
 /// Printed on stderr by the host when the stream ended before its end frame.
-pub const CUT: &str = "rigs-ship: the stream ended early";
+const CUT: &str = "rigs-ship: the stream ended early";
 
-/// Whether a failed `docker load` says the engine's containerd store misses a blob of the
-/// archive it was given: the mark of a partial blob, left by an earlier load that was cut short,
-/// spoiling this one (see the module docs). The failed load used that partial blob up, so
-/// loading once more works.
-pub fn lost_blob(stderr: &str) -> bool {
-    stderr
-        .lines()
-        .any(|l| l.contains("content digest") && l.contains("not found"))
+/// What a host's load pipeline said, read once from its output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadReply {
+    /// Loaded; with a reference to check, the image the host now holds under it.
+    Loaded(Option<HostImage>),
+    /// The stream ended before its end frame: what arrived is worth keeping.
+    Cut,
+    /// What arrived does not hash to the end frame's digest; `received` is the host's digest.
+    Mismatch { received: String },
+    /// `docker load` failed because the engine's containerd store misses a blob of the archive
+    /// it was given: the mark of a partial blob, left by an earlier load that was cut short,
+    /// spoiling this one (see the module docs). The failed load used that partial blob up, so
+    /// loading once more works.
+    LostBlob,
+    /// `docker load` failed for another reason.
+    Failed,
+}
+
+impl LoadReply {
+    /// Reads the reply from how the load command ended.
+    pub fn parse(output: &HostOutput) -> LoadReply {
+        if output.ok() {
+            return LoadReply::Loaded(
+                output
+                    .stdout
+                    .lines()
+                    .find_map(|l| l.strip_prefix(LOADED))
+                    .map(HostImage::parse),
+            );
+        }
+        let stderr = &output.stderr;
+        if stderr.contains(CUT) {
+            return LoadReply::Cut;
+        }
+        if let Some(line) = stderr.lines().find(|l| l.contains(MISMATCH)) {
+            return LoadReply::Mismatch {
+                received: line.rsplit(' ').next().unwrap_or("?").to_string(),
+            };
+        }
+        if stderr
+            .lines()
+            .any(|l| l.contains("content digest") && l.contains("not found"))
+        {
+            return LoadReply::LostBlob;
+        }
+        LoadReply::Failed
+    }
 }
 
 /// Picks the host's fastest SHA-256: OpenSSL's uses the CPU's SHA instructions where there are
@@ -146,18 +186,10 @@ pub fn load_command(compression: Compression, resume: Option<&str>, check: Optio
 }
 
 /// Prefixes the image printed after a load.
-pub const LOADED: &str = "rigs-loaded";
+const LOADED: &str = "rigs-loaded";
 
 /// How a host describes one image: id, creation time, diff ids.
 const IMAGE_FORMAT: &str = "{{.Id}} {{.Created}} {{range .RootFS.Layers}}{{.}},{{end}}";
-
-/// The image [`load_command`] printed after loading, if any.
-pub fn loaded(stdout: &str) -> Option<HostImage> {
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(LOADED))
-        .map(HostImage::parse)
-}
 
 /// One shell line asking the engine its version and image store and, for every image it
 /// holds, its id, creation time and layer diff ids.
@@ -247,10 +279,7 @@ impl HostImages {
         self.images.iter().find(|i| i.is(id, created, diff_ids))
     }
 
-    pub fn has(&self, id: &str) -> bool {
-        self.images.iter().any(|i| i.id == id)
-    }
-
+    /// The layers of every image the host holds, for working out a delta.
     pub fn layer_lists(&self) -> Vec<Vec<String>> {
         self.images.iter().map(|i| i.layers.clone()).collect()
     }
@@ -286,7 +315,6 @@ mod tests {
                 },
             ]
         );
-        assert!(h.has("sha256:bb") && !h.has("sha256:cc"));
         // The same image loaded into the other kind of store has another id.
         let layers = vec!["sha256:1".to_string(), "sha256:2".to_string()];
         assert!(h
@@ -319,15 +347,49 @@ mod tests {
                 && resumable.contains("' -- app:1"),
             "{resumable}"
         );
-        assert_eq!(
-            loaded("Loaded image: x\nrigs-loaded sha256:ab 2026-01-01T00:00:00Z sha256:1,\n")
-                .unwrap()
-                .layers,
-            vec!["sha256:1".to_string()]
-        );
+
         assert!(resumable.contains("rigs/ship/ab12.part"), "{resumable}");
         assert!(resumable.ends_with("app:1 && rm -f \"$p\""), "{resumable}");
         assert!(resumable.contains("head -c 1024 /dev/zero"), "{resumable}");
+    }
+
+    #[test]
+    fn replies_are_read_once_from_the_output() {
+        let reply = |code: i64, stdout: &str, stderr: &str| {
+            LoadReply::parse(&HostOutput {
+                code,
+                stdout: stdout.into(),
+                stderr: stderr.into(),
+            })
+        };
+        assert_eq!(
+            reply(
+                0,
+                "Loaded image: x\nrigs-loaded sha256:ab 2026-01-01T00:00:00Z sha256:1,\n",
+                ""
+            ),
+            LoadReply::Loaded(Some(HostImage {
+                id: "sha256:ab".into(),
+                created: "2026-01-01T00:00:00Z".into(),
+                layers: vec!["sha256:1".into()],
+            }))
+        );
+        assert_eq!(reply(0, "Loaded image: x\n", ""), LoadReply::Loaded(None));
+        assert_eq!(
+            reply(1, "", &format!("{CUT}\nunexpected EOF\n")),
+            LoadReply::Cut
+        );
+        assert_eq!(
+            reply(137, "", &format!("{MISMATCH}: received abc123\n")),
+            LoadReply::Mismatch {
+                received: "abc123".into()
+            }
+        );
+        assert_eq!(
+            reply(1, "", "Error: content digest sha256:12 not found\n"),
+            LoadReply::LostBlob
+        );
+        assert_eq!(reply(1, "", "Error: no space left\n"), LoadReply::Failed);
     }
 
     /// Runs the load line in the machine's `sh` with `input` on stdin and, as `docker`, a
@@ -396,7 +458,7 @@ mod tests {
             frames.extend(frame_header(chunk.len()));
             frames.extend_from_slice(chunk);
         }
-        let sha = crate::ssh::hex(&sha2::Sha256::digest(&payload));
+        let sha = crate::hex::encode(&sha2::Sha256::digest(&payload));
         let part = dir.path().join(".cache/rigs/ship/ab12.part");
         let line = load_command(Compression::None, Some("ab12"), None);
 

@@ -2,8 +2,12 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::report::Fault;
+
+/// Why a connection could not be opened or a command on it did not run to its end.
 #[derive(Debug)]
 pub enum SshError {
     Connect {
@@ -66,6 +70,11 @@ pub enum SshError {
         command: String,
     },
     Interrupted,
+    /// A jump host on the way could not be reached; every host behind it shares the error.
+    Jump {
+        destination: String,
+        error: Arc<SshError>,
+    },
 }
 
 impl fmt::Display for SshError {
@@ -133,11 +142,35 @@ impl fmt::Display for SshError {
                 "sudo needs a password to run `{command}`: pass --ask-sudo-pass or set RIGS_SUDO_PASSWORD"
             ),
             SshError::Interrupted => write!(f, "interrupted"),
+            SshError::Jump { destination, error } => write!(f, "jump host {destination}: {error}"),
         }
     }
 }
 
 impl SshError {
+    /// What this failure means for the host beyond the one command: unreachable, refused, its
+    /// connection lost, or a command out of time. `None` when only the command failed.
+    pub fn fault(&self) -> Option<Fault> {
+        match self {
+            SshError::Connect { .. }
+            | SshError::ConnectTimeout { .. }
+            | SshError::Resolve { .. }
+            | SshError::Handshake { .. } => Some(Fault::Unreachable),
+            SshError::HostKeyUnknown { .. }
+            | SshError::HostKeyChanged { .. }
+            | SshError::HostKeyRevoked { .. }
+            | SshError::KnownHostsWrite { .. }
+            | SshError::Auth { .. } => Some(Fault::Refused),
+            SshError::ConnectionLost { .. } => Some(Fault::ConnectionLost),
+            SshError::CommandTimeout { .. } => Some(Fault::TimedOut),
+            SshError::Channel { .. }
+            | SshError::SudoPassword { .. }
+            | SshError::SudoNeedsPassword { .. }
+            | SshError::Interrupted => None,
+            SshError::Jump { error, .. } => error.fault(),
+        }
+    }
+
     /// Whether the server hung up before login, which OpenSSH does to connections beyond its
     /// `MaxStartups` limit; such attempts are worth repeating after a pause.
     pub fn is_dropped_before_login(&self) -> bool {

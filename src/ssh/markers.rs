@@ -10,9 +10,30 @@
 //! the all-clear. After that, stderr is the command's own (`docker logs` may print anything),
 //! so the same bytes are output like any other, and never get the password.
 
+/// The byte every marker starts with: the ASCII record separator.
+pub const SEPARATOR: u8 = 0x1e;
 pub const PID_LINE: &str = "\x1erigs-pid ";
 pub const SUDO_PROMPT: &str = "\x1erigs-sudo-prompt\x1e";
 pub const SUDO_OK_LINE: &str = "\x1erigs-sudo-ok\n";
+
+/// The start of every remote command's shell line: the shell reports its PID ([`PID_LINE`]).
+pub fn pid_report() -> String {
+    format!("printf '{}%s\\n' \"$$\" >&2; ", printf_text(PID_LINE))
+}
+
+/// The start of the shell line sudo runs: the command announces that sudo let it through
+/// ([`SUDO_OK_LINE`]).
+pub fn sudo_ok_report() -> String {
+    format!("printf '{}' >&2; ", printf_text(SUDO_OK_LINE))
+}
+
+/// `marker` as text inside a single-quoted `printf` format: the separator as an octal escape
+/// and the newline as `\n`, so that the command line itself carries no control character.
+fn printf_text(marker: &str) -> String {
+    marker
+        .replace(char::from(SEPARATOR), &format!("\\{SEPARATOR:03o}"))
+        .replace('\n', "\\n")
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {
@@ -53,7 +74,7 @@ impl StderrFilter {
     ) {
         self.pending.extend_from_slice(chunk);
         loop {
-            let Some(start) = self.pending.iter().position(|b| *b == 0x1e) else {
+            let Some(start) = self.pending.iter().position(|b| *b == SEPARATOR) else {
                 if !self.pending.is_empty() {
                     emit(&std::mem::take(&mut self.pending));
                 }
@@ -221,6 +242,15 @@ mod tests {
             out,
             "\x1erigs-sudo-prompt\x1e\x1erigs-sudo-ok\n\x1erigs-pid 1\n"
         );
+    }
+
+    #[test]
+    fn shell_lines_print_the_markers_the_filter_reads() {
+        assert_eq!(pid_report(), "printf '\\036rigs-pid %s\\n' \"$$\" >&2; ");
+        assert_eq!(sudo_ok_report(), "printf '\\036rigs-sudo-ok\\n' >&2; ");
+        for marker in [PID_LINE, SUDO_PROMPT, SUDO_OK_LINE] {
+            assert_eq!(marker.as_bytes()[0], SEPARATOR, "{marker:?}");
+        }
     }
 
     #[test]

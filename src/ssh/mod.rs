@@ -5,15 +5,24 @@
 //! identity files. [`Session::exec`] runs one command on a fresh channel, streaming its output to a
 //! callback, so a task that runs ten commands costs one handshake.
 
+mod auth;
+mod client;
 mod error;
+mod exec;
+mod key_cache;
 mod known_hosts;
 pub mod markers;
+pub mod pool;
 mod session;
 mod socket;
+mod stdin_stream;
+mod target;
 
 pub use error::SshError;
+pub use exec::{ExecInput, ExecOutcome, Stdin, Stream};
+pub use key_cache::{KeyCache, KeyError};
 pub use known_hosts::{KnownHosts, Verdict, GLOBAL_KNOWN_HOSTS};
-pub use session::{
-    hex, ConnectOptions, ExecInput, ExecOutcome, KeyCache, Session, Stdin, Stream, StreamInput,
-    Target,
-};
+pub use pool::{Pool, SshOverrides};
+pub use session::Session;
+pub use stdin_stream::{StdinStream, StreamFuture};
+pub use target::{ConnectOptions, Target};

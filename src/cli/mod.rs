@@ -3,6 +3,9 @@
 //! The clap struct is only the surface; everything downstream reads the validated [`Config`], so the
 //! rules between flags (`--serial` vs `--pool-size`, `-R` needing roles, ...) live in one place.
 
+mod plan_request;
+mod words;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,6 +13,8 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser, ValueEnum};
 
 use crate::error::{Error, Result};
+use crate::host_count::HostCount;
+use crate::report::OutputMode;
 use crate::task_call::TaskCall;
 
 #[derive(Parser, Debug)]
@@ -270,16 +275,6 @@ pub struct Cli {
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OutputMode {
-    /// Live progress per host, then a summary table
-    Pretty,
-    /// Lines prefixed with `[host] `
-    Plain,
-    /// One JSON object per line
-    Json,
-}
-
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum HostKeyPolicy {
     /// Refuse hosts whose key is not in known_hosts
     Strict,
@@ -295,12 +290,7 @@ pub enum Action {
     ListHosts,
     Completions(clap_complete::Shell),
     Man,
-    Run {
-        calls: Vec<TaskCall>,
-        command: Option<String>,
-        /// `bundle load FILE`: load a bundle on the selected hosts (or this machine).
-        bundle_load: Option<PathBuf>,
-    },
+    Run(Run),
     /// `bundle create FILE IMAGE...`
     BundleCreate {
         path: PathBuf,
@@ -316,6 +306,17 @@ pub enum Action {
     },
 }
 
+/// Tasks to run on hosts: the words after the options, then what runs after them.
+#[derive(Debug)]
+pub struct Run {
+    /// `env:NAME` and the tasks, left to right.
+    pub calls: Vec<TaskCall>,
+    /// The ad-hoc command after `--`.
+    pub command: Option<String>,
+    /// `bundle load FILE`: load a bundle on the selected hosts (or this machine).
+    pub bundle_load: Option<PathBuf>,
+}
+
 /// Everything downstream needs from the command line.
 #[derive(Debug)]
 pub struct Config {
@@ -329,8 +330,8 @@ pub struct Config {
     pub set: Vec<(String, String)>,
     pub secrets: Option<PathBuf>,
     pub pool_size: Option<usize>,
-    pub max_fail: Option<crate::run::MaxFail>,
-    pub batch: Option<crate::run::MaxFail>,
+    pub max_fail: Option<HostCount>,
+    pub batch: Option<HostCount>,
     pub canary: Option<usize>,
     pub canary_wait: Option<Duration>,
     pub lock_wait: Option<Duration>,
@@ -397,7 +398,7 @@ impl Config {
             .max_fail
             .as_deref()
             .map(|m| {
-                crate::run::MaxFail::parse(m).ok_or_else(|| {
+                HostCount::parse(m).ok_or_else(|| {
                     Error::usage_hint(
                         format!("--max-fail expects N or P%, got `{m}`"),
                         "for example --max-fail 2 or --max-fail 10%",
@@ -409,14 +410,12 @@ impl Config {
             .batch
             .as_deref()
             .map(|b| {
-                crate::run::MaxFail::parse(b)
-                    .filter(|m| !matches!(m, crate::run::MaxFail::Count(0)))
-                    .ok_or_else(|| {
-                        Error::usage_hint(
-                            format!("--batch expects N or P% (at least 1), got `{b}`"),
-                            "for example --batch 2 or --batch 25%",
-                        )
-                    })
+                HostCount::parse(b).ok_or_else(|| {
+                    Error::usage_hint(
+                        format!("--batch expects N or P% (at least 1), got `{b}`"),
+                        "for example --batch 2 or --batch 25%",
+                    )
+                })
             })
             .transpose()?;
         if cli.canary == Some(0) {
@@ -442,9 +441,9 @@ impl Config {
             Action::Describe(task)
         } else if cli.list_hosts {
             Action::ListHosts
-        } else if let Some(action) = builtin_command(&cli.tasks)? {
+        } else if let Some(action) = words::builtin_command(&cli.tasks)? {
             action
-        } else if let Some(action) = bundle_command(&cli.tasks, cli.compress.as_deref())? {
+        } else if let Some(action) = words::bundle_command(&cli.tasks, cli.compress.as_deref())? {
             if !cli.command.is_empty() {
                 return Err(Error::usage(
                     "an ad-hoc command after `--` cannot be combined with `bundle`",
@@ -452,28 +451,7 @@ impl Config {
             }
             action
         } else {
-            let calls = cli
-                .tasks
-                .iter()
-                .map(|w| TaskCall::parse(w))
-                .collect::<Result<Vec<_>>>()?;
-            let command = (!cli.command.is_empty()).then(|| cli.command.join(" "));
-            if calls.iter().all(|c| c.name == "env") && command.is_none() {
-                return Err(Error::usage_hint(
-                    if calls.is_empty() {
-                        "no task given".to_string()
-                    } else {
-                        "no task given after env:".to_string()
-                    },
-                    "name a task (`rigs --list` shows them) or an ad-hoc command after `--`, \
-                     e.g. `rigs env:staging uptime` or `rigs -H web-1 -- uptime`",
-                ));
-            }
-            Action::Run {
-                calls,
-                command,
-                bundle_load: None,
-            }
+            words::tasks(&cli.tasks, &cli.command)?
         };
         if cli.compress.is_some() && !matches!(action, Action::BundleCreate { .. }) {
             return Err(Error::usage_hint(
@@ -481,7 +459,7 @@ impl Config {
                 "recipes choose with docker::ship(image, #{ compress: \"zstd\" })",
             ));
         }
-        if !matches!(action, Action::Run { .. }) && !cli.command.is_empty() {
+        if !matches!(action, Action::Run(_)) && !cli.command.is_empty() {
             return Err(Error::usage(
                 "an ad-hoc command after `--` cannot be combined with this action",
             ));
@@ -546,105 +524,32 @@ fn seconds(flag: &str, value: f64) -> Result<Duration> {
     })
 }
 
-/// `rigs completions SHELL` and `rigs man` are built-in words, recognised only in first place.
-fn builtin_command(words: &[String]) -> Result<Option<Action>> {
-    match words.first().map(String::as_str) {
-        Some("completions") => {
-            let shell = match words.get(1..) {
-                Some([shell]) => shell,
-                _ => {
-                    return Err(Error::usage_hint(
-                        "`rigs completions` takes one shell name",
-                        "rigs completions bash|zsh|fish|elvish|powershell",
-                    ))
-                }
-            };
-            let shell =
-                <clap_complete::Shell as ValueEnum>::from_str(shell, true).map_err(|_| {
-                    Error::usage_hint(
-                        format!("unknown shell `{shell}`"),
-                        "rigs completions bash|zsh|fish|elvish|powershell",
-                    )
-                })?;
-            Ok(Some(Action::Completions(shell)))
-        }
-        Some("man") if words.len() == 1 => Ok(Some(Action::Man)),
-        _ => Ok(None),
-    }
-}
-
-const BUNDLE_USAGE: &str = "rigs [--compress zstd|gzip|none] bundle create FILE IMAGE...\n  \
-     rigs bundle verify FILE\n  rigs bundle extract FILE DIR\n  \
-     rigs [env:NAME | -H HOST] bundle load FILE";
-
-/// `bundle ...` after any `env:NAME` words.
-fn bundle_command(words: &[String], compress: Option<&str>) -> Result<Option<Action>> {
-    let envs = words.iter().take_while(|w| w.starts_with("env:")).count();
-    let rest = &words[envs..];
-    if rest.first().map(String::as_str) != Some("bundle") {
-        return Ok(None);
-    }
-    let usage = |message: String| Error::usage_hint(message, BUNDLE_USAGE);
-    let args = &rest[1..];
-    let sub = args.first().map(String::as_str);
-    if envs > 0 && sub != Some("load") {
-        return Err(usage(format!(
-            "`bundle {}` runs on this machine: it takes no env:NAME",
-            sub.unwrap_or("")
-        )));
-    }
-    match (sub, args.get(1..).unwrap_or(&[])) {
-        (Some("create"), [path, images @ ..]) if !images.is_empty() => {
-            let compression = match compress {
-                None => crate::ship::Compression::Gzip,
-                Some(c) => crate::ship::Compression::parse(c).ok_or_else(|| {
-                    usage(format!("--compress takes zstd, gzip or none, not `{c}`"))
-                })?,
-            };
-            Ok(Some(Action::BundleCreate {
-                path: PathBuf::from(path),
-                images: images.to_vec(),
-                compression,
-            }))
-        }
-        (Some("create"), _) => Err(usage(
-            "`bundle create` takes the bundle file and at least one image".into(),
-        )),
-        (Some("verify"), [path]) => Ok(Some(Action::BundleVerify(PathBuf::from(path)))),
-        (Some("extract"), [path, dir]) => Ok(Some(Action::BundleExtract {
-            path: PathBuf::from(path),
-            dir: PathBuf::from(dir),
-        })),
-        (Some("load"), [path]) => {
-            let calls = words[..envs]
-                .iter()
-                .map(|w| TaskCall::parse(w))
-                .collect::<Result<Vec<_>>>()?;
-            Ok(Some(Action::Run {
-                calls,
-                command: None,
-                bundle_load: Some(PathBuf::from(path)),
-            }))
-        }
-        (Some(sub @ ("verify" | "extract" | "load")), _) => {
-            Err(usage(format!("wrong arguments for `bundle {sub}`")))
-        }
-        (Some(other), _) => Err(usage(format!(
-            "unknown bundle command `{other}` (expected create, verify, extract or load)"
-        ))),
-        (None, _) => Err(usage("`bundle` needs a command".into())),
-    }
-}
-
 pub fn command() -> clap::Command {
     Cli::command()
+}
+
+/// `rigs completions SHELL`: the completion script for `shell`.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut command(), "rigs", &mut out);
+    out
+}
+
+/// `rigs man`: the man page, in roff.
+pub fn man() -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command())
+        .render(&mut out)
+        .map_err(|e| Error::io("<stdout>", e))?;
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Config> {
+    /// The [`Config`] of `rigs ARGS...`, for the tests of the command line.
+    pub(super) fn parse(args: &[&str]) -> Result<Config> {
         let cli = Cli::try_parse_from(std::iter::once("rigs").chain(args.iter().copied())).unwrap();
         Config::from_cli(cli)
     }
@@ -657,17 +562,18 @@ mod tests {
     #[test]
     fn tasks_and_command() {
         let c = parse(&["env:staging", "deploy:1.2.3"]).unwrap();
-        let Action::Run { calls, command, .. } = c.action else {
-            panic!()
+        let Action::Run(run) = c.action else {
+            panic!("{:?}", c.action)
         };
-        assert_eq!(calls.len(), 2);
-        assert!(command.is_none());
+        assert_eq!(run.calls.len(), 2);
+        assert_eq!(run.calls[1].to_string(), "deploy:1.2.3");
+        assert_eq!(run.command, None);
         let c = parse(&["-H", "a,b", "--", "docker", "ps"]).unwrap();
         assert_eq!(c.hosts, vec!["a", "b"]);
-        let Action::Run { command, .. } = c.action else {
-            panic!()
+        let Action::Run(run) = c.action else {
+            panic!("{:?}", c.action)
         };
-        assert_eq!(command.as_deref(), Some("docker ps"));
+        assert_eq!(run.command.as_deref(), Some("docker ps"));
     }
 
     #[test]
@@ -683,85 +589,5 @@ mod tests {
     #[test]
     fn serial_is_pool_of_one() {
         assert_eq!(parse(&["--serial", "t"]).unwrap().pool_size, Some(1));
-    }
-}
-
-#[cfg(test)]
-mod bundle_tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<Config> {
-        let cli = Cli::try_parse_from(std::iter::once("rigs").chain(args.iter().copied())).unwrap();
-        Config::from_cli(cli)
-    }
-
-    fn message(args: &[&str]) -> String {
-        parse(args).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn bundle_commands_parse() {
-        match parse(&[
-            "--compress",
-            "zstd",
-            "bundle",
-            "create",
-            "a.rigs",
-            "x:1",
-            "y:2",
-        ])
-        .unwrap()
-        .action
-        {
-            Action::BundleCreate {
-                path,
-                images,
-                compression,
-            } => {
-                assert_eq!(path, PathBuf::from("a.rigs"));
-                assert_eq!(images, vec!["x:1".to_string(), "y:2".into()]);
-                assert_eq!(compression, crate::ship::Compression::Zstd);
-            }
-            other => panic!("{other:?}"),
-        }
-        match parse(&["bundle", "create", "a.rigs", "x:1"])
-            .unwrap()
-            .action
-        {
-            Action::BundleCreate { compression, .. } => {
-                assert_eq!(compression, crate::ship::Compression::Gzip)
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            parse(&["bundle", "verify", "a.rigs"]).unwrap().action,
-            Action::BundleVerify(_)
-        ));
-        match parse(&["env:airgap", "bundle", "load", "a.rigs"])
-            .unwrap()
-            .action
-        {
-            Action::Run {
-                calls, bundle_load, ..
-            } => {
-                assert_eq!(calls.len(), 1);
-                assert_eq!(bundle_load, Some(PathBuf::from("a.rigs")));
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn bad_bundle_commands_say_how_to_write_them() {
-        assert!(message(&["bundle"]).contains("needs a command"));
-        assert!(message(&["bundle", "create", "a.rigs"]).contains("at least one image"));
-        assert!(message(&["bundle", "unpack", "a"]).contains("unknown bundle command `unpack`"));
-        assert!(message(&["bundle", "verify"]).contains("bundle verify FILE"));
-        assert!(message(&["env:x", "bundle", "create", "a", "b"]).contains("takes no env:NAME"));
-        assert!(
-            message(&["--compress", "lz4", "bundle", "create", "a", "b"])
-                .contains("zstd, gzip or none")
-        );
-        assert!(message(&["--compress", "zstd", "env:x", "deploy"]).contains("only applies"));
     }
 }

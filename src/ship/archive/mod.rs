@@ -15,78 +15,21 @@
 //! `rootfs.diff_ids`, but both come at the end of the archive, after the layers. So one pass
 //! learns the names (`scan`) and the result is cached per image on the controller.
 
+mod layer_names;
+mod oci;
+
+pub use layer_names::LayerNames;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
 use super::compress::Encoder;
+use layer_names::{is_digest, manifest_names};
+use oci::{oci_entry, oci_tail, OciEntry};
 
 const BLOCK: usize = 512;
-
-/// Entry path -> layer diff id, for archives that do not name layers by digest.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct LayerNames {
-    pub by_path: HashMap<String, String>,
-}
-
-impl LayerNames {
-    pub fn diff_id(&self, path: &str) -> Option<String> {
-        if let Some(d) = self.by_path.get(path) {
-            return Some(d.clone());
-        }
-        // Unlearnt, a blob's name is its digest: the diff id when the layer is not compressed.
-        path.strip_prefix("blobs/sha256/")
-            .map(|hex| format!("sha256:{hex}"))
-            .filter(|d| is_digest(d))
-    }
-
-    /// Whether every layer of `diff_ids` can be found by name.
-    pub fn covers(&self, diff_ids: &[String]) -> bool {
-        let known: HashSet<&String> = self.by_path.values().collect();
-        diff_ids.iter().all(|d| known.contains(d))
-    }
-
-    fn cache_file(image_id: &str) -> Option<PathBuf> {
-        let hex = image_id.strip_prefix("sha256:").unwrap_or(image_id);
-        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        Some(dirs::cache_dir()?.join("rigs/layer-names").join(hex))
-    }
-
-    /// What an earlier pass learned about this image, if anything.
-    pub fn cached(image_id: &str) -> Option<LayerNames> {
-        let text = std::fs::read_to_string(Self::cache_file(image_id)?).ok()?;
-        serde_json::from_str(&text).ok()
-    }
-
-    /// Remembers the names for the next ship of the same image (best effort: a cache).
-    pub fn store(&self, image_id: &str) {
-        let Some(path) = Self::cache_file(image_id) else {
-            return;
-        };
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let tmp = path.with_extension("part");
-        if let Ok(text) = serde_json::to_string(self) {
-            if std::fs::write(&tmp, text).is_ok() {
-                let _ = std::fs::rename(&tmp, &path);
-            }
-        }
-    }
-}
-
-/// Whether `d` is a layer digest as archives write them, `sha256:` and hex digits (at most 64).
-/// Only such a name becomes a blob path: anything else could be too long for a tar header, or
-/// hold `/` and `..`.
-fn is_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:").is_some_and(|hex| {
-        !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
-    })
-}
 
 /// Whether an entry may be an uncompressed layer of an old-format archive, worth hashing when
 /// its manifest does not say which layer it is.
@@ -99,41 +42,6 @@ fn layer_like(path: &str) -> bool {
 const SMALL_ENTRY: u64 = 4 * 1024 * 1024;
 /// And no more than this in all.
 const SMALL_ENTRIES: usize = 64 * 1024 * 1024;
-
-/// Layer entry -> diff id from the archive's `manifest.json` and the configs it names.
-fn manifest_names(small: &HashMap<String, Vec<u8>>) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    let Some(manifest) = small
-        .get("manifest.json")
-        .and_then(|m| serde_json::from_slice::<serde_json::Value>(m).ok())
-    else {
-        return out;
-    };
-    for image in manifest.as_array().into_iter().flatten() {
-        let Some(config) = image["Config"]
-            .as_str()
-            .and_then(|c| small.get(c.trim_start_matches("./")))
-            .and_then(|c| serde_json::from_slice::<serde_json::Value>(c).ok())
-        else {
-            continue;
-        };
-        let diff_ids = config["rootfs"]["diff_ids"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let layers = image["Layers"].as_array().cloned().unwrap_or_default();
-        if diff_ids.len() != layers.len() {
-            continue;
-        }
-        for (layer, diff_id) in layers.iter().zip(&diff_ids) {
-            if let (Some(l), Some(d)) = (layer.as_str(), diff_id.as_str().filter(|d| is_digest(d)))
-            {
-                out.insert(l.trim_start_matches("./").to_string(), d.to_string());
-            }
-        }
-    }
-    out
-}
 
 /// Where a pass writes one copy of the archive.
 pub trait Sink: Write {
@@ -236,145 +144,6 @@ fn entry_header(path: &str, size: u64) -> [u8; BLOCK] {
     let mut block = [0u8; BLOCK];
     block.copy_from_slice(h.as_bytes());
     block
-}
-
-/// What an old-format archive entry becomes in the OCI layout rewrite.
-enum OciEntry {
-    /// A layer or the config: the same bytes as `blobs/sha256/<hex>`.
-    Blob(String),
-    /// Not part of the layout (v1 metadata, `repositories`, folders).
-    Drop,
-    /// `manifest.json`: read to write the layout's own manifest, index and manifest.json.
-    Manifest,
-}
-
-fn oci_entry(path: &str, layer: Option<&String>) -> OciEntry {
-    if path == "manifest.json" {
-        return OciEntry::Manifest;
-    }
-    if let (Some(d), true) = (layer, path.ends_with("/layer.tar")) {
-        if is_digest(d) {
-            return OciEntry::Blob(format!("blobs/sha256/{}", d.trim_start_matches("sha256:")));
-        }
-    }
-    // The config: `<sha256 of its bytes>.json` at the top.
-    match path.strip_suffix(".json") {
-        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            OciEntry::Blob(format!("blobs/sha256/{hex}"))
-        }
-        _ => OciEntry::Drop,
-    }
-}
-
-/// The entries that end an OCI layout rewritten from an old-format archive: each image's OCI
-/// manifest blob, `index.json` (naming the images, which is what the containerd store reads),
-/// `oci-layout` and Docker's `manifest.json`.
-fn oci_tail(
-    manifest: &[u8],
-    names: &LayerNames,
-    sizes: &HashMap<String, u64>,
-) -> io::Result<Vec<(String, Vec<u8>)>> {
-    use serde_json::{json, Value};
-    let images: Vec<Value> = serde_json::from_slice(manifest)
-        .map_err(|e| bad(format!("the image archive's manifest.json: {e}")))?;
-    let mut entries = Vec::new();
-    let mut index = Vec::new();
-    let mut docker = Vec::new();
-    for image in &images {
-        let config = image["Config"].as_str().unwrap_or("");
-        let config_hex = config.trim_end_matches(".json");
-        let layers: Vec<&str> = image["Layers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        let mut descriptors = Vec::new();
-        let mut paths = Vec::new();
-        for l in &layers {
-            let diff_id = names
-                .by_path
-                .get(*l)
-                .ok_or_else(|| bad(format!("no diff id known for {l}")))?;
-            descriptors.push(json!({
-                "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                "digest": diff_id,
-                "size": sizes.get(*l).copied().unwrap_or(0),
-            }));
-            paths.push(format!(
-                "blobs/sha256/{}",
-                diff_id.trim_start_matches("sha256:")
-            ));
-        }
-        let oci = json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": format!("sha256:{config_hex}"),
-                "size": sizes.get(config).copied().unwrap_or(0),
-            },
-            "layers": descriptors,
-        })
-        .to_string()
-        .into_bytes();
-        let digest = crate::ssh::hex(&Sha256::digest(&oci));
-        let tags: Vec<&str> = image["RepoTags"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        for tag in tags.iter().copied().chain(tags.is_empty().then_some("")) {
-            let mut descriptor = json!({
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": format!("sha256:{digest}"),
-                "size": oci.len(),
-            });
-            if !tag.is_empty() {
-                descriptor["annotations"] = json!({
-                    "io.containerd.image.name": containerd_name(tag),
-                    "org.opencontainers.image.ref.name": tag.rsplit_once(':').map_or(tag, |t| t.1),
-                });
-            }
-            index.push(descriptor);
-        }
-        docker.push(json!({
-            "Config": format!("blobs/sha256/{config_hex}"),
-            "RepoTags": tags,
-            "Layers": paths,
-        }));
-        entries.push((format!("blobs/sha256/{digest}"), oci));
-    }
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": index,
-    });
-    entries.push(("index.json".into(), index.to_string().into_bytes()));
-    entries.push((
-        "oci-layout".into(),
-        br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
-    ));
-    entries.push((
-        "manifest.json".into(),
-        serde_json::to_vec(&docker).unwrap_or_default(),
-    ));
-    Ok(entries)
-}
-
-/// A tag as containerd names images: with the registry, and `library/` for official images.
-fn containerd_name(tag: &str) -> String {
-    let first = tag.split('/').next().unwrap_or("");
-    let has_registry =
-        tag.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    if has_registry {
-        tag.to_string()
-    } else if tag.contains('/') {
-        format!("docker.io/{tag}")
-    } else {
-        format!("docker.io/library/{tag}")
-    }
 }
 
 fn bad(message: impl Into<String>) -> io::Error {
@@ -595,10 +364,10 @@ pub fn pass(
             small.insert(path.clone(), k);
         }
         if let Some(h) = hasher {
-            stats
-                .names
-                .by_path
-                .insert(path, format!("sha256:{}", crate::ssh::hex(&h.finalize())));
+            stats.names.by_path.insert(
+                path,
+                format!("sha256:{}", crate::hex::encode(&h.finalize())),
+            );
         }
     }
     if !pending.is_empty() {
@@ -650,6 +419,7 @@ pub fn skippable(diff_ids: &[String], host_images: &[Vec<String>]) -> HashSet<St
 
 #[cfg(test)]
 mod tests {
+    use super::oci::containerd_name;
     use super::*;
 
     fn archive(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
@@ -665,7 +435,7 @@ mod tests {
     }
 
     fn digest(data: &[u8]) -> String {
-        format!("sha256:{}", crate::ssh::hex(&Sha256::digest(data)))
+        format!("sha256:{}", crate::hex::encode(&Sha256::digest(data)))
     }
 
     fn entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
