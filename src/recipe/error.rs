@@ -10,6 +10,9 @@ use rhai::{EvalAltResult, ParseError, Position};
 
 use crate::diagnostic::{display_path, Diagnostic};
 
+/// The error text of Ctrl-C, told apart from failures by [`is_interrupted`].
+pub const INTERRUPTED: &str = "interrupted";
+
 /// The text of every source file errors may point into, keyed by the source name Rhai reports.
 pub struct Sources {
     texts: Mutex<HashMap<String, (String, Option<String>)>>,
@@ -83,7 +86,7 @@ pub fn runtime_message(err: &EvalAltResult) -> String {
             value.to_string()
         }
         EvalAltResult::ErrorParsing(kind, _) => format!("syntax error: {kind}"),
-        EvalAltResult::ErrorDataTooLarge(what, _) => super::engine::too_large(what),
+        EvalAltResult::ErrorDataTooLarge(what, _) => super::limits::too_large(what),
         other => strip_position(&other.to_string()),
     }
 }
@@ -115,9 +118,7 @@ pub fn is_interrupted(err: &EvalAltResult) -> bool {
         match e {
             EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
             | EvalAltResult::ErrorInModule(_, inner, _) => e = inner,
-            EvalAltResult::ErrorTerminated(token, _) => {
-                return token.to_string() == super::toolkit::INTERRUPTED
-            }
+            EvalAltResult::ErrorTerminated(token, _) => return token.to_string() == INTERRUPTED,
             _ => return false,
         }
     }

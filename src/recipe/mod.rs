@@ -16,6 +16,7 @@ pub mod error;
 mod functions;
 mod health;
 mod health_check;
+mod limits;
 mod registry_module;
 mod scope;
 pub mod ship;

@@ -7,11 +7,9 @@
 
 use rhai::{Dynamic, EvalAltResult, Map, NativeCallContext, Position};
 
+use super::error::INTERRUPTED;
 use super::scope::{OpError, TaskScope};
 use super::spec::{FunctionSpec, Options};
-
-/// The error text of Ctrl-C, told apart from failures by [`super::error::is_interrupted`].
-pub const INTERRUPTED: &str = "interrupted";
 
 pub type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
