@@ -96,11 +96,12 @@ pub struct Cli {
     #[arg(short = 'l', long = "list", help_heading = "Information")]
     pub list: bool,
 
-    /// Show the full docs and parameters of a task
+    /// Show the full docs and parameters of a task or a built-in function (docker::run);
+    /// `docker::` lists a module's functions, `::` all
     #[arg(
         short = 'd',
         long = "describe",
-        value_name = "TASK",
+        value_name = "NAME",
         help_heading = "Information"
     )]
     pub describe: Option<String>,
