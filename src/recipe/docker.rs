@@ -158,7 +158,7 @@ macro_rules! run_options {
             OptionSpec::new(
                 "command",
                 Kind::Texts,
-                "the image's",
+                "the image's CMD",
                 "the command and its arguments, after the image",
             ),
             OptionSpec::new("entrypoint", Kind::Scalar, "", "docker run --entrypoint"),
