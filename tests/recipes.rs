@@ -613,7 +613,7 @@ fn describe_shows_a_builtin_function_like_a_task() {
         out.stdout
             .starts_with("docker::run(name, image[, options])\n    built-in function\n")
             && out.stdout.contains(
-                "\n        health_interval  duration       -              time between \
+                "\n        health_interval  duration       -                  time between \
                  HEALTHCHECK runs: docker run --health-interval\n"
             ),
         "{}",
