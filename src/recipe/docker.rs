@@ -13,7 +13,7 @@
 use rhai::{Dynamic, Map, Module, NativeCallContext};
 
 use super::docker_call::{call, strings, DockerCall, Shown};
-use super::docker_container::{container_exists, replace, run_args};
+use super::docker_container::{container_exists, pull_image, replace, run_args};
 use super::docker_images::{
     dangling_images, image_field, image_id, prune_images, remember, repository,
 };
@@ -374,12 +374,7 @@ pub fn register(m: &mut Module) {
         None
     ));
     register!(m, PULL, false.into(), |d, _o, reference: &str| {
-        d.run(
-            &strings(&["pull", "--", reference]),
-            None,
-            Shown::Change,
-            false,
-        )?;
+        pull_image(d, reference)?;
         let id = image_id(d, reference)?.unwrap_or_default();
         remember(d, repository(reference), &[&id])?;
         Ok(true.into())

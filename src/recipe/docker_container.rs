@@ -82,18 +82,24 @@ pub fn container_exists(d: &DockerCall, name: &str) -> Fallible<bool> {
     Ok(r.ok())
 }
 
+/// `docker pull -- reference` on the host, shown as a change.
+pub fn pull_image(d: &DockerCall, reference: &str) -> Fallible<()> {
+    d.run(
+        &strings(&["pull", "--", reference]),
+        None,
+        Shown::Change,
+        false,
+    )?;
+    Ok(())
+}
+
 /// Pulls `reference` (unless `pull: false`), replaces container `name` with one running it (same
 /// options as given), keeps the replaced image as `:previous` and removes the one `:previous`
 /// named before when nothing uses it any more.
 pub fn replace(d: &DockerCall, name: &str, reference: &str, o: &Options) -> Fallible<Map> {
     let pull = o.flag_or("pull", true);
     if pull {
-        d.run(
-            &strings(&["pull", "--", reference]),
-            None,
-            Shown::Change,
-            false,
-        )?;
+        pull_image(d, reference)?;
     }
     let dry_run = d.scope()?.ops.dry_run();
     let new_id = match image_id(d, reference)? {
