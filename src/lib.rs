@@ -8,6 +8,7 @@
 
 pub mod cancel;
 pub mod cli;
+pub mod compose;
 pub mod credentials;
 pub mod diagnostic;
 pub mod error;
@@ -73,14 +74,24 @@ fn execute(config: &Config) -> Result<i32> {
             path,
             images,
             compression,
+            compose,
         } => {
             let started = std::time::Instant::now();
-            let manifest = ship::pack::create(path, images, *compression).map_err(|message| {
-                Error::Failed {
-                    message: format!("bundle create {}: {message}", path.display()),
-                    code: EXIT_HOST_FAILED,
-                }
-            })?;
+            let failed = |message: String, code: i32| Error::Failed {
+                message: format!("bundle create {}: {message}", path.display()),
+                code,
+            };
+            let prepared = match compose.is_empty() {
+                true => None,
+                false => Some(
+                    ship::pack::prepare_compose(compose, &config.set).map_err(|e| match e {
+                        ship::pack::ComposeError::Project(m) => failed(m, EXIT_USAGE),
+                        ship::pack::ComposeError::Controller(m) => failed(m, EXIT_HOST_FAILED),
+                    })?,
+                ),
+            };
+            let manifest = ship::pack::create(path, images, *compression, prepared)
+                .map_err(|message| failed(message, EXIT_HOST_FAILED))?;
             report::bundle::created(path, &listing(&manifest), started.elapsed())
         }
         Action::BundleVerify(path) => {
@@ -127,6 +138,19 @@ fn listing(m: &ship::bundle::BundleManifest) -> report::bundle::BundleListing<'_
                 bytes: i.size,
             })
             .collect(),
+        compose: m
+            .compose
+            .as_ref()
+            .map(|c| report::bundle::ComposeListing {
+                compose_files: c.compose_files.iter().map(String::as_str).collect(),
+                files: c.project_files.len(),
+                services: c
+                    .services
+                    .iter()
+                    .map(|(s, i)| (s.as_str(), i.as_str()))
+                    .collect(),
+                variables: c.variables.keys().map(String::as_str).collect(),
+            }),
     }
 }
 

@@ -158,7 +158,7 @@ fn events(stdout: &str) -> Vec<serde_json::Value> {
 /// Makes every `docker` that host `i`'s sessions run first append `== docker ARGS` and the
 /// command lines of the processes of its SSH session (rigs' `sh -c` and the docker command) to
 /// `log`, then run the real one: a look at the host's process list while each one runs.
-fn watch_process_list(lab: &DockerLab, i: usize, log: &std::path::Path) {
+pub(crate) fn watch_process_list(lab: &DockerLab, i: usize, log: &std::path::Path) {
     let docker = lab.host_bin(i).join("docker");
     let real = std::fs::read_link(&docker).unwrap();
     std::fs::remove_file(&docker).unwrap();

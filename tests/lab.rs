@@ -2,9 +2,11 @@
 //! cannot reach the registry while an online one can, and the test images share their base
 //! layer, so a host holding one version already has all but the top layer of the next. Each
 //! engine kind runs its own image store and is driven by its own client, on the hosts' sessions
-//! too; images pushed by either kind of controller pull on either kind of host.
+//! too; images pushed by either kind of controller pull on either kind of host. Compose v2 is
+//! there exactly where a compose test expects it: on modern hosts unless the lab leaves it out,
+//! never on classic ones.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::harness::{on_engines, process_running, DockerLab, Engine, LabOptions};
 
@@ -108,5 +110,119 @@ fn lab_offline_host_and_shared_base_layers(controller: Engine, hosts: Engine) {
         // Its containerd and shims name the engine's folder too.
         let folder = socket.trim_end_matches("docker.sock");
         assert!(!process_running(folder), "a process in {folder} still runs");
+    }
+}
+
+/// A recipe printing what the hosts' `docker compose version` says, and its exit status.
+const COMPOSE_VERSION: &str = "/// The hosts' Compose version.\nfn compose_version() { run(\"docker compose version 2>&1; echo rc=$?\"); }\n";
+
+/// What host `h` printed, its lines joined, from a run of `compose_version`.
+fn host_lines(stdout: &str, h: &str) -> String {
+    let prefix = format!("[{h}] ");
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn lab_compose_on_modern_hosts() {
+    let lab = DockerLab::start(1, Engine::Modern);
+    let worker = lab.worker_image();
+    let crashing = lab.crashing_image("crash");
+    let yaml = format!("services:\n  worker:\n    image: {worker}\n");
+    let p = lab.compose_project(&[("deploy/compose.yaml", &yaml)], "");
+    let out = p
+        .clone()
+        .recipe("version.rhai", COMPOSE_VERSION)
+        .args(["env:lab", "compose_version"])
+        .timeout(60)
+        .run();
+    out.assert_code(0);
+    let said = host_lines(&out.stdout, "h1");
+    assert!(
+        said.contains("Docker Compose version 2.26") && said.ends_with("rc=0"),
+        "{said}"
+    );
+
+    let deploy = p.path().join("deploy");
+    let version = lab.compose(0, &deploy, &["version", "--short"]);
+    assert!(
+        String::from_utf8_lossy(&version.stdout).starts_with("2.26"),
+        "{version:?}"
+    );
+    let controller = std::process::Command::new(Engine::Modern.docker())
+        .env_clear()
+        .env("HOME", p.path().join("home"))
+        .args(["compose", "version", "--short"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&controller.stdout).starts_with("2.26"),
+        "the project's home has no Compose plugin: {controller:?}"
+    );
+
+    assert!(lab.docker_login(0).status.success());
+    let up = lab.compose(0, &deploy, &["-p", "smoke", "up", "-d", "--wait"]);
+    assert!(up.status.success(), "{up:?}");
+    assert_eq!(
+        lab.containers(0, "smoke"),
+        vec![(
+            "worker".to_string(),
+            "running".to_string(),
+            lab.image_id(0, &worker)
+        )]
+    );
+    assert!(lab.containers(0, "other").is_empty());
+
+    assert_eq!(
+        lab.docker_ok(
+            0,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                &crashing,
+                "cat",
+                "/www/version"
+            ]
+        ),
+        "crash"
+    );
+    let started = Instant::now();
+    let crashed = lab.docker(0, &["run", "--rm", "--network", "none", &crashing]);
+    assert_eq!(crashed.status.code(), Some(1), "{crashed:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// No Compose v2 on classic hosts, nor on modern ones of a lab that leaves it out.
+#[test]
+fn lab_hosts_without_compose() {
+    for options in [
+        LabOptions::on(Engine::Classic),
+        LabOptions {
+            compose: false,
+            ..LabOptions::on(Engine::Modern)
+        },
+    ] {
+        let lab = DockerLab::start_with(1, &options);
+        let out = lab
+            .compose_project(&[], "")
+            .recipe("version.rhai", COMPOSE_VERSION)
+            .args(["env:lab", "compose_version"])
+            .timeout(60)
+            .run();
+        out.assert_code(0);
+        let said = host_lines(&out.stdout, "h1");
+        assert!(
+            said.contains("'compose' is not a docker command") && !said.ends_with("rc=0"),
+            "{options:?}: {said}"
+        );
     }
 }

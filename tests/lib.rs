@@ -5,6 +5,7 @@
 mod harness;
 
 mod cli;
+mod compose;
 mod docker;
 mod examples;
 mod files;
@@ -21,6 +22,7 @@ mod recipes;
 mod releases;
 mod secrets;
 mod ship;
+mod ship_images;
 mod ssh_exec;
 mod ssh_setups;
 mod sudo_and_passwords;

@@ -273,6 +273,11 @@ pub struct Cli {
         help_heading = "Bundles"
     )]
     pub compress: Option<String>,
+
+    /// A compose file whose project and service images `bundle create` carries (repeatable, for
+    /// override files; `--set KEY=VALUE` gives its interpolation variables)
+    #[arg(long = "compose", value_name = "FILE", help_heading = "Bundles")]
+    pub compose: Vec<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -292,11 +297,13 @@ pub enum Action {
     Completions(clap_complete::Shell),
     Man,
     Run(Run),
-    /// `bundle create FILE IMAGE...`
+    /// `bundle create FILE [IMAGE...]`, with `--compose` files or at least one image.
     BundleCreate {
         path: PathBuf,
         images: Vec<String>,
         compression: crate::ship::Compression,
+        /// The compose files as given with `--compose`, in order.
+        compose: Vec<String>,
     },
     /// `bundle verify FILE`
     BundleVerify(PathBuf),
@@ -444,7 +451,9 @@ impl Config {
             Action::ListHosts
         } else if let Some(action) = words::builtin_command(&cli.tasks)? {
             action
-        } else if let Some(action) = words::bundle_command(&cli.tasks, cli.compress.as_deref())? {
+        } else if let Some(action) =
+            words::bundle_command(&cli.tasks, cli.compress.as_deref(), &cli.compose)?
+        {
             if !cli.command.is_empty() {
                 return Err(Error::usage(
                     "an ad-hoc command after `--` cannot be combined with `bundle`",
@@ -458,6 +467,21 @@ impl Config {
             return Err(Error::usage_hint(
                 "--compress only applies to `bundle create`",
                 "recipes choose with docker::ship(image, #{ compress: \"zstd\" })",
+            ));
+        }
+        if !cli.compose.is_empty() && !matches!(action, Action::BundleCreate { .. }) {
+            return Err(Error::usage_hint(
+                "--compose only applies to `bundle create`",
+                "recipes name their compose files themselves",
+            ));
+        }
+        if !set.is_empty()
+            && matches!(&action, Action::BundleCreate { compose, .. } if compose.is_empty())
+        {
+            return Err(Error::usage_hint(
+                "--set with `bundle create` gives a compose project's variables, and there is \
+                 no --compose",
+                "rigs bundle create FILE --compose compose.yaml --set TAG=1.2.3",
             ));
         }
         if !matches!(action, Action::Run(_)) && !cli.command.is_empty() {

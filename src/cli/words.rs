@@ -63,11 +63,16 @@ pub(super) fn builtin_command(words: &[String]) -> Result<Option<Action>> {
 }
 
 const BUNDLE_USAGE: &str = "rigs [--compress zstd|gzip|none] bundle create FILE IMAGE...\n  \
+     rigs bundle create FILE --compose compose.yaml [--set KEY=VALUE...] [IMAGE...]\n  \
      rigs bundle verify FILE\n  rigs bundle extract FILE DIR\n  \
      rigs [env:NAME | -H HOST] bundle load FILE";
 
 /// `bundle ...` after any `env:NAME` words.
-pub(super) fn bundle_command(words: &[String], compress: Option<&str>) -> Result<Option<Action>> {
+pub(super) fn bundle_command(
+    words: &[String],
+    compress: Option<&str>,
+    compose: &[String],
+) -> Result<Option<Action>> {
     let envs = words.iter().take_while(|w| w.starts_with("env:")).count();
     let rest = &words[envs..];
     if rest.first().map(String::as_str) != Some("bundle") {
@@ -83,7 +88,7 @@ pub(super) fn bundle_command(words: &[String], compress: Option<&str>) -> Result
         )));
     }
     match (sub, args.get(1..).unwrap_or(&[])) {
-        (Some("create"), [path, images @ ..]) if !images.is_empty() => {
+        (Some("create"), [path, images @ ..]) if !images.is_empty() || !compose.is_empty() => {
             let compression = match compress {
                 None => crate::ship::Compression::Gzip,
                 Some(c) => crate::ship::Compression::parse(c).ok_or_else(|| {
@@ -94,10 +99,12 @@ pub(super) fn bundle_command(words: &[String], compress: Option<&str>) -> Result
                 path: PathBuf::from(path),
                 images: images.to_vec(),
                 compression,
+                compose: compose.to_vec(),
             }))
         }
         (Some("create"), _) => Err(usage(
-            "`bundle create` takes the bundle file and at least one image".into(),
+            "`bundle create` takes the bundle file and at least one image or --compose file"
+                .into(),
         )),
         (Some("verify"), [path]) => Ok(Some(Action::BundleVerify(PathBuf::from(path)))),
         (Some("extract"), [path, dir]) => Ok(Some(Action::BundleExtract {
@@ -152,7 +159,9 @@ mod tests {
                 path,
                 images,
                 compression,
+                compose,
             } => {
+                assert!(compose.is_empty());
                 assert_eq!(path, PathBuf::from("a.rigs"));
                 assert_eq!(images, vec!["x:1".to_string(), "y:2".into()]);
                 assert_eq!(compression, crate::ship::Compression::Zstd);
@@ -196,5 +205,32 @@ mod tests {
                 .contains("zstd, gzip or none")
         );
         assert!(message(&["--compress", "zstd", "env:x", "deploy"]).contains("only applies"));
+        assert!(message(&["--compose", "c.yaml", "env:x", "deploy"]).contains("only applies"));
+        assert!(message(&["--compose", "c.yaml", "bundle", "verify", "a"]).contains("only applies"));
+        assert!(message(&["--set", "TAG=1", "bundle", "create", "a", "x:1"]).contains("no --compose"));
+    }
+
+    #[test]
+    fn bundle_create_with_compose_needs_no_image() {
+        let args = [
+            "bundle", "create", "a.rigs", "--compose", "c.yaml", "--compose", "o.yaml", "--set",
+            "TAG=1",
+        ];
+        let config = parse(&args).unwrap();
+        assert_eq!(config.set, [("TAG".to_string(), "1".to_string())]);
+        match config.action {
+            Action::BundleCreate {
+                images, compose, ..
+            } => {
+                assert!(images.is_empty());
+                assert_eq!(compose, ["c.yaml", "o.yaml"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let with_image = parse(&["bundle", "create", "a.rigs", "x:1", "--compose", "c.yaml"]);
+        match with_image.unwrap().action {
+            Action::BundleCreate { images, .. } => assert_eq!(images, ["x:1"]),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -181,10 +181,18 @@ pub static SLEEP: FunctionSpec = FunctionSpec {
           From 0 to 86400 seconds (a day).",
 };
 
+pub static DRY_RUN: FunctionSpec = FunctionSpec {
+    name: "dry_run",
+    params: &[],
+    options: &[],
+    returns: "bool",
+    doc: "Whether this is a dry run (--dry-run): commands are only shown, queries find nothing.",
+};
+
 /// The functions of this module, for `rigs -d` and the book.
 pub static SPECS: &[&FunctionSpec] = &[
     &RUN, &LOCAL, &SUDO_FN, &ONCE, &SECRET, &NOTE, &RECORD, &HISTORY, &INFO, &WARN, &FAIL, &QUOTE,
-    &SLEEP,
+    &SLEEP, &DRY_RUN,
 ];
 
 pub fn register(engine: &mut Engine) {
@@ -258,6 +266,9 @@ pub fn register(engine: &mut Engine) {
     });
     engine.register_fn("sleep", |ctx: NativeCallContext, secs: &str| {
         sleep(&ctx, secs.into())
+    });
+    engine.register_fn("dry_run", |ctx: NativeCallContext| -> Fallible<bool> {
+        Ok(task_scope(&ctx)?.ops.dry_run())
     });
 }
 

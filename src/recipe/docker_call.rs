@@ -103,6 +103,56 @@ impl<'a> DockerCall<'a> {
         Ok(result)
     }
 
+    /// Runs shell line `line` on the host, shown as `shown` says (as `display` when given),
+    /// through the call's `sudo` when `privileged`: for work that takes several commands in one
+    /// round trip. Its exit is the caller's to judge.
+    pub fn script(
+        &self,
+        line: &str,
+        stdin: Option<String>,
+        display: Option<String>,
+        shown: Shown,
+        privileged: bool,
+    ) -> Fallible<CommandResult> {
+        let options = CommandOptions {
+            quiet: shown == Shown::Query,
+            silent: shown == Shown::Query,
+            chatter: shown == Shown::Change,
+            allow_fail: true,
+            stdin,
+            display,
+            sudo: if privileged { self.sudo.clone() } else { None },
+            ..CommandOptions::default()
+        };
+        self.scope()?
+            .ops
+            .command(line, &options, false)
+            .map_err(|e| op_error(self.ctx, e))
+    }
+
+    /// Whether commands are only shown (`--dry-run`).
+    pub fn dry_run(&self) -> Fallible<bool> {
+        Ok(self.scope()?.ops.dry_run())
+    }
+
+    /// The error for a script line that failed: what it was doing, and its last message.
+    pub fn script_failed(&self, doing: &str, result: &CommandResult) -> Box<EvalAltResult> {
+        let reason = result
+            .stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("(no message)")
+            .trim();
+        self.failure(format!("{doing} failed (exit {}): {reason}", result.code))
+    }
+
+    /// The call's failure with `message`: under `allow_fail`, the call's "did not work" value.
+    pub fn failure(&self, message: impl AsRef<str>) -> Box<EvalAltResult> {
+        self.failed.set(self.allow_fail);
+        self.fail(message)
+    }
+
     /// The error for docker line `args` that exited with `result`: docker's own last line.
     pub fn refused(&self, args: &[String], result: &CommandResult) -> Box<EvalAltResult> {
         let line = format!(

@@ -21,6 +21,9 @@ pub fn register(engine: &mut Engine) {
     let mut registry = Module::new();
     super::registry_module::register(&mut registry);
     engine.register_static_module("registry", registry.into());
+    let mut compose = Module::new();
+    super::compose::register(&mut compose);
+    engine.register_static_module("compose", compose.into());
 }
 
 /// Every native function, module by module.
@@ -32,6 +35,7 @@ pub fn all() -> impl Iterator<Item = &'static FunctionSpec> {
         super::health::SPECS,
         super::ship::SPECS,
         super::registry_module::SPECS,
+        super::compose::SPECS,
     ]
     .into_iter()
     .flatten()
@@ -87,7 +91,7 @@ mod tests {
     fn book_sections() -> Vec<String> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src");
         let mut sections = Vec::new();
-        for chapter in ["recipes.md", "docker.md", "airgapped.md"] {
+        for chapter in ["recipes.md", "docker.md", "airgapped.md", "compose.md"] {
             let text = std::fs::read_to_string(dir.join(chapter)).unwrap();
             let mut current = String::new();
             for line in text.lines() {
@@ -131,7 +135,7 @@ mod tests {
             }
         }
         let book = sections.concat();
-        for module in ["docker::", "registry::"] {
+        for module in ["docker::", "registry::", "compose::"] {
             for (at, _) in book.match_indices(module) {
                 let rest = &book[at + module.len()..];
                 let name: String = rest

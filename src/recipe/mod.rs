@@ -6,6 +6,9 @@
 //! hosts at once; per-host state travels in the call's tag as a [`TaskScope`].
 
 mod api;
+mod compose;
+mod compose_revision;
+mod compose_up;
 mod describe;
 mod docker;
 mod docker_call;

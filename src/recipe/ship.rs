@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rhai::{Map, NativeCallContext};
+use rhai::{Array, Map, NativeCallContext};
 
 use super::scope::{CommandOptions, Level, OpError, TaskScope};
 use super::spec::{FunctionSpec, Kind, OptionSpec, TIMEOUT};
@@ -16,7 +16,7 @@ use super::toolkit::{self, fail, op_error, task_scope, Fallible};
 use crate::report::Total;
 use crate::ship::{
     Compression, Delivery, Destination, HostCommand, HostOutput, ShipError, ShipOptions, Shipped,
-    Shown,
+    ShippedImages, Shown,
 };
 
 const SHIP_OPTIONS: &[OptionSpec] = &[
@@ -48,12 +48,17 @@ const SHIP_OPTIONS: &[OptionSpec] = &[
 
 pub static SHIP: FunctionSpec = FunctionSpec {
     name: "docker::ship",
-    params: &["reference"],
+    params: &["reference | [reference, ...]"],
     options: SHIP_OPTIONS,
-    returns: "map #{ image, id, bytes, compression, sent_as, seconds, layers_sent, layers_total }",
+    returns:
+        "map #{ image, id, bytes, compression, sent_as, seconds, layers_sent, layers_total }; \
+              for an array #{ images: [#{ image, id }], bytes, compression, sent_as, seconds, \
+              layers_sent, layers_total }",
     doc: "Streams image `reference` from the controller's engine into the host's docker load.\n\
           Read and compressed once for all hosts, verified by SHA-256 before docker load, and\n\
-          only the layers the host lacks are sent.",
+          only the layers the host lacks are sent. Given an array of references (a Compose\n\
+          project's images), the images the host lacks travel in one docker save stream, a\n\
+          layer they share once; `resume` then works only for a single image.",
 };
 
 pub static SHIP_BUNDLE: FunctionSpec = FunctionSpec {
@@ -167,6 +172,52 @@ fn summary(s: Shipped) -> Map {
     m
 }
 
+/// What a ship of an array of images returns to the recipe.
+fn images_summary(s: ShippedImages) -> Map {
+    let images: Array = s
+        .images
+        .into_iter()
+        .map(|(image, id)| {
+            let mut m = Map::new();
+            m.insert("image".into(), image.into());
+            m.insert("id".into(), id.into());
+            m.into()
+        })
+        .collect();
+    let mut m = Map::new();
+    m.insert("images".into(), images.into());
+    m.insert("compression".into(), s.compression.into());
+    m.insert("sent_as".into(), s.sent_as.into());
+    m.insert("bytes".into(), (s.bytes as rhai::INT).into());
+    m.insert("seconds".into(), s.took.as_secs_f64().into());
+    m.insert("layers_sent".into(), (s.layers.0 as rhai::INT).into());
+    m.insert("layers_total".into(), (s.layers.1 as rhai::INT).into());
+    m
+}
+
+/// The references of an array argument; anything but a string is the recipe's mistake.
+fn references(ctx: &NativeCallContext, list: &Array) -> Fallible<Vec<String>> {
+    list.iter()
+        .enumerate()
+        .map(|(i, v)| match v.clone().into_immutable_string() {
+            Ok(s) if !s.trim().is_empty() => Ok(s.to_string()),
+            Ok(_) => Err(fail(
+                ctx,
+                &SHIP,
+                format!("element {} of the array is an empty image reference", i + 1),
+            )),
+            Err(kind) => Err(fail(
+                ctx,
+                &SHIP,
+                format!(
+                    "element {} of the array is {kind}, not an image reference (a string)",
+                    i + 1
+                ),
+            )),
+        })
+        .collect()
+}
+
 pub fn register(m: &mut rhai::Module) {
     fn image(ctx: NativeCallContext, reference: &str, opts: &Map) -> Fallible<Map> {
         let o = options(&ctx, &SHIP, opts)?;
@@ -174,6 +225,15 @@ pub fn register(m: &mut rhai::Module) {
         Delivery::new(&scope, &scope.ships)
             .image(reference, &o)
             .map(summary)
+            .map_err(|e| prefixed(&ctx, &SHIP, e))
+    }
+    fn images(ctx: NativeCallContext, list: &Array, opts: &Map) -> Fallible<Map> {
+        let o = options(&ctx, &SHIP, opts)?;
+        let references = references(&ctx, list)?;
+        let scope = task_scope(&ctx)?;
+        Delivery::new(&scope, &scope.ships)
+            .images(&references, &o)
+            .map(images_summary)
             .map_err(|e| prefixed(&ctx, &SHIP, e))
     }
     fn bundle(ctx: NativeCallContext, path: &str, opts: &Map) -> Fallible<Map> {
@@ -191,6 +251,12 @@ pub fn register(m: &mut rhai::Module) {
         "ship",
         |ctx: NativeCallContext, reference: &str, opts: Map| image(ctx, reference, &opts),
     );
+    m.set_native_fn("ship", |ctx: NativeCallContext, list: Array| {
+        images(ctx, &list, &Map::new())
+    });
+    m.set_native_fn("ship", |ctx: NativeCallContext, list: Array, opts: Map| {
+        images(ctx, &list, &opts)
+    });
     m.set_native_fn("ship_bundle", |ctx: NativeCallContext, path: &str| {
         bundle(ctx, path, &Map::new())
     });

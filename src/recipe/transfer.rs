@@ -25,11 +25,11 @@ use super::spec::{FunctionSpec, Kind, OptionSpec, SUDO};
 use super::toolkit::{self, fail, op_error as failed, runtime, task_scope, Fallible};
 use crate::quote::quote;
 
-struct TransferOptions {
-    mode: Option<String>,
-    owner: Option<String>,
-    sudo: bool,
-    vars: Map,
+pub(super) struct TransferOptions {
+    pub(super) mode: Option<String>,
+    pub(super) owner: Option<String>,
+    pub(super) sudo: bool,
+    pub(super) vars: Map,
 }
 
 const MODE: OptionSpec = OptionSpec::new(
@@ -179,12 +179,12 @@ fn checking(sudo: Option<SudoOptions>) -> CommandOptions {
 }
 
 /// Source of an upload.
-enum Upload<'a> {
+pub(super) enum Upload<'a> {
     File(&'a Path),
     Text(String),
 }
 
-fn upload(
+pub(super) fn upload(
     ctx: &NativeCallContext,
     func: &str,
     source: Upload,

@@ -21,6 +21,20 @@ pub struct BundleListing<'a> {
     pub compression: &'a str,
     pub sha256: &'a str,
     pub images: Vec<ImageListing<'a>>,
+    /// The compose project it carries, if any.
+    pub compose: Option<ComposeListing<'a>>,
+}
+
+/// The compose project of a bundle.
+pub struct ComposeListing<'a> {
+    /// The compose files, in `-f` order.
+    pub compose_files: Vec<&'a str>,
+    /// How many files the project has, compose files included.
+    pub files: usize,
+    /// Each service and its image.
+    pub services: Vec<(&'a str, &'a str)>,
+    /// The variables recorded with `--set` (names only are shown: values may be private).
+    pub variables: Vec<&'a str>,
 }
 
 /// One image of a bundle.
@@ -33,7 +47,7 @@ pub struct ImageListing<'a> {
 
 /// `rigs bundle create`: what went in, how big and how long, and the archive's checksum.
 pub fn created(path: &Path, b: &BundleListing, took: Duration) -> String {
-    format!(
+    let mut out = format!(
         "created {}: {} ({}, {}, {:.1} s)\nsha256 {}\n",
         path.display(),
         b.images
@@ -45,7 +59,20 @@ pub fn created(path: &Path, b: &BundleListing, took: Duration) -> String {
         b.compression,
         took.as_secs_f64(),
         b.sha256
-    )
+    );
+    if let Some(c) = &b.compose {
+        out.push_str(&format!(
+            "compose project: {} ({} files, services {})\n",
+            list(&c.compose_files),
+            c.files,
+            list(&c.services.iter().map(|(s, _)| *s).collect::<Vec<_>>())
+        ));
+    }
+    out
+}
+
+fn list(items: &[&str]) -> String {
+    items.iter().map(|i| escape(i)).collect::<Vec<_>>().join(", ")
 }
 
 /// `rigs bundle verify`: the bundle's format and maker, its archive, then one line per image.
@@ -70,13 +97,38 @@ pub fn verified(path: &Path, b: &BundleListing) -> String {
             bytes(i.bytes)
         ));
     }
+    if let Some(c) = &b.compose {
+        out.push_str(&format!(
+            "  compose project: {} ({} files)\n",
+            list(&c.compose_files),
+            c.files
+        ));
+        if !c.variables.is_empty() {
+            out.push_str(&format!("    variables {}\n", list(&c.variables)));
+        }
+        for (service, image) in &c.services {
+            out.push_str(&format!(
+                "    service {}  {}\n",
+                escape(service),
+                escape(image)
+            ));
+        }
+    }
     out
 }
 
 /// `rigs bundle extract`: where the files went.
 pub fn extracted(path: &Path, dir: &Path, b: &BundleListing) -> String {
+    let compose = match &b.compose {
+        Some(c) => format!(
+            ", compose.tar, and the compose project in {} ({} files)",
+            dir.join("compose").display(),
+            c.files
+        ),
+        None => String::new(),
+    };
     format!(
-        "extracted {} into {}: {}, manifest.json, SHA256SUMS\n",
+        "extracted {} into {}: {}, manifest.json, SHA256SUMS{compose}\n",
         path.display(),
         dir.display(),
         escape(b.archive)
@@ -102,6 +154,7 @@ mod tests {
                 layers: 4,
                 bytes: 2048,
             }],
+            compose: None,
         }
     }
 
@@ -125,5 +178,29 @@ mod tests {
         );
         let text = created(path, &listing(), Duration::from_millis(1300));
         assert!(text.ends_with(", zstd, 1.3 s)\nsha256 abc\n"), "{text}");
+    }
+
+    #[test]
+    fn a_compose_project_is_listed_with_its_services() {
+        let path = Path::new("a.rigs");
+        let mut b = listing();
+        b.compose = Some(ComposeListing {
+            compose_files: vec!["compose.yaml", "prod.yaml"],
+            files: 4,
+            services: vec![("db", "pg:16"), ("web", "app:1\u{1b}[2J")],
+            variables: vec!["TAG"],
+        });
+        let text = verified(path, &b);
+        assert!(
+            text.contains("\n  compose project: compose.yaml, prod.yaml (4 files)\n    variables TAG\n    service db  pg:16\n    service web  app:1\\x1b[2J\n"),
+            "{text}"
+        );
+        let text = created(path, &b, Duration::from_millis(1300));
+        assert!(
+            text.ends_with("compose project: compose.yaml, prod.yaml (4 files, services db, web)\n"),
+            "{text}"
+        );
+        let text = extracted(path, Path::new("out"), &b);
+        assert!(text.contains("compose.tar, and the compose project in out/compose (4 files)"), "{text}");
     }
 }

@@ -29,7 +29,7 @@ pub mod remote;
 pub mod stream_input;
 
 pub use compress::Compression;
-pub use delivery::{Delivery, ShipOptions, Shipped};
+pub use delivery::{Delivery, ShipOptions, Shipped, ShippedImages};
 pub use destination::{Destination, HostCommand, HostOutput, Shown};
 pub use error::ShipError;
 pub use fanout::{Gather, Request, Shipments, Source, Ticket};

@@ -35,8 +35,8 @@ const CUT: &str = "rigs-ship: the stream ended early";
 /// What a host's load pipeline said, read once from its output.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoadReply {
-    /// Loaded; with a reference to check, the image the host now holds under it.
-    Loaded(Option<HostImage>),
+    /// Loaded; with references to check, the images the host now holds under them, in order.
+    Loaded(Vec<HostImage>),
     /// The stream ended before its end frame: what arrived is worth keeping.
     Cut,
     /// What arrived does not hash to the end frame's digest; `received` is the host's digest.
@@ -58,8 +58,9 @@ impl LoadReply {
                 output
                     .stdout
                     .lines()
-                    .find_map(|l| l.strip_prefix(LOADED))
-                    .map(HostImage::parse),
+                    .filter_map(|l| l.strip_prefix(LOADED))
+                    .map(HostImage::parse)
+                    .collect(),
             );
         }
         let stderr = &output.stderr;
@@ -144,6 +145,16 @@ pub fn part_size_command(key: &str) -> String {
 /// wait covers a stream rejected before `docker load`'s PID is written, which no real stream is),
 /// so its request to the engine breaks off mid-archive and fails wherever the cut fell.
 pub fn load_command(compression: Compression, resume: Option<&str>, check: Option<&str>) -> String {
+    load_command_checking(compression, resume, check.as_slice())
+}
+
+/// [`load_command`] printing, after the load, the image each of `checks` names, one line each
+/// in their order (a reference the host lacks then fails the command).
+pub fn load_command_checking(
+    compression: Compression,
+    resume: Option<&str>,
+    checks: &[&str],
+) -> String {
     let trailer = match compression {
         Compression::None => "'; head -c 1024 /dev/zero; printf '".to_string(),
         other => printf_bytes(&other.trailer()),
@@ -174,13 +185,15 @@ pub fn load_command(compression: Compression, resume: Option<&str>, check: Optio
          if [ \"$want\" = missing ]; then echo \"{CUT}\" >&2; else echo \"{MISMATCH}: received $h\" >&2;{drop} fi; \
          [ -s \"$lp\" ] || sleep 1; kill -9 \"$(cat \"$lp\")\" 2>/dev/null; exit 1; \
          }} | sh -c 'echo $$ >\"$0\" && exec docker load' \"$lp\"{loaded}{keep}",
-        loaded = match check {
-            // The loaded image's id, in the same round trip.
-            Some(reference) => format!(
+        loaded = if checks.is_empty() {
+            String::new()
+        } else {
+            // The loaded images' ids, in the same round trip.
+            let quoted: Vec<String> = checks.iter().map(|r| crate::quote::quote(r)).collect();
+            format!(
                 " && docker image inspect --format '{LOADED} {IMAGE_FORMAT}' -- {}",
-                crate::quote::quote(reference)
-            ),
-            None => String::new(),
+                quoted.join(" ")
+            )
         }
     )
 }
@@ -349,6 +362,11 @@ mod tests {
         );
 
         assert!(resumable.contains("rigs/ship/ab12.part"), "{resumable}");
+        let several = load_command_checking(Compression::Zstd, None, &["app:1", "it's:2"]);
+        assert!(
+            several.ends_with("' -- app:1 'it'\\''s:2'"),
+            "every reference, quoted, in order: {several}"
+        );
         assert!(resumable.ends_with("app:1 && rm -f \"$p\""), "{resumable}");
         assert!(resumable.contains("head -c 1024 /dev/zero"), "{resumable}");
     }
@@ -368,13 +386,26 @@ mod tests {
                 "Loaded image: x\nrigs-loaded sha256:ab 2026-01-01T00:00:00Z sha256:1,\n",
                 ""
             ),
-            LoadReply::Loaded(Some(HostImage {
+            LoadReply::Loaded(vec![HostImage {
                 id: "sha256:ab".into(),
                 created: "2026-01-01T00:00:00Z".into(),
                 layers: vec!["sha256:1".into()],
-            }))
+            }])
         );
-        assert_eq!(reply(0, "Loaded image: x\n", ""), LoadReply::Loaded(None));
+        assert_eq!(reply(0, "Loaded image: x\n", ""), LoadReply::Loaded(vec![]));
+        let two = reply(
+            0,
+            "Loaded image: x\nLoaded image: y\nrigs-loaded sha256:ab 2026-01-01T00:00:00Z sha256:1,\nrigs-loaded sha256:cd 2026-01-02T00:00:00Z sha256:1,sha256:2,\n",
+            "",
+        );
+        let LoadReply::Loaded(two) = two else {
+            panic!("{two:?}")
+        };
+        assert_eq!(
+            two.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+            ["sha256:ab", "sha256:cd"]
+        );
+        assert_eq!(two[1].layers.len(), 2);
         assert_eq!(
             reply(1, "", &format!("{CUT}\nunexpected EOF\n")),
             LoadReply::Cut

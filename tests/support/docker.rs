@@ -30,6 +30,14 @@
 //! last process; `unshare` and the shell exec into `dockerd`, so the PID the lab holds and the
 //! one in the pidfile are dockerd's own (checked at start).
 //!
+//! Compose projects need the Compose v2 CLI plugin wherever `docker compose` runs: on the hosts'
+//! sessions (found in `~/.docker/cli-plugins`, as the sessions set `HOME` but not
+//! `DOCKER_CONFIG`), in the tests' own client configurations, and in a compose project's home
+//! on the controller. The lab links the modern engine's plugin into all of them; the classic
+//! engine ships none, and [`LabOptions::compose`] off leaves it out on modern hosts too, for a
+//! fleet whose machines have Docker but not Compose v2. The plugin is linked, not copied: it is
+//! 60 MB, and every lab would otherwise write it once per host.
+//!
 //! Everything is stopped by PID when the lab is dropped.
 
 use std::path::{Path, PathBuf};
@@ -47,6 +55,10 @@ pub const REGISTRY_PASSWORD: &str = "Reg1stry-s3cret pass";
 const HTTPD: &str =
     r#"["/bin/sh", "-c", "trap 'exit 0' TERM; /bin/httpd -f -p 8080 -h /www & wait"]"#;
 const FAIL_AT_ONCE: &str = r#"["/bin/sh", "-c", "echo starting; exit 1"]"#;
+const WORKER: &str = r#"["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]"#;
+/// Up long enough to pass a glance at `docker ps`, down before a deploy's health window ends.
+const CRASH_SOON: &str =
+    r#"["/bin/sh", "-c", "trap 'exit 0' TERM; /bin/httpd -f -p 8080 -h /www & sleep 2; exit 1"]"#;
 
 /// Which engines a lab runs, and which hosts are offline.
 #[derive(Debug, Clone)]
@@ -57,6 +69,8 @@ pub struct LabOptions {
     pub hosts: Engine,
     /// The controller's engine, where the test images are built.
     pub controller: Engine,
+    /// Whether modern hosts' sessions find the Compose v2 plugin (classic hosts never do).
+    pub compose: bool,
 }
 
 impl LabOptions {
@@ -71,6 +85,7 @@ impl LabOptions {
             offline: Vec::new(),
             hosts,
             controller,
+            compose: true,
         }
     }
 }
@@ -166,9 +181,22 @@ impl DockerLab {
                     .status()
                     .unwrap();
                 assert!(chown.success(), "chown {}", home.display());
+                if options.compose {
+                    if let Some(plugin) = options.hosts.compose_plugin() {
+                        link_plugin(&plugin, &home.join(".docker"), true);
+                    }
+                }
                 home
             })
             .collect();
+        for i in 0..n {
+            if let Some(plugin) = options.hosts.compose_plugin() {
+                link_plugin(&plugin, &dir.path().join(format!("client-{i}")), false);
+            }
+        }
+        if let Some(plugin) = options.controller.compose_plugin() {
+            link_plugin(&plugin, &dir.path().join("client-controller"), false);
+        }
         let ssh = SshLab::start_each(n, |i| {
             format!(
                 "SetEnv DOCKER_HOST=unix://{} HOME={} PATH={}",
@@ -305,6 +333,107 @@ impl DockerLab {
         self.ssh
             .write_known_hosts(&p.path().join("home/.ssh/known_hosts"));
         p
+    }
+
+    /// A project for a Docker Compose deploy: the standard recipes, this lab's hosts logged in
+    /// to the lab registry (`registry`, `registry_user` and `REGISTRY_PASSWORD`, none of the
+    /// single-container variables) plus `extra_vars` in `[vars]`, and `files` (path in the
+    /// project, text) written in, e.g. `("deploy/compose.yaml", yaml)`.
+    ///
+    /// rigs runs as on the controller: the controller engine's client first on its `PATH`, its
+    /// engine as `DOCKER_HOST`, and the Compose plugin in the project's home when the
+    /// controller's client has one.
+    pub fn compose_project(&self, files: &[(&str, &str)], extra_vars: &str) -> super::Project {
+        let recipes = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/docker.rhai");
+        let mut inventory = self.inventory_toml();
+        inventory.push_str(&format!(
+            "\n[vars]\nregistry = \"{}\"\nregistry_user = \"{REGISTRY_USER}\"\n{extra_vars}",
+            self.registry()
+        ));
+        let mut p = super::Project::new()
+            .recipe("docker.rhai", &std::fs::read_to_string(recipes).unwrap())
+            .inventory("lab.toml", &inventory)
+            .env("REGISTRY_PASSWORD", REGISTRY_PASSWORD)
+            .env("DOCKER_HOST", &self.controller_docker_host())
+            .env("PATH", &self.controller_path());
+        for (path, text) in files {
+            p = p.file(path, text);
+        }
+        self.ssh
+            .write_known_hosts(&p.path().join("home/.ssh/known_hosts"));
+        if let Some(plugin) = self.controller.kind.compose_plugin() {
+            link_plugin(&plugin, &p.path().join("home/.docker"), false);
+        }
+        p
+    }
+
+    /// Runs `docker compose ARGS` in the folder `dir` against host `i`'s engine, with the test
+    /// client configuration: to look at a project as the host's own `docker compose` sees it.
+    pub fn compose(&self, i: usize, dir: impl AsRef<Path>, args: &[&str]) -> Output {
+        self.docker_command(i)
+            .arg("compose")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker compose")
+    }
+
+    /// Every container of compose project `project` on host `i`, running or not, sorted: its
+    /// service, its state (`running`, `exited`, `restarting`...) and the ID of the image it runs.
+    pub fn containers(&self, i: usize, project: &str) -> Vec<(String, String, String)> {
+        let ids = self.docker_ok(
+            i,
+            &[
+                "ps",
+                "-aq",
+                "--no-trunc",
+                "--filter",
+                &format!("label=com.docker.compose.project={project}"),
+            ],
+        );
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let mut args = vec![
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"com.docker.compose.service\"}} {{.State.Status}} {{.Image}}",
+        ];
+        args.extend(ids.lines());
+        let mut found: Vec<(String, String, String)> = self
+            .docker_ok(i, &args)
+            .lines()
+            .map(|l| {
+                let mut parts = l.splitn(3, ' ');
+                let mut next = || parts.next().unwrap_or("").to_string();
+                (next(), next(), next())
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// Builds `{registry}/worker:1` on the controller and pushes it: the base running a loop that
+    /// never ends on its own but stops at once on SIGTERM, a service with no port to check.
+    /// Returns the reference.
+    pub fn worker_image(&self) -> String {
+        let reference = format!("{}/worker:1", self.registry());
+        self.commit_on_base(&reference, WORKER, &[]);
+        self.controller_docker_ok(&["push", &reference]);
+        reference
+    }
+
+    /// Builds `{image}:{tag}` on the controller and pushes it: it serves `/version` (saying
+    /// `tag`) as v1 does, for about 2 s, then exits 1. With a restart policy and no
+    /// healthcheck, a deploy sees it running and then crash-looping. Returns the reference.
+    pub fn crashing_image(&self, tag: &str) -> String {
+        let version = self.dir.path().join(format!("version-{tag}"));
+        std::fs::write(&version, format!("{tag}\n")).unwrap();
+        let reference = format!("{}:{tag}", self.image());
+        self.commit_on_base(&reference, CRASH_SOON, &[(&version, "/www/version")]);
+        self.controller_docker_ok(&["push", &reference]);
+        reference
     }
 
     /// Host `i`'s home folder, where rigs keeps its locks, history and kept parts there.
@@ -652,6 +781,26 @@ impl DockerLab {
         let mut tags: Vec<String> = out.lines().map(str::to_string).collect();
         tags.sort();
         tags
+    }
+}
+
+/// Links the Compose v2 `plugin` into the docker client configuration folder `config`
+/// (`config/cli-plugins/docker-compose`); with `for_test_user`, the folders it makes belong to
+/// the test account, whose `docker login` writes `config.json` next to them.
+fn link_plugin(plugin: &Path, config: &Path, for_test_user: bool) {
+    let plugins = config.join("cli-plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::os::unix::fs::symlink(plugin, plugins.join("docker-compose")).unwrap();
+    if for_test_user {
+        let chown = Command::new("chown")
+            .arg("-h")
+            .arg(format!("{}:", super::user::TEST_USER))
+            .arg(config)
+            .arg(&plugins)
+            .arg(plugins.join("docker-compose"))
+            .status()
+            .unwrap();
+        assert!(chown.success(), "chown {}", config.display());
     }
 }
 

@@ -8,7 +8,9 @@
 //!   containers, and the dockerd starts a containerd of its own from that folder.
 //!
 //! Each engine comes with its own CLI: the lab's own `docker` commands, the hosts' sessions and
-//! rigs on the controller all use the client that matches the engine they talk to.
+//! rigs on the controller all use the client that matches the engine they talk to. Only the
+//! modern engine's client comes with the Compose v2 plugin, so a classic host doubles as a
+//! machine where `docker compose` does not exist.
 
 use std::path::{Path, PathBuf};
 
@@ -62,6 +64,17 @@ impl Engine {
         }
     }
 
+    /// The Compose v2 CLI plugin that ships with the engine's client, if it has one: Debian's
+    /// bookworm `docker.io` has none, so `docker compose` there is "not a docker command".
+    pub fn compose_plugin(self) -> Option<PathBuf> {
+        match self {
+            Engine::Classic => None,
+            Engine::Modern => {
+                Some(modern_root().join("usr/libexec/docker/cli-plugins/docker-compose"))
+            }
+        }
+    }
+
     /// The daemon.json of an engine of this kind.
     pub fn daemon_json(self) -> &'static str {
         match self {
@@ -95,6 +108,8 @@ impl Engine {
                 "{} is missing: {hint}",
                 containerd.display()
             );
+            let compose = self.compose_plugin().unwrap();
+            assert!(compose.exists(), "{} is missing: {hint}", compose.display());
             assert!(
                 Path::new("/usr/sbin/runc").exists(),
                 "/usr/sbin/runc is missing: run tests/run.sh, which installs docker.io"

@@ -212,6 +212,7 @@ pub fn pass(
     // For the OCI rewrite: entry sizes, and the old manifest.
     let mut sizes: HashMap<String, u64> = HashMap::new();
     let mut old_manifest: Option<Vec<u8>> = None;
+    let mut blobs: HashSet<String> = HashSet::new();
     loop {
         if !read_block(&mut input, &mut block)? {
             break;
@@ -265,11 +266,18 @@ pub fn pass(
             .iter()
             .map(|o| layer.as_ref().is_some_and(|d| o.skip.contains(d)))
             .collect();
-        let oci = if rewrite {
-            sizes.insert(path.clone(), size);
-            Some(oci_entry(&path, layer.as_ref()))
-        } else {
+        let oci = if !rewrite {
             None
+        } else if kind.is_symlink() || kind.is_hard_link() {
+            // A save of several images links a layer they share to where it was stored first
+            // (`<v1 id>/layer.tar -> ../<other>/layer.tar`); in a layout the blob is there once.
+            Some(OciEntry::Drop)
+        } else {
+            sizes.insert(path.clone(), size);
+            match oci_entry(&path, layer.as_ref()) {
+                OciEntry::Blob(name) if !blobs.insert(name.clone()) => Some(OciEntry::Drop),
+                other => Some(other),
+            }
         };
         // Which outputs get this entry's data.
         let mut keep: Vec<bool> = Vec::with_capacity(outputs.len());
@@ -571,6 +579,67 @@ mod tests {
         );
         assert_eq!(containerd_name("app:1"), "docker.io/library/app:1");
         assert_eq!(containerd_name("me/app:1"), "docker.io/me/app:1");
+    }
+
+    #[test]
+    fn a_layer_two_images_share_becomes_one_blob_of_the_oci_layout() {
+        // `docker save` of several images before Docker 25: the shared base layer is stored
+        // under one image's v1 id and linked from the other's.
+        let (base, top) = (vec![1u8; 2000], vec![2u8; 700]);
+        let (d1, d2) = (digest(&base), digest(&top));
+        let c1 = format!(r#"{{"rootfs":{{"diff_ids":["{d1}"]}}}}"#);
+        let c2 = format!(r#"{{"rootfs":{{"diff_ids":["{d1}","{d2}"]}}}}"#);
+        let n1 = format!("{}.json", &digest(c1.as_bytes())[7..]);
+        let n2 = format!("{}.json", &digest(c2.as_bytes())[7..]);
+        let manifest = format!(
+            r#"[{{"Config":"{n1}","RepoTags":["base:1"],"Layers":["aaa/layer.tar"]}},{{"Config":"{n2}","RepoTags":["app:1"],"Layers":["bbb/layer.tar","ccc/layer.tar"]}}]"#
+        );
+        let mut b = tar::Builder::new(Vec::new());
+        let mut add = |name: &str, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, name, data).unwrap();
+        };
+        add("aaa/layer.tar", &base);
+        add("ccc/layer.tar", &top);
+        add(&n1, c1.as_bytes());
+        add(&n2, c2.as_bytes());
+        add("manifest.json", manifest.as_bytes());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(0);
+        h.set_entry_type(tar::EntryType::Symlink);
+        b.append_link(&mut h, "bbb/layer.tar", "../aaa/layer.tar")
+            .unwrap();
+        let input = b.into_inner().unwrap();
+        let names = scan(&input[..]).unwrap();
+        assert_eq!(names.diff_id("bbb/layer.tar"), Some(d1.clone()));
+        let blob = |d: &str| format!("blobs/sha256/{}", &d[7..]);
+        for skip in [HashSet::new(), [d1.clone()].into()] {
+            let mut out = Vec::new();
+            let mut outputs = [Output {
+                oci: true,
+                ..Output::new(&skip, &mut out)
+            }];
+            pass(&input[..], &names, &mut outputs, false).unwrap();
+            let got = entries(&out);
+            let count = |name: &str| got.iter().filter(|e| e.0 == name).count();
+            assert_eq!(count(&blob(&d1)), usize::from(skip.is_empty()), "{skip:?}");
+            assert_eq!(count(&blob(&d2)), 1);
+            assert!(got.iter().all(|e| !e.0.ends_with("layer.tar")));
+            // Both manifests give the shared layer its real size.
+            let manifests: Vec<serde_json::Value> = got
+                .iter()
+                .filter_map(|e| serde_json::from_slice::<serde_json::Value>(&e.1).ok())
+                .filter(|m| m["layers"].is_array())
+                .collect();
+            assert_eq!(manifests.len(), 2);
+            for m in &manifests {
+                assert_eq!(m["layers"][0]["digest"], d1.as_str());
+                assert_eq!(m["layers"][0]["size"], 2000, "{m}");
+            }
+        }
     }
 
     #[test]

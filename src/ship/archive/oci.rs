@@ -46,6 +46,11 @@ pub(super) fn oci_tail(
     use serde_json::{json, Value};
     let images: Vec<Value> = serde_json::from_slice(manifest)
         .map_err(|e| bad(format!("the image archive's manifest.json: {e}")))?;
+    // A layer two images share is stored under one entry; the other's entry is a link.
+    let layer_sizes: HashMap<&String, u64> = sizes
+        .iter()
+        .filter_map(|(path, size)| Some((names.by_path.get(path)?, *size)))
+        .collect();
     let mut entries = Vec::new();
     let mut index = Vec::new();
     let mut docker = Vec::new();
@@ -68,7 +73,11 @@ pub(super) fn oci_tail(
             descriptors.push(json!({
                 "mediaType": "application/vnd.oci.image.layer.v1.tar",
                 "digest": diff_id,
-                "size": sizes.get(*l).copied().unwrap_or(0),
+                "size": sizes
+                    .get(*l)
+                    .or_else(|| layer_sizes.get(diff_id))
+                    .copied()
+                    .unwrap_or(0),
             }));
             paths.push(format!(
                 "blobs/sha256/{}",

@@ -5,8 +5,13 @@
 //!
 //! 1. `image.tar.zst`, `image.tar.gz` or `image.tar`: the `docker save` archive, compressed as its
 //!    name says;
-//! 2. `manifest.json`: a [`BundleManifest`] describing the images and the archive;
-//! 3. `SHA256SUMS`: the digests of entries 1 and 2, in `sha256sum -c` format.
+//! 2. only in a bundle made with `--compose`: `compose.tar`, the compose project's files (see
+//!    [`BundleCompose`]);
+//! 3. `manifest.json`: a [`BundleManifest`] describing the images, the archive and the project;
+//! 4. `SHA256SUMS`: the digests of the entries before it, in `sha256sum -c` format.
+//!
+//! Format 2 added the compose project. A format-2 bundle without one is laid out exactly as a
+//! format-1 bundle, and format 1 is still read, so bundles made before stay usable.
 //!
 //! The archive comes first because it is streamed from `docker save` and its size is known only at
 //! the end: the writer puts down a placeholder header, streams and hashes the data, and seeks back to
@@ -26,6 +31,7 @@
 //! The format is defined here; [`BundleWriter`] writes it, [`verify`] checks a file against it,
 //! [`VerifiedBundle`] reads the archive of a checked one, and [`extract`] unpacks one.
 
+mod compose;
 mod extract;
 #[cfg(test)]
 mod testing;
@@ -33,6 +39,10 @@ mod verified;
 mod verify;
 mod writer;
 
+pub use compose::{
+    build_tar as build_compose_tar, BundleCompose, BundleProjectFile, ComposePart, ProjectFileData,
+    COMPOSE_ENTRY,
+};
 pub use extract::extract;
 pub use verified::{ArchiveReader, VerifiedBundle};
 pub use verify::verify;
@@ -48,8 +58,11 @@ use tar::{EntryType, Header};
 
 use super::Compression;
 
-/// The bundle format this version writes, and the only one it reads.
-pub const BUNDLE_FORMAT: u32 = 1;
+/// The bundle format this version writes.
+pub const BUNDLE_FORMAT: u32 = 2;
+
+/// The formats this version reads: 1 (images only) and 2 (images, maybe a compose project).
+pub const READABLE_FORMATS: [u32; 2] = [1, 2];
 
 const MANIFEST: &str = "manifest.json";
 const SUMS: &str = "SHA256SUMS";
@@ -114,7 +127,7 @@ pub struct BundleArchive {
 /// `manifest.json`: what a bundle holds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BundleManifest {
-    /// Always [`BUNDLE_FORMAT`] for bundles this version can read.
+    /// One of [`READABLE_FORMATS`]; bundles this version writes have [`BUNDLE_FORMAT`].
     pub format: u32,
     /// The version of rigs that made the bundle.
     pub rigs_version: String,
@@ -122,6 +135,9 @@ pub struct BundleManifest {
     pub created: String,
     pub images: Vec<BundleImage>,
     pub archive: BundleArchive,
+    /// The compose project in `compose.tar` (format 2, made with `--compose`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compose: Option<BundleCompose>,
 }
 
 /// Why a bundle could not be written, read or trusted.

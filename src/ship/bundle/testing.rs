@@ -119,6 +119,7 @@ pub(super) fn entries_with(data: &[u8], edit: impl FnOnce(&mut serde_json::Value
             sha256: hex::encode(&Sha256::digest(data)),
             body_bytes: data.len() as u64 / 2,
         },
+        compose: None,
     };
     let mut value = serde_json::to_value(&manifest).unwrap();
     edit(&mut value);
@@ -132,6 +133,38 @@ pub(super) fn entries_with(data: &[u8], edit: impl FnOnce(&mut serde_json::Value
         raw("image.tar.zst", data),
         raw("manifest.json", &json),
         raw("SHA256SUMS", sums.as_bytes()),
+    ]
+}
+
+/// A correct format-2 bundle around `data` that carries `tar` as `compose.tar`, described by
+/// `project` in the manifest (nothing checks that they agree).
+pub(super) fn entries_with_compose(data: &[u8], tar: &[u8], project: &BundleCompose) -> Vec<Raw> {
+    let mut crafted = entries_with(data, |manifest| {
+        manifest["compose"] = serde_json::to_value(project).unwrap();
+    });
+    let sums = String::from_utf8(crafted[2].data.clone()).unwrap();
+    let sums = format!(
+        "{sums}{}  {COMPOSE_ENTRY}\n",
+        hex::encode(&Sha256::digest(tar))
+    );
+    crafted[2].data = sums.into_bytes();
+    crafted.insert(1, raw(COMPOSE_ENTRY, tar));
+    crafted
+}
+
+/// A compose project of two files, one private.
+pub(super) fn project_files() -> Vec<ProjectFileData> {
+    vec![
+        ProjectFileData {
+            name: "compose.yaml".into(),
+            data: b"services:\n  web:\n    image: app:1\n    env_file: env/web.env\n".to_vec(),
+            private: false,
+        },
+        ProjectFileData {
+            name: "env/web.env".into(),
+            data: b"TOKEN=s3cret\n".to_vec(),
+            private: true,
+        },
     ]
 }
 

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
 
+use super::compose::{check_tar, ComposeFileAt, COMPOSE_ENTRY, COMPOSE_MAX};
 use super::{padding, BundleArchive, BundleError, BundleManifest, VerifiedBundle};
-use super::{BLOCK, BUNDLE_FORMAT, CHUNK, MANIFEST, SUMS, ZEROS};
+use super::{BLOCK, CHUNK, MANIFEST, READABLE_FORMATS, SUMS, ZEROS};
 use crate::hex;
 use crate::ship::Compression;
 
@@ -18,8 +19,9 @@ const SMALL_ENTRY_MAX: u64 = 16 * 1024 * 1024;
 
 /// Checks everything without Docker: the tar structure, that exactly the expected entries are
 /// present (no others, no duplicates), that every entry is a regular file with a plain relative
-/// name, that `SHA256SUMS` and `manifest.json` agree with the content, that the format is
-/// [`BUNDLE_FORMAT`], and that the file is complete. The file is opened once; the result keeps
+/// name, that `SHA256SUMS` and `manifest.json` agree with the content, that the format is one of
+/// [`READABLE_FORMATS`], that a compose project's `compose.tar` holds exactly the files the
+/// manifest lists, and that the file is complete. The file is opened once; the result keeps
 /// it open for [`VerifiedBundle::open_archive`].
 pub fn verify(path: &Path) -> Result<VerifiedBundle, BundleError> {
     let mut file = File::open(path).map_err(|e| BundleError::io(path, e))?;
@@ -46,6 +48,8 @@ pub(super) struct Inspected {
     pub(super) archive: Located,
     pub(super) manifest_entry: Located,
     pub(super) sums: Located,
+    /// The `compose.tar` entry, its bytes and the files in it, if the bundle carries a project.
+    pub(super) compose: Option<(Located, Vec<u8>, Vec<ComposeFileAt>)>,
 }
 
 /// Walks the bundle open as `file` (at its start), which was opened from `path`.
@@ -55,6 +59,7 @@ pub(super) fn inspect(file: &mut File, path: &Path) -> Result<Inspected, BundleE
     let mut archive: Option<Located> = None;
     let mut manifest: Option<(Located, Vec<u8>)> = None;
     let mut sums: Option<(Located, Vec<u8>)> = None;
+    let mut compose: Option<(Located, Vec<u8>)> = None;
     let mut offset = 0;
     let mut block = ZEROS;
     loop {
@@ -95,15 +100,16 @@ pub(super) fn inspect(file: &mut File, path: &Path) -> Result<Inspected, BundleE
                 ))
             })?;
         let is_archive = Compression::from_archive_name(&name).is_some();
-        if !is_archive && name != MANIFEST && name != SUMS {
+        if !is_archive && name != MANIFEST && name != SUMS && name != COMPOSE_ENTRY {
             return Err(corrupt(format!(
-                "unexpected entry {name:?}; a bundle holds only the image archive, {MANIFEST} \
-                 and {SUMS}"
+                "unexpected entry {name:?}; a bundle holds only the image archive, \
+                 {COMPOSE_ENTRY}, {MANIFEST} and {SUMS}"
             )));
         }
         let duplicate = match name.as_str() {
             MANIFEST => manifest.is_some(),
             SUMS => sums.is_some(),
+            COMPOSE_ENTRY => compose.is_some(),
             _ => archive.as_ref().is_some_and(|first| first.name == name),
         };
         if duplicate {
@@ -115,10 +121,15 @@ pub(super) fn inspect(file: &mut File, path: &Path) -> Result<Inspected, BundleE
                 first.name
             )));
         }
-        if !is_archive && len > SMALL_ENTRY_MAX {
+        let max = if name == COMPOSE_ENTRY {
+            COMPOSE_MAX
+        } else {
+            SMALL_ENTRY_MAX
+        };
+        if !is_archive && len > max {
             return Err(corrupt(format!(
                 "entry {name:?} is {len} bytes, more than the {} MiB allowed",
-                SMALL_ENTRY_MAX >> 20
+                max >> 20
             )));
         }
         let mut bytes = Vec::new();
@@ -137,6 +148,7 @@ pub(super) fn inspect(file: &mut File, path: &Path) -> Result<Inspected, BundleE
         match entry.name.as_str() {
             MANIFEST => manifest = Some((entry, bytes)),
             SUMS => sums = Some((entry, bytes)),
+            COMPOSE_ENTRY => compose = Some((entry, bytes)),
             _ => archive = Some(entry),
         }
         file.seek(SeekFrom::Start(next))
@@ -155,14 +167,42 @@ pub(super) fn inspect(file: &mut File, path: &Path) -> Result<Inspected, BundleE
     let (manifest_entry, manifest_bytes) =
         manifest.ok_or_else(|| corrupt(format!("there is no {MANIFEST} entry")))?;
     let (sums, sums_bytes) = sums.ok_or_else(|| corrupt(format!("there is no {SUMS} entry")))?;
-    check_sums(&sums_bytes, [&archive, &manifest_entry], path)?;
+    let mut listed = vec![&archive, &manifest_entry];
+    if let Some((entry, _)) = &compose {
+        listed.push(entry);
+    }
+    check_sums(&sums_bytes, &listed, path)?;
     let manifest = parse_manifest(&manifest_bytes, path)?;
     check_manifest_archive(&manifest.archive, &archive, path)?;
+    let compose = match (compose, &manifest.compose) {
+        (None, None) => None,
+        (Some(_), _) | (None, Some(_)) if manifest.format < 2 => {
+            return Err(corrupt(format!(
+                "the bundle has format {}, which carries no compose project, yet it has one",
+                manifest.format
+            )))
+        }
+        (Some(_), None) => {
+            return Err(corrupt(format!(
+                "the bundle holds {COMPOSE_ENTRY}, but {MANIFEST} describes no compose project"
+            )))
+        }
+        (None, Some(_)) => {
+            return Err(corrupt(format!(
+                "{MANIFEST} describes a compose project, but there is no {COMPOSE_ENTRY} entry"
+            )))
+        }
+        (Some((entry, bytes)), Some(project)) => {
+            let files = check_tar(&bytes, project).map_err(corrupt)?;
+            Some((entry, bytes, files))
+        }
+    };
     Ok(Inspected {
         manifest,
         archive,
         manifest_entry,
         sums,
+        compose,
     })
 }
 
@@ -270,7 +310,7 @@ fn check_end(file: &mut File, second: u64, path: &Path) -> Result<(), BundleErro
     }
 }
 
-fn check_sums(sums: &[u8], entries: [&Located; 2], path: &Path) -> Result<(), BundleError> {
+fn check_sums(sums: &[u8], entries: &[&Located], path: &Path) -> Result<(), BundleError> {
     let corrupt = |problem: String| BundleError::corrupt(path, problem);
     let text =
         std::str::from_utf8(sums).map_err(|_| corrupt(format!("{SUMS} is not UTF-8 text")))?;
@@ -323,7 +363,7 @@ fn parse_manifest(bytes: &[u8], path: &Path) -> Result<BundleManifest, BundleErr
     // The format is checked on its own first, so that a newer bundle is reported as newer rather
     // than as whatever field it happens to have changed.
     match value.get("format").and_then(serde_json::Value::as_u64) {
-        Some(format) if format == u64::from(BUNDLE_FORMAT) => {}
+        Some(format) if READABLE_FORMATS.iter().any(|&f| u64::from(f) == format) => {}
         Some(format) => {
             let made_by = value
                 .get("rigs_version")
@@ -331,9 +371,9 @@ fn parse_manifest(bytes: &[u8], path: &Path) -> Result<BundleManifest, BundleErr
                 .map(|version| format!(", made by rigs {version:?},"))
                 .unwrap_or_default();
             return Err(corrupt(format!(
-                "the bundle{made_by} has format {format}, but rigs {} supports only format \
-                 {BUNDLE_FORMAT}",
-                env!("CARGO_PKG_VERSION")
+                "the bundle{made_by} has format {format}, but rigs {} reads only formats {}",
+                env!("CARGO_PKG_VERSION"),
+                READABLE_FORMATS.map(|f| f.to_string()).join(" and ")
             )));
         }
         None => return Err(corrupt(format!("{MANIFEST} has no numeric `format`"))),
@@ -429,6 +469,7 @@ mod tests {
     use super::*;
     use crate::ship::bundle::extract;
     use crate::ship::bundle::testing::*;
+    use crate::ship::bundle::{build_compose_tar, BundleCompose, BundleProjectFile};
     use crate::ship::noise;
     use std::fs;
     use tempfile::TempDir;
@@ -625,14 +666,14 @@ mod tests {
     fn an_unsupported_format_names_the_supported_one() {
         let tmp = TempDir::new().unwrap();
         let crafted = entries_with(b"archive", |manifest| {
-            manifest["format"] = 2.into();
+            manifest["format"] = 3.into();
             manifest["rigs_version"] = "9.0.0".into();
             manifest["archive"] = "shaped differently".into();
         });
         let path = write_raw(tmp.path(), &crafted);
         let problem = problem(verify(&path));
-        assert!(problem.contains("format 2"), "{problem}");
-        assert!(problem.contains("supports only format 1"), "{problem}");
+        assert!(problem.contains("format 3"), "{problem}");
+        assert!(problem.contains("reads only formats 1 and 2"), "{problem}");
         assert!(problem.contains("9.0.0"), "{problem}");
     }
 
@@ -722,5 +763,90 @@ mod tests {
             let problem = problem(verify(&path));
             assert!(problem.contains(expected), "{problem}");
         }
+    }
+
+    #[test]
+    fn format_1_bundles_still_verify() {
+        let tmp = TempDir::new().unwrap();
+        let crafted = entries_with(b"archive", |manifest| manifest["format"] = 1.into());
+        let verified = verify(&write_raw(tmp.path(), &crafted)).unwrap();
+        assert_eq!(verified.manifest.format, 1);
+        assert_eq!(verified.manifest.compose, None);
+    }
+
+    fn project() -> (Vec<u8>, BundleCompose) {
+        let (tar, listed) = build_compose_tar(&project_files(), 0).unwrap();
+        let project = BundleCompose {
+            project_files: listed,
+            compose_files: vec!["compose.yaml".into()],
+            ..BundleCompose::default()
+        };
+        (tar, project)
+    }
+
+    #[test]
+    fn a_compose_project_must_match_its_manifest() {
+        let tmp = TempDir::new().unwrap();
+        let (tar, project) = project();
+        let good = entries_with_compose(b"archive", &tar, &project);
+        let verified = verify(&write_raw(tmp.path(), &good)).unwrap();
+        assert_eq!(verified.manifest.compose, Some(project.clone()));
+
+        let mut changed = project.clone();
+        changed.project_files[1].sha256 = "0".repeat(64);
+        let crafted = entries_with_compose(b"archive", &tar, &changed);
+        let problem = problem(verify(&write_raw(tmp.path(), &crafted)));
+        assert!(problem.contains("sha256 mismatch for \"env/web.env\""), "{problem}");
+
+        let mut without_entry = good;
+        without_entry.remove(1);
+        let problem = problem(verify(&write_raw(tmp.path(), &without_entry)));
+        assert!(problem.contains("compose.tar"), "{problem}");
+
+        let mut old = entries_with_compose(b"archive", &tar, &project);
+        let mut manifest: serde_json::Value = serde_json::from_slice(&old[2].data).unwrap();
+        manifest["format"] = 1.into();
+        old = entries_with_compose(b"archive", &tar, &serde_json::from_value(manifest["compose"].clone()).unwrap());
+        let json = {
+            let mut m: serde_json::Value = serde_json::from_slice(&old[2].data).unwrap();
+            m["format"] = 1.into();
+            serde_json::to_vec_pretty(&m).unwrap()
+        };
+        old[2].data = json;
+        let problem = problem(verify(&write_raw(tmp.path(), &old)));
+        assert!(problem.contains("sha256 mismatch") || problem.contains("format 1"), "{problem}");
+    }
+
+    #[test]
+    fn a_compose_tar_that_could_escape_is_refused() {
+        use sha2::{Digest, Sha256};
+        let tmp = TempDir::new().unwrap();
+        let out = tmp.path().join("out");
+        let absolute = tmp.path().join("abs-evil");
+        for (name, kind, link, expected) in [
+            (absolute.to_str().unwrap(), EntryType::Regular, None, "not a plain relative path"),
+            ("../evil", EntryType::Regular, None, "not a plain relative path"),
+            ("sub/../../evil", EntryType::Regular, None, "not a plain relative path"),
+            ("evil", EntryType::Symlink, Some("/etc/passwd"), "not a regular file"),
+            ("evil", EntryType::Link, Some("../x"), "not a regular file"),
+        ] {
+            let tar = crate::ship::bundle::compose::tests::crafted(name, kind, link);
+            let project = BundleCompose {
+                project_files: vec![BundleProjectFile {
+                    name: name.to_string(),
+                    bytes: 4,
+                    sha256: hex::encode(&Sha256::digest(b"evil")),
+                    private: false,
+                }],
+                ..BundleCompose::default()
+            };
+            let crafted = entries_with_compose(b"archive", &tar, &project);
+            let path = write_raw(tmp.path(), &crafted);
+            let problem = problem(verify(&path));
+            assert!(problem.contains(expected), "{name}: {problem}");
+            assert!(extract(&path, &out).is_err());
+            assert_nothing_extracted(&out);
+        }
+        assert!(!absolute.exists() && !tmp.path().join("evil").exists());
     }
 }

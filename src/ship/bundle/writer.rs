@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
+use super::compose::{ComposePart, COMPOSE_ENTRY};
 use super::{
     create_fresh, entry_header, padding, part_path, sync_dir, BundleArchive, BundleError,
     BundleImage, BundleManifest, BUNDLE_FORMAT, CHUNK, MANIFEST, SUMS, ZEROS,
@@ -60,7 +61,21 @@ impl BundleWriter {
 
     /// Completes the bundle: writes `manifest.json`, `SHA256SUMS` and the end-of-archive marker,
     /// fixes the archive header, fsyncs and renames the file into place.
-    pub fn finish(mut self, images: Vec<BundleImage>) -> Result<BundleManifest, BundleError> {
+    pub fn finish(self, images: Vec<BundleImage>) -> Result<BundleManifest, BundleError> {
+        self.finish_with(images, None)
+    }
+
+    /// [`finish`](BundleWriter::finish), with a compose project's `compose.tar` entry between the
+    /// archive and the manifest when `compose` is given.
+    pub fn finish_with(
+        mut self,
+        images: Vec<BundleImage>,
+        compose: Option<ComposePart>,
+    ) -> Result<BundleManifest, BundleError> {
+        let (compose, compose_tar) = match compose {
+            Some(part) => (Some(part.manifest), Some(part.tar)),
+            None => (None, None),
+        };
         let manifest = BundleManifest {
             format: BUNDLE_FORMAT,
             rigs_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -73,8 +88,9 @@ impl BundleWriter {
                 sha256: hex::encode(&self.hasher.finalize_reset()),
                 body_bytes: self.body_end.unwrap_or(self.bytes),
             },
+            compose,
         };
-        self.write_tail(&manifest)
+        self.write_tail(&manifest, compose_tar.as_deref())
             .map_err(|e| BundleError::io(&self.part, e))?;
         fs::rename(&self.part, &self.path).map_err(|e| BundleError::io(&self.path, e))?;
         self.renamed = true;
@@ -82,16 +98,20 @@ impl BundleWriter {
         Ok(manifest)
     }
 
-    fn write_tail(&mut self, manifest: &BundleManifest) -> io::Result<()> {
+    fn write_tail(&mut self, manifest: &BundleManifest, compose: Option<&[u8]>) -> io::Result<()> {
         self.out.write_all(padding(self.bytes))?;
         let mut json = serde_json::to_vec_pretty(manifest)?;
         json.push(b'\n');
-        let sums = format!(
-            "{}  {}\n{}  {MANIFEST}\n",
-            manifest.archive.sha256,
-            manifest.archive.name,
+        let mut sums = format!("{}  {}\n", manifest.archive.sha256, manifest.archive.name);
+        if let Some(tar) = compose {
+            let digest = hex::encode(&Sha256::digest(tar));
+            sums.push_str(&format!("{digest}  {COMPOSE_ENTRY}\n"));
+            self.append(COMPOSE_ENTRY, tar)?;
+        }
+        sums.push_str(&format!(
+            "{}  {MANIFEST}\n",
             hex::encode(&Sha256::digest(&json))
-        );
+        ));
         self.append(MANIFEST, &json)?;
         self.append(SUMS, sums.as_bytes())?;
         self.out.write_all(&ZEROS)?;

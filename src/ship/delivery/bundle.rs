@@ -92,7 +92,7 @@ impl Delivery<'_> {
                 what: format!("loading {shown}"),
                 total: Box::new(move || Some(Total::Exact(body))),
                 resume: None,
-                check: None,
+                check: Vec::new(),
             },
         )?;
         if !matches!(streamed.reply, LoadReply::Loaded(_)) {

@@ -94,7 +94,7 @@ impl Delivery<'_> {
                     stall: o.stall,
                     resume_from,
                 },
-                Source::Save(image.clone()),
+                Source::Save(vec![image.clone()]),
             )?;
             let group = ticket.group.clone();
             let display = format!(
@@ -124,13 +124,13 @@ impl Delivery<'_> {
                     what: format!("shipping {reference}"),
                     total,
                     resume: key.as_deref(),
-                    check: Some(reference),
+                    check: vec![reference],
                 },
             )?;
             let state = group.state();
             let failure = match &streamed.reply {
                 LoadReply::Loaded(loaded) => {
-                    let loaded = loaded.clone().unwrap_or_default();
+                    let loaded = loaded.first().cloned().unwrap_or_default();
                     if !loaded.is(&image.id, &image.created, &image.diff_ids) {
                         return Err(ShipError::failed(format!(
                             "after loading, the host has {reference} as {}, the controller as {} ({} layers, built {})",
@@ -264,7 +264,7 @@ fn part_prefix(id: &str) -> String {
         .collect()
 }
 
-fn short(id: &str) -> &str {
+pub(super) fn short(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     &hex[..hex.len().min(12)]
 }

@@ -20,8 +20,8 @@ pub(super) struct Load<'a> {
     pub total: Box<dyn Fn() -> Option<Total> + Send + Sync>,
     /// Key of the part file, for a resumable stream.
     pub resume: Option<&'a str>,
-    /// Reference whose image id to print after loading.
-    pub check: Option<&'a str>,
+    /// References whose images to print after loading, in this order.
+    pub check: Vec<&'a str>,
 }
 
 /// How one streamed load ended.
@@ -68,7 +68,7 @@ impl Delivery<'_> {
             let result = self.to.run(HostCommand {
                 display: Some(display),
                 stdin: Some(stream.clone()),
-                ..HostCommand::shown(&remote::load_command(compression, resume, check))
+                ..HostCommand::shown(&remote::load_command_checking(compression, resume, &check))
             });
             // Whatever happened, this host takes no more: the producer must not wait for it.
             stream.close_blocking();

@@ -3,8 +3,8 @@
 //! host.
 //!
 //! Each host asks its engine what it already holds, then joins the invocation's shared stream
-//! for the image (see [`fanout`](super::fanout)), so the controller reads and compresses the
-//! image once however many hosts receive it. What the host receives is verified before
+//! for the image, or for all the images a Compose project needs (see [`fanout`](super::fanout)),
+//! so the controller reads and compresses them once however many hosts receive them. What the host receives is verified before
 //! `docker load` registers anything (see [`remote`](super::remote)), and the image id the host
 //! ends up with is compared with the controller's. A host whose engine rejects a delta gets the
 //! full image once more.
@@ -14,10 +14,12 @@
 
 mod bundle;
 mod image;
+mod images;
 mod load;
 mod ship_options;
 mod shipped;
 
+pub use images::ShippedImages;
 pub use ship_options::ShipOptions;
 pub use shipped::Shipped;
 

@@ -38,8 +38,9 @@ const MAX_GATHER: Duration = Duration::from_secs(5);
 /// Where the archive comes from.
 #[derive(Clone)]
 pub enum Source {
-    /// `docker save` of an image on the controller's engine.
-    Save(ImageInfo),
+    /// One `docker save` of images on the controller's engine: a layer two of them share is in
+    /// the archive once.
+    Save(Vec<ImageInfo>),
     /// The already compressed archive of a verified bundle, without its end-of-archive member,
     /// read from the very file that was verified.
     Bundle {

@@ -114,7 +114,7 @@ pub(super) fn start(requests: Vec<Request>, source: Source) -> Vec<Ticket> {
 
 fn produce(source: Source, mut outs: Vec<GroupOut>) {
     let result = match &source {
-        Source::Save(image) => produce_save(image, &mut outs),
+        Source::Save(images) => produce_save(images, &mut outs),
         Source::Bundle { bundle, body } => produce_bundle(bundle, *body, &mut outs),
     };
     match result {
@@ -137,19 +137,30 @@ fn produce(source: Source, mut outs: Vec<GroupOut>) {
     }
 }
 
-fn produce_save(image: &ImageInfo, outs: &mut [GroupOut]) -> Result<(), String> {
+fn produce_save(images: &[ImageInfo], outs: &mut [GroupOut]) -> Result<(), String> {
+    let references: Vec<String> = images.iter().map(|i| i.reference.clone()).collect();
+    let what = references.join(" ");
     let wants_delta = outs.iter().any(|o| !o.skip.is_empty());
-    let mut names = LayerNames::cached(&image.id).unwrap_or_default();
-    let learn = !image.names_layers_by_diff_id() && !names.covers(&image.diff_ids);
+    // Entry names are the same in every save of an image (v1 ids and blob digests follow from
+    // the layers), so what was learnt of each image alone serves a save of several.
+    let mut names = LayerNames::default();
+    let mut learn = false;
+    for image in images {
+        let cached = LayerNames::cached(&image.id).unwrap_or_default();
+        learn |= !image.names_layers_by_diff_id() && !cached.covers(&image.diff_ids);
+        names.by_path.extend(cached.by_path);
+    }
     if learn && wants_delta {
-        let mut child = save(std::slice::from_ref(&image.reference))?;
+        let mut child = save(&references)?;
         let stdout = child.stdout.take().expect("piped stdout");
         let scanned = archive::scan(stdout);
-        finish_save(child, &image.reference)?;
+        finish_save(child, &what)?;
         names = scanned.map_err(|e| format!("reading docker save output: {e}"))?;
-        names.store(&image.id);
+        for image in images {
+            names.store(&image.id);
+        }
     }
-    let mut child = save(std::slice::from_ref(&image.reference))?;
+    let mut child = save(&references)?;
     let stdout = child.stdout.take().expect("piped stdout");
     let mut counted: Vec<(&HashSet<String>, bool, Counted)> = outs
         .iter_mut()
@@ -181,12 +192,12 @@ fn produce_save(image: &ImageInfo, outs: &mut [GroupOut]) -> Result<(), String> 
     // controller CPU that the stream needs.
     if let Err(e) = archive::pass(stdout, &names, &mut outputs, false) {
         let _ = child.kill();
-        let saved = finish_save(child, &image.reference);
+        let saved = finish_save(child, &what);
         return Err(saved
             .err()
             .unwrap_or_else(|| format!("reading docker save output: {e}")));
     }
-    finish_save(child, &image.reference)
+    finish_save(child, &what)
 }
 
 /// An encoder's input, counted for the progress estimate.
