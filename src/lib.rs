@@ -81,14 +81,14 @@ fn execute(config: &Config) -> Result<i32> {
                 message: format!("bundle create {}: {message}", path.display()),
                 code,
             };
-            let prepared = match compose.is_empty() {
-                true => None,
-                false => Some(
-                    ship::pack::prepare_compose(compose, &config.set).map_err(|e| match e {
-                        ship::pack::ComposeError::Project(m) => failed(m, EXIT_USAGE),
-                        ship::pack::ComposeError::Controller(m) => failed(m, EXIT_HOST_FAILED),
-                    })?,
-                ),
+            let prepared = if compose.is_empty() {
+                None
+            } else {
+                let prepared = ship::pack::prepare_compose(compose, &config.set);
+                Some(prepared.map_err(|e| match e {
+                    ship::pack::ComposeError::Project(m) => failed(m, EXIT_USAGE),
+                    ship::pack::ComposeError::Controller(m) => failed(m, EXIT_HOST_FAILED),
+                })?)
             };
             let manifest = ship::pack::create(path, images, *compression, prepared)
                 .map_err(|message| failed(message, EXIT_HOST_FAILED))?;
@@ -138,19 +138,16 @@ fn listing(m: &ship::bundle::BundleManifest) -> report::bundle::BundleListing<'_
                 bytes: i.size,
             })
             .collect(),
-        compose: m
-            .compose
-            .as_ref()
-            .map(|c| report::bundle::ComposeListing {
-                compose_files: c.compose_files.iter().map(String::as_str).collect(),
-                files: c.project_files.len(),
-                services: c
-                    .services
-                    .iter()
-                    .map(|(s, i)| (s.as_str(), i.as_str()))
-                    .collect(),
-                variables: c.variables.keys().map(String::as_str).collect(),
-            }),
+        compose: m.compose.as_ref().map(|c| report::bundle::ComposeListing {
+            compose_files: c.compose_files.iter().map(String::as_str).collect(),
+            files: c.project_files.len(),
+            services: c
+                .services
+                .iter()
+                .map(|(s, i)| (s.as_str(), i.as_str()))
+                .collect(),
+            variables: c.variables.keys().map(String::as_str).collect(),
+        }),
     }
 }
 

@@ -4,6 +4,7 @@
 #[path = "support/mod.rs"]
 mod harness;
 
+mod bundle_compose;
 mod cli;
 mod compose;
 mod docker;

@@ -381,6 +381,28 @@ fn a_shared_base_held_under_another_image_is_left_out_and_a_refused_delta_sends_
     // The host holds the base layer under v1 but not the base image: the base image's own
     // archive entry for it, and v2's, are left out (before Docker 25 one links to the other).
     assert_eq!(lab.image_id(0, &base), "");
+    if controller == Engine::Classic {
+        let saved = lab
+            .controller_docker_command()
+            .args(["save", &base, &v2])
+            .output()
+            .unwrap();
+        assert!(saved.status.success());
+        let file = p.path().join("saved.tar");
+        std::fs::write(&file, &saved.stdout).unwrap();
+        let listed = std::process::Command::new("tar")
+            .arg("-tvf")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.starts_with('l') && l.ends_with("/layer.tar")),
+            "the shared layer is linked: {listed}"
+        );
+    }
     let out = p
         .clone()
         .args([

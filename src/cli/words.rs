@@ -103,8 +103,7 @@ pub(super) fn bundle_command(
             }))
         }
         (Some("create"), _) => Err(usage(
-            "`bundle create` takes the bundle file and at least one image or --compose file"
-                .into(),
+            "`bundle create` takes the bundle file and at least one image or --compose file".into(),
         )),
         (Some("verify"), [path]) => Ok(Some(Action::BundleVerify(PathBuf::from(path)))),
         (Some("extract"), [path, dir]) => Ok(Some(Action::BundleExtract {
@@ -207,13 +206,22 @@ mod tests {
         assert!(message(&["--compress", "zstd", "env:x", "deploy"]).contains("only applies"));
         assert!(message(&["--compose", "c.yaml", "env:x", "deploy"]).contains("only applies"));
         assert!(message(&["--compose", "c.yaml", "bundle", "verify", "a"]).contains("only applies"));
-        assert!(message(&["--set", "TAG=1", "bundle", "create", "a", "x:1"]).contains("no --compose"));
+        assert!(
+            message(&["--set", "TAG=1", "bundle", "create", "a", "x:1"]).contains("no --compose")
+        );
     }
 
     #[test]
     fn bundle_create_with_compose_needs_no_image() {
         let args = [
-            "bundle", "create", "a.rigs", "--compose", "c.yaml", "--compose", "o.yaml", "--set",
+            "bundle",
+            "create",
+            "a.rigs",
+            "--compose",
+            "c.yaml",
+            "--compose",
+            "o.yaml",
+            "--set",
             "TAG=1",
         ];
         let config = parse(&args).unwrap();

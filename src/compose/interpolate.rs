@@ -30,7 +30,9 @@ pub fn interpolate(text: &str, vars: &BTreeMap<String, String>) -> Result<String
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
             if name.is_empty() {
-                return Err(format!("`{text}` has a `$` that starts no variable (write `$$`)"));
+                return Err(format!(
+                    "`{text}` has a `$` that starts no variable (write `$$`)"
+                ));
             }
             out.push_str(&value(&name, vars, text)?);
             rest = &rest[name.len()..];
@@ -62,7 +64,9 @@ fn closing(text: &str) -> Option<usize> {
 
 fn value(name: &str, vars: &BTreeMap<String, String>, text: &str) -> Result<String, String> {
     vars.get(name).cloned().ok_or_else(|| {
-        format!("`{text}` uses ${{{name}}}, which the deploy does not set: add {name} to compose_env")
+        format!(
+            "`{text}` uses ${{{name}}}, which the deploy does not set: add {name} to compose_env"
+        )
     })
 }
 
@@ -72,7 +76,9 @@ fn expression(inner: &str, vars: &BTreeMap<String, String>, text: &str) -> Resul
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
         .collect();
     if name.is_empty() {
-        return Err(format!("`{text}` has `${{{inner}}}`, which names no variable"));
+        return Err(format!(
+            "`{text}` has `${{{inner}}}`, which names no variable"
+        ));
     }
     let op = &inner[name.len()..];
     if op.is_empty() {
@@ -93,7 +99,9 @@ fn expression(inner: &str, vars: &BTreeMap<String, String>, text: &str) -> Resul
     } else if let Some(a) = op.strip_prefix('+') {
         ("alternative-unset", a)
     } else {
-        return Err(format!("`{text}` has `${{{inner}}}`, which Compose does not understand"));
+        return Err(format!(
+            "`{text}` has `${{{inner}}}`, which Compose does not understand"
+        ));
     };
     match kind {
         "default" => match non_empty {
@@ -107,7 +115,10 @@ fn expression(inner: &str, vars: &BTreeMap<String, String>, text: &str) -> Resul
         "required" | "required-unset" => {
             let found = if kind == "required" { non_empty } else { set };
             found.cloned().ok_or_else(|| {
-                format!("`{text}` requires {name}: {}", if arg.is_empty() { "it is not set" } else { arg })
+                format!(
+                    "`{text}` requires {name}: {}",
+                    if arg.is_empty() { "it is not set" } else { arg }
+                )
             })
         }
         "alternative" => match non_empty {

@@ -16,7 +16,7 @@
 //! both the recipe functions and `rigs bundle create` can use it.
 
 pub mod env_file;
+pub mod interpolate;
 pub mod plugin;
 pub mod project_files;
 pub mod ps;
-pub mod interpolate;

@@ -93,9 +93,13 @@ pub fn judge(code: i64, stdout: &str, stderr: &str) -> Result<String, String> {
 /// The version in `docker compose version` output: `{"version":"v2.26.1"}` or a bare `2.26.1`.
 fn version_of(output: &str) -> Option<String> {
     let output = output.trim();
-    let raw = match serde_json::from_str::<serde_json::Value>(output) {
-        Ok(value) => value.get("version")?.as_str()?.to_string(),
-        Err(_) => output.split_whitespace().last()?.to_string(),
+    // Warnings may precede the JSON, as the probe folds stderr into the same line.
+    let json = output
+        .rfind('{')
+        .and_then(|start| serde_json::from_str::<serde_json::Value>(&output[start..]).ok());
+    let raw = match json {
+        Some(value) => value.get("version")?.as_str()?.to_string(),
+        None => output.split_whitespace().last()?.to_string(),
     };
     let version = raw.trim_start_matches('v').to_string();
     numbers(&version).map(|_| version)
@@ -120,6 +124,9 @@ mod tests {
         let out = "compose-v2: {\"version\":\"v2.29.7\"}\n";
         assert_eq!(judge(0, out, "").unwrap(), "2.29.7");
         assert_eq!(judge(0, "compose-v2: 2.40.0 \n", "").unwrap(), "2.40.0");
+        let warned =
+            "compose-v2: WARNING: config.json is not readable {\"version\":\"v2.27.0\"} \n";
+        assert_eq!(judge(0, warned, "").unwrap(), "2.27.0");
         assert_eq!(
             judge(0, "compose-v2: {\"version\":\"5.0.1\"}\n", "").unwrap(),
             "5.0.1"

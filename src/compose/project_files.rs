@@ -148,8 +148,7 @@ impl Project {
     }
 
     fn read_compose(&mut self, file: &str, text: &str, main: bool) -> Result<(), String> {
-        let document: Value = serde_saphyr::from_str(text)
-            .map_err(|e| format!("compose file `{file}` is not valid YAML: {e}"))?;
+        let document: Value = serde_saphyr::from_str(text).map_err(|e| yaml_error(file, &e))?;
         if document.is_null() {
             return Err(format!(
                 "compose file `{file}` is empty: it must define `services:`"
@@ -386,6 +385,14 @@ fn read(path: &Path, given: &str) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|_| format!("compose file `{given}` is not UTF-8 text"))
 }
 
+/// serde-saphyr's message (which starts with its line and column, and shows the lines around),
+/// without its own "error: " prefix.
+fn yaml_error(file: &str, e: &serde_saphyr::Error) -> String {
+    let text = e.to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    format!("compose file `{file}` is not valid YAML: {text}")
+}
+
 fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "it does not exist".into(),
@@ -429,8 +436,7 @@ fn ordered_service_names(text: &str, file: &str) -> Result<Vec<String>, String> 
         #[serde(default)]
         services: Option<Keys>,
     }
-    let document: Document = serde_saphyr::from_str(text)
-        .map_err(|e| format!("compose file `{file}` is not valid YAML: {e}"))?;
+    let document: Document = serde_saphyr::from_str(text).map_err(|e| yaml_error(file, &e))?;
     Ok(document.services.map(|keys| keys.0).unwrap_or_default())
 }
 

@@ -45,13 +45,58 @@ enum OneOrMany {
     Many(Vec<String>),
 }
 
+/// A role: its members, or its members and the variables they get. (Not `untagged`: that
+/// buffers the value and loses the members' places in the file, which errors point at.)
+enum RawRole {
+    Members(Vec<Spanned<String>>),
+    Table(RawRoleTable),
+}
+
+impl<'de> Deserialize<'de> for RawRole {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawRole;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of hosts, or a table { hosts = [...], vars = { ... } }")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> std::result::Result<RawRole, A::Error> {
+                Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(RawRole::Members)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<RawRole, A::Error> {
+                RawRoleTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawRole::Table)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoleTable {
+    hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    vars: toml::Table,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEnv {
     #[serde(default)]
     hosts: Vec<Spanned<String>>,
     #[serde(default)]
-    roles: BTreeMap<String, Vec<Spanned<String>>>,
+    roles: BTreeMap<String, RawRole>,
     #[serde(default)]
     vars: toml::Table,
     user: Option<Spanned<String>>,
@@ -196,7 +241,15 @@ pub fn merge_file(inventory: &mut Inventory, file: &Path, text: &str) -> Result<
             hosts.push(h.get_ref().clone());
         }
         let mut roles = BTreeMap::new();
-        for (role, members) in env.roles {
+        let mut role_vars = BTreeMap::new();
+        for (role, raw) in env.roles {
+            let members = match raw {
+                RawRole::Members(m) => m,
+                RawRole::Table(t) => {
+                    role_vars.insert(role.clone(), t.vars);
+                    t.hosts
+                }
+            };
             let mut names = Vec::with_capacity(members.len());
             for m in members {
                 if !hosts.contains(m.get_ref()) {
@@ -228,6 +281,7 @@ pub fn merge_file(inventory: &mut Inventory, file: &Path, text: &str) -> Result<
                 name,
                 hosts,
                 roles,
+                role_vars,
                 vars: with_airgapped(env.vars, env.airgapped),
                 settings,
                 file: ctx.shown.clone(),

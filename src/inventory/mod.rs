@@ -51,6 +51,8 @@ pub struct Environment {
     /// Host strings as written: inventory host names or `[user@]host[:port]`.
     pub hosts: Vec<String>,
     pub roles: BTreeMap<String, Vec<String>>,
+    /// The variables of the roles written as `{ hosts = [...], vars = {...} }`.
+    pub role_vars: BTreeMap<String, toml::Table>,
     pub vars: toml::Table,
     pub settings: Settings,
     /// Where it was defined, for messages.

@@ -4,6 +4,7 @@
 //! built-in defaults (current user, port 22, SSH). Variables are layered: `--set` > host >
 //! environment > `[vars]`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::ssh_config::SshConfig;
@@ -142,6 +143,7 @@ fn resolve(
     let mut vars = inventory.vars.clone();
     if let Some(env) = environment {
         vars.extend(env.vars.clone());
+        vars.extend(role_vars(env, written)?);
     }
     let host_vars = entry.map(|e| e.vars.clone()).unwrap_or_default();
     vars.extend(host_vars.clone());
@@ -169,6 +171,35 @@ fn resolve(
         roles,
         env: environment.map(|e| e.name.clone()),
     })
+}
+
+/// The variables `written` gets from its roles in `env`. Two roles that give it different
+/// values of one variable are an input error: which should win is for the user to say.
+fn role_vars(env: &super::Environment, written: &str) -> Result<toml::Table> {
+    let mut out = toml::Table::new();
+    let mut from: BTreeMap<String, &str> = BTreeMap::new();
+    for (role, vars) in &env.role_vars {
+        if !env
+            .roles
+            .get(role)
+            .is_some_and(|m| m.iter().any(|h| h == written))
+        {
+            continue;
+        }
+        for (k, v) in vars {
+            if let (Some(old), Some(first)) = (out.get(k), from.get(k)) {
+                if old != v {
+                    return Err(Error::usage(format!(
+                        "host `{written}` is in roles `{first}` and `{role}` of environment `{}`, which give `{k}` different values; set it for the host instead ([hosts.{written}] vars)",
+                        env.name
+                    )));
+                }
+            }
+            out.insert(k.clone(), v.clone());
+            from.insert(k.clone(), role);
+        }
+    }
+    Ok(out)
 }
 
 fn entry_for<'a>(inventory: &'a Inventory, written: &str) -> Option<&'a super::HostEntry> {
@@ -356,6 +387,49 @@ vars = { c = "host" }
             ),
             ("db", 2200, "ops")
         );
+    }
+
+    #[test]
+    fn role_vars_sit_between_env_and_host() {
+        let mut inv = Inventory::default();
+        let text = r#"
+[env.p]
+hosts = ["a", "b", "c"]
+vars = { s = "env", t = "env" }
+[env.p.roles]
+web = { hosts = ["a", "b"], vars = { s = "web", t = "web" } }
+jobs = { hosts = ["c"], vars = { s = "jobs" } }
+plain = ["a"]
+[hosts.b]
+vars = { t = "host" }
+"#;
+        load::merge_file(&mut inv, std::path::Path::new("i.toml"), text).unwrap();
+        let hosts = select(
+            &inv,
+            Some("p"),
+            &Overrides::default(),
+            &SshConfig::default(),
+        )
+        .unwrap();
+        let got: Vec<(&str, &str)> = hosts
+            .iter()
+            .map(|h| (h.vars["s"].as_str().unwrap(), h.vars["t"].as_str().unwrap()))
+            .collect();
+        assert_eq!(got, [("web", "web"), ("web", "host"), ("jobs", "env")]);
+        assert_eq!(hosts[0].roles, ["plain", "web"]);
+
+        let mut inv = Inventory::default();
+        let clash = "[env.p]\nhosts = [\"a\"]\n[env.p.roles]\nx = { hosts = [\"a\"], vars = { s = 1 } }\ny = { hosts = [\"a\"], vars = { s = 2 } }\n";
+        load::merge_file(&mut inv, std::path::Path::new("i.toml"), clash).unwrap();
+        let e = select(
+            &inv,
+            Some("p"),
+            &Overrides::default(),
+            &SshConfig::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("roles `x` and `y`"), "{e}");
     }
 
     #[test]

@@ -151,7 +151,8 @@ pub static UP: FunctionSpec = FunctionSpec {
         ALLOW_FAIL,
     ],
     returns: "map: service => #{ container, id, state, health }",
-    doc: "Runs pinned `revision`: docker compose up --wait, nothing pulled or built. Fails when a\n\
+    doc:
+        "Runs pinned `revision`: docker compose up --wait, nothing pulled or built. Fails when a\n\
           service exits, turns unhealthy, or restarts within `settle`, with its last log lines.\n\
           On a host running only some services, this project's other containers are removed.",
 };
@@ -242,19 +243,8 @@ pub static PRUNE: FunctionSpec = FunctionSpec {
 
 /// The functions of this module, for `rigs -d` and the book.
 pub static SPECS: &[&FunctionSpec] = &[
-    &PROJECT,
-    &CHECK,
-    &PREPARE,
-    &IMAGES,
-    &PIN,
-    &UP,
-    &ACTIVATE,
-    &CURRENT,
-    &REVISIONS,
-    &PS,
-    &LOGS,
-    &EXEC,
-    &PRUNE,
+    &PROJECT, &CHECK, &PREPARE, &IMAGES, &PIN, &UP, &ACTIVATE, &CURRENT, &REVISIONS, &PS, &LOGS,
+    &EXEC, &PRUNE,
 ];
 
 /// One service's pinned image: the reference its compose file names, and the ID it resolved to.
@@ -394,8 +384,9 @@ pub fn register(m: &mut Module) {
         let _ = ctx;
         Ok(default_project())
     });
-    both!(CHECK, Dynamic::UNIT, |d, _o| super::compose_revision::check(d)
-        .map(Into::into));
+    both!(CHECK, Dynamic::UNIT, |d, _o| {
+        super::compose_revision::check(d).map(Into::into)
+    });
     both!(PREPARE, Dynamic::UNIT, |d, o, files: Dynamic| {
         super::compose_revision::prepare(d, o, &files)
     });
@@ -448,14 +439,14 @@ pub fn register(m: &mut Module) {
         let rev = Revision::from_script(d, &rev.into())?;
         super::compose_up::logs(d, o, &rev).map(Into::into)
     });
-    both!(EXEC, Dynamic::UNIT, |d,
-                                 _o,
-                                 rev: Map,
-                                 service: &str,
-                                 command: &str| {
-        let rev = Revision::from_script(d, &rev.into())?;
-        super::compose_up::exec(d, &rev, service, command).map(Into::into)
-    });
+    both!(
+        EXEC,
+        Dynamic::UNIT,
+        |d, _o, rev: Map, service: &str, command: &str| {
+            let rev = Revision::from_script(d, &rev.into())?;
+            super::compose_up::exec(d, &rev, service, command).map(Into::into)
+        }
+    );
     both!(PRUNE, Dynamic::UNIT, |d, o, project: &str| {
         super::compose_revision::prune(d, o, project).map(Into::into)
     });
@@ -529,7 +520,10 @@ mod tests {
              -f /h/.rigs/compose/shop/revisions/0001/compose.yaml"
         );
         r.images.insert("web".into(), Pin::default());
-        assert!(r.flags().join(" ").ends_with("-f /h/.rigs/compose/shop/revisions/0001/pins.yaml"));
+        assert!(r
+            .flags()
+            .join(" ")
+            .ends_with("-f /h/.rigs/compose/shop/revisions/0001/pins.yaml"));
     }
 
     #[test]

@@ -10,9 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rhai::{Array, Dynamic};
 
-use super::compose::{
-    base_dir, default_project, valid_project, Pin, Revision, META, PINS,
-};
+use super::compose::{base_dir, default_project, valid_project, Pin, Revision, META, PINS};
 use super::docker_call::{DockerCall, Shown};
 use super::scope::Level;
 use super::spec::Options;
@@ -76,11 +74,28 @@ pub fn prepare(d: &DockerCall, o: &Options, files: &Dynamic) -> Fallible<Dynamic
                 owner: None,
                 sudo: false,
                 vars: rhai::Map::new(),
+                silent: true,
             },
         )?;
-        let sha = sent.get("sha256").map(|v| v.to_string()).unwrap_or_default();
+        let sha = sent
+            .get("sha256")
+            .map(|v| v.to_string())
+            .unwrap_or_default();
         rev.files.insert(f.name.clone(), sha);
     }
+    d.scope()?.ops.message(
+        Level::Info,
+        &format!(
+            "put {} into {} (each verified by SHA-256)",
+            loaded
+                .files
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            rev.dir
+        ),
+    );
     write_env(d, &rev, env)?;
     write_meta(d, &rev)?;
     if !d.dry_run()? {
@@ -174,6 +189,16 @@ fn references(
     let r = d.run(&args, None, Shown::Query, false)?;
     let model: serde_json::Value = serde_json::from_str(&r.stdout)
         .map_err(|e| d.fail(format!("unexpected output from docker compose config: {e}")))?;
+    for (service, config) in model["services"].as_object().into_iter().flatten() {
+        for v in config["volumes"].as_array().into_iter().flatten() {
+            let source = v["source"].as_str().unwrap_or("");
+            if v["type"] == "bind" && !source.starts_with(['/', '$', '~']) {
+                return Err(d.failure(format!(
+                    "service {service} mounts `{source}`, a path inside the project folder, and every deploy gets a new revision folder: use a named volume, or an absolute path on the host, for data that must outlive a release"
+                )));
+            }
+        }
+    }
     let mut out = BTreeMap::new();
     for s in rev.own_services() {
         let raw = model["services"][s]["image"].as_str().ok_or_else(|| {
@@ -255,11 +280,16 @@ fn write_env(d: &DockerCall, rev: &Revision, text: String) -> Fallible<()> {
 }
 
 /// Writes a file of the revision that holds no secret (revision.json, pins.yaml).
-fn write_file(d: &DockerCall, rev: &Revision, name: &str, text: String, shown: Shown) -> Fallible<()> {
+fn write_file(
+    d: &DockerCall,
+    rev: &Revision,
+    name: &str,
+    text: String,
+    shown: Shown,
+) -> Fallible<()> {
     let dir = quote(&rev.dir);
-    let line = format!(
-        "umask 077 && cat > {dir}/{name}.tmp && mv -f {dir}/{name}.tmp {dir}/{name}"
-    );
+    let line =
+        format!("umask 077 && cat > {dir}/{name}.tmp && mv -f {dir}/{name}.tmp {dir}/{name}");
     let display = format!("cat > {dir}/{name}");
     let r = d.script(&line, Some(text), Some(display), shown, false)?;
     if !r.ok() {
@@ -307,7 +337,9 @@ fn check_config(d: &DockerCall, rev: &Revision) -> Fallible<()> {
 fn unset_variables(stderr: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for line in stderr.lines().filter(|l| l.contains("variable is not set")) {
-        let Some(at) = line.find("The ") else { continue };
+        let Some(at) = line.find("The ") else {
+            continue;
+        };
         let name: String = line[at + 4..]
             .trim_start_matches(['\\', '"'])
             .chars()
@@ -396,8 +428,8 @@ pub fn pin(d: &DockerCall, o: &Options, mut rev: Revision) -> Fallible<Revision>
         .iter()
         .map(|(s, p)| (s.clone(), serde_json::json!({ "image": p.id })))
         .collect();
-    let text = serde_json::to_string_pretty(&serde_json::json!({ "services": pins }))
-        .unwrap_or_default();
+    let text =
+        serde_json::to_string_pretty(&serde_json::json!({ "services": pins })).unwrap_or_default();
     write_file(d, &rev, PINS, text + "\n", Shown::Query)?;
     write_meta(d, &rev)?;
     Ok(rev)
@@ -437,8 +469,11 @@ pub fn current(d: &DockerCall, o: &Options, project: &str) -> Fallible<Option<Re
     if !r.ok() || r.stdout.trim().is_empty() {
         return Ok(None);
     }
-    let mut rev: Revision = serde_json::from_str(r.stdout.trim())
-        .map_err(|e| d.fail(format!("the current revision of {project} is unreadable: {e}")))?;
+    let mut rev: Revision = serde_json::from_str(r.stdout.trim()).map_err(|e| {
+        d.fail(format!(
+            "the current revision of {project} is unreadable: {e}"
+        ))
+    })?;
     rev.current = true;
     Ok(Some(rev))
 }
@@ -447,7 +482,7 @@ pub fn revisions(d: &DockerCall, o: &Options, project: &str) -> Fallible<Vec<Rev
     let line = format!(
         "{} || exit 0; printf 'root\\t%s\\n' \"$PWD\"; printf 'current\\t%s\\n' \"$(readlink current 2>/dev/null)\"; \
          for r in revisions/*/; do [ -d \"$r\" ] || continue; n=${{r#revisions/}}; n=${{n%/}}; \
-         if [ -f \"$r{META}\" ]; then printf 'rev\\t%s\\t' \"$n\"; tr -d '\\n' < \"$r{META}\"; echo; \
+         if [ -f \"${{r}}{META}\" ]; then printf 'rev\\t%s\\t' \"$n\"; tr -d '\\n' < \"${{r}}{META}\"; echo; \
          else printf 'bare\\t%s\\n' \"$n\"; fi; done",
         into_project(o, project)
     );
@@ -466,7 +501,9 @@ fn parse_revisions(project: &str, listing: &str) -> Vec<Revision> {
         let mut parts = l.splitn(3, '\t');
         match (parts.next(), parts.next(), parts.next()) {
             (Some("root"), Some(r), None) => root = r.to_string(),
-            (Some("current"), Some(c), None) => current = c.trim_start_matches("revisions/").to_string(),
+            (Some("current"), Some(c), None) => {
+                current = c.trim_start_matches("revisions/").to_string()
+            }
             (Some("rev"), Some(n), Some(json)) => {
                 let rev = serde_json::from_str::<Revision>(json).unwrap_or_else(|_| Revision {
                     project: project.to_string(),
@@ -521,7 +558,7 @@ pub fn prune(d: &DockerCall, o: &Options, project: &str) -> Fallible<Array> {
         kept.push(r);
     }
     for r in &all {
-        if usage.dirs.contains(&r.dir) && !kept.iter().any(|k| k.revision == r.revision) {
+        if usage.mounts_from(&r.dir) && !kept.iter().any(|k| k.revision == r.revision) {
             kept.push(r);
         }
     }
@@ -559,7 +596,11 @@ pub fn prune(d: &DockerCall, o: &Options, project: &str) -> Fallible<Array> {
         );
         let r = d.script(&line, None, None, Shown::Change, false)?;
         if r.ok() {
-            removed.extend(dropped.iter().map(|r| format!("revision {}", r.revision).into()));
+            removed.extend(
+                dropped
+                    .iter()
+                    .map(|r| format!("revision {}", r.revision).into()),
+            );
         } else {
             d.scope()?.ops.message(
                 Level::Warn,
@@ -573,16 +614,25 @@ pub fn prune(d: &DockerCall, o: &Options, project: &str) -> Fallible<Array> {
     Ok(removed)
 }
 
-/// What must stay: the images every container uses, the folders containers run from, and the
-/// images other projects' revisions pin.
+/// What must stay: the images every container uses, the files containers mount (a revision
+/// whose config file a container mounts cannot go), and the images other projects' revisions
+/// pin. Compose leaves a service whose configuration did not change running from the revision
+/// that started it, so the folder a container was started from alone says nothing.
 struct InUse {
     ids: BTreeSet<String>,
-    dirs: BTreeSet<String>,
+    mounts: BTreeSet<String>,
+}
+
+impl InUse {
+    fn mounts_from(&self, dir: &str) -> bool {
+        let inside = format!("{dir}/");
+        self.mounts.iter().any(|m| m.starts_with(&inside))
+    }
 }
 
 fn in_use(d: &DockerCall, o: &Options, project: &str) -> Fallible<InUse> {
     let line = format!(
-        "docker ps -aq | xargs -r docker inspect --format 'use {{{{.Image}}}} {{{{index .Config.Labels \"com.docker.compose.project.working_dir\"}}}}' || exit 3; \
+        "docker ps -aq | xargs -r docker inspect --format 'use {{{{.Image}}}}{{{{range .Mounts}}}} {{{{.Source}}}}{{{{end}}}}' || exit 3; \
          cd \"$HOME\" && cd -- {base} 2>/dev/null || exit 0; for f in */revisions/*/{META}; do [ -f \"$f\" ] || continue; \
          case \"$f\" in {own}/*) continue;; esac; printf 'other\\t'; tr -d '\\n' < \"$f\"; echo; done",
         base = quote(&base_dir(o)),
@@ -594,17 +644,17 @@ fn in_use(d: &DockerCall, o: &Options, project: &str) -> Fallible<InUse> {
     }
     let mut usage = InUse {
         ids: BTreeSet::new(),
-        dirs: BTreeSet::new(),
+        mounts: BTreeSet::new(),
     };
     for l in r.stdout.lines() {
         if let Some(rest) = l.strip_prefix("use ") {
-            let mut parts = rest.splitn(2, ' ');
+            let mut parts = rest.split(' ');
             if let Some(id) = parts.next() {
                 usage.ids.insert(id.to_string());
             }
-            if let Some(dir) = parts.next().filter(|d| !d.trim().is_empty() && *d != "<no value>") {
-                usage.dirs.insert(dir.trim().to_string());
-            }
+            usage
+                .mounts
+                .extend(parts.filter(|m| !m.is_empty()).map(str::to_string));
         } else if let Some(json) = l.strip_prefix("other\t") {
             if let Ok(other) = serde_json::from_str::<Revision>(json) {
                 usage.ids.extend(other.images.into_values().map(|p| p.id));
@@ -642,15 +692,25 @@ fn remove_images(
         };
         let mut gone = Vec::new();
         for t in tags.iter().filter(|t| ours.contains(*t)) {
-            if d.run(&["rmi".into(), "--".into(), t.clone()], None, Shown::Change, true)?
-                .ok()
+            if d.run(
+                &["rmi".into(), "--".into(), t.clone()],
+                None,
+                Shown::Change,
+                true,
+            )?
+            .ok()
             {
                 gone.push(t.clone());
             }
         }
         if tags.iter().all(|t| ours.contains(t)) {
             // Gone with its last tag, or untagged already: removing it by ID settles both.
-            let _ = d.run(&["rmi".into(), "--".into(), id.to_string()], None, Shown::Query, true)?;
+            let _ = d.run(
+                &["rmi".into(), "--".into(), id.to_string()],
+                None,
+                Shown::Query,
+                true,
+            )?;
             out.push((id.to_string(), gone));
         } else if !gone.is_empty() {
             out.push((String::new(), gone));

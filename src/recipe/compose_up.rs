@@ -50,7 +50,11 @@ pub fn up(d: &DockerCall, o: &Options, rev: &Revision) -> Fallible<Map> {
     let r = d.run(&args, None, Shown::Change, true)?;
     if !r.ok() {
         let reason = last_line(&r.stderr);
-        let details = if dry { String::new() } else { diagnose(d, rev)? };
+        let details = if dry {
+            String::new()
+        } else {
+            diagnose(d, rev)?
+        };
         return Err(d.failure(format!(
             "revision {} ({}) did not come up: {reason}{details}",
             rev.revision,
@@ -229,16 +233,21 @@ fn watch(d: &DockerCall, rev: &Revision, containers: &[Map], settle: f64) -> Fal
     for c in containers {
         let id = field(c, "ID");
         let service = field(c, "Service");
-        let first = before.iter().find(|s| s.id.starts_with(&id) || id.starts_with(&s.id));
-        let last = after.iter().find(|s| s.id.starts_with(&id) || id.starts_with(&s.id));
+        let first = before
+            .iter()
+            .find(|s| s.id.starts_with(&id) || id.starts_with(&s.id));
+        let last = after
+            .iter()
+            .find(|s| s.id.starts_with(&id) || id.starts_with(&s.id));
         let verdict = match (first, last) {
             (_, None) => Some("is gone".to_string()),
-            (_, Some(l)) if l.status != "running" => {
-                Some(format!("{} (exit code {}) within {settle} s", l.status, l.exit))
+            (_, Some(l)) if l.status != "running" => Some(format!(
+                "{} (exit code {}) within {settle} s",
+                l.status, l.exit
+            )),
+            (Some(f), Some(l)) if l.restarts > f.restarts || l.started != f.started => {
+                Some(format!("restarted within {settle} s (a crash loop)"))
             }
-            (Some(f), Some(l)) if l.restarts > f.restarts || l.started != f.started => Some(
-                format!("restarted within {settle} s (a crash loop)"),
-            ),
             (Some(f), _) if f.restarts > 0 => {
                 Some(format!("restarted {} times while coming up", f.restarts))
             }

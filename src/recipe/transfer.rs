@@ -30,6 +30,8 @@ pub(super) struct TransferOptions {
     pub(super) owner: Option<String>,
     pub(super) sudo: bool,
     pub(super) vars: Map,
+    /// Show the upload's command lines with `-v` only: the caller says what it uploaded.
+    pub(super) silent: bool,
 }
 
 const MODE: OptionSpec = OptionSpec::new(
@@ -151,6 +153,7 @@ fn options(
         owner,
         sudo: o.flag("sudo"),
         vars: o.map("vars").unwrap_or_default(),
+        silent: false,
     })
 }
 
@@ -206,6 +209,7 @@ pub(super) fn upload(
     let sudo = opts.sudo.then(SudoOptions::default);
     let mut write = CommandOptions {
         quiet: true,
+        silent: opts.silent,
         sudo: sudo.clone(),
         ..CommandOptions::default()
     };
@@ -294,7 +298,14 @@ pub(super) fn upload(
     );
     let done = scope
         .ops
-        .command(&finish, &checking(sudo), false)
+        .command(
+            &finish,
+            &CommandOptions {
+                silent: opts.silent,
+                ..checking(sudo)
+            },
+            false,
+        )
         .map_err(|e| failed(ctx, e))?;
     if !done.ok() {
         return Err(runtime(

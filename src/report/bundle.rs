@@ -72,7 +72,11 @@ pub fn created(path: &Path, b: &BundleListing, took: Duration) -> String {
 }
 
 fn list(items: &[&str]) -> String {
-    items.iter().map(|i| escape(i)).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|i| escape(i))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `rigs bundle verify`: the bundle's format and maker, its archive, then one line per image.
@@ -197,10 +201,15 @@ mod tests {
         );
         let text = created(path, &b, Duration::from_millis(1300));
         assert!(
-            text.ends_with("compose project: compose.yaml, prod.yaml (4 files, services db, web)\n"),
+            text.ends_with(
+                "compose project: compose.yaml, prod.yaml (4 files, services db, web)\n"
+            ),
             "{text}"
         );
         let text = extracted(path, Path::new("out"), &b);
-        assert!(text.contains("compose.tar, and the compose project in out/compose (4 files)"), "{text}");
+        assert!(
+            text.contains("compose.tar, and the compose project in out/compose (4 files)"),
+            "{text}"
+        );
     }
 }

@@ -145,7 +145,8 @@ pub fn prepare_compose(
     for (key, _) in variables {
         if !crate::compose::env_file::valid_key(key) {
             return Err(ComposeError::Project(format!(
-                "--set {key}=...: `{key}` cannot be a compose interpolation variable: use                  letters, digits and `_`, not starting with a digit"
+                "--set {key}=...: `{key}` cannot be a compose interpolation variable: use \
+                 letters, digits and `_`, not starting with a digit"
             )));
         }
     }
@@ -207,8 +208,11 @@ fn check_controller_compose() -> Result<(), ComposeError> {
     )
     .map(|_| ())
     .map_err(|m| {
+        let m = m
+            .replace("this host's", "this machine's")
+            .replace("this host", "this machine");
         ComposeError::Controller(format!(
-            "bundle create --compose asks this machine's Docker Compose for the services'              images, but {m}"
+            "--compose asks this machine's Docker Compose for the services' images, but {m}"
         ))
     })
 }
@@ -221,7 +225,11 @@ fn resolve_images(
     let mut command = Command::new("docker");
     command
         .env_clear()
-        .envs(KEPT_ENV.iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
+        .envs(
+            KEPT_ENV
+                .iter()
+                .filter_map(|k| Some((k, std::env::var_os(k)?))),
+        )
         .envs(variables.iter().map(|(k, v)| (k, v)))
         .args(["compose", "-p", RESOLVE_PROJECT, "--env-file", "/dev/null"])
         .args(["--profile", "*"]);
@@ -244,7 +252,8 @@ fn resolve_images(
     if !unset.is_empty() {
         let sets: Vec<String> = unset.iter().map(|v| format!("--set {v}=VALUE")).collect();
         return Err(ComposeError::Project(format!(
-            "the compose files use {} but no value was given: add {} (a bundle's compose              project is interpolated with the --set values only, not .env or the environment)",
+            "the compose files use {} but no value was given: add {} (a bundle's compose \
+             project is interpolated with the --set values only, not .env or the environment)",
             unset
                 .iter()
                 .map(|v| format!("${{{v}}}"))
@@ -277,7 +286,8 @@ fn resolve_images(
             }
             _ => {
                 return Err(ComposeError::Project(format!(
-                    "service `{name}` has no image once interpolated: give it `image:` (rigs                      bundles images, it does not build them)"
+                    "service `{name}` has no image once interpolated: give it `image:` (rigs \
+                     bundles images, it does not build them)"
                 )))
             }
         }

@@ -1008,10 +1008,16 @@ impl Dockerd {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        // Containers first, so dockerd's shutdown is quick and leaves no mounts behind.
+        // Containers first, so dockerd's shutdown is quick and leaves no mounts behind; then
+        // the networks they used (a Compose project's `PROJECT_default`): an engine that stops
+        // leaves its bridges in the machine's network namespace, where every other lab's engine
+        // counts them as taken, and Docker's 31 default address pools run out.
         let _ = Command::new("sh")
             .arg("-c")
-            .arg("ids=$(\"$0\" ps -aq); [ -z \"$ids\" ] || \"$0\" rm -f $ids")
+            .arg(
+                "ids=$(\"$0\" ps -aq); [ -z \"$ids\" ] || \"$0\" rm -f $ids; \
+                 \"$0\" network prune -f >/dev/null 2>&1",
+            )
             .arg(self.kind.docker())
             .env("DOCKER_HOST", self.docker_host())
             .output();

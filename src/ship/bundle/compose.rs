@@ -178,6 +178,9 @@ pub(super) fn check_tar(
                  only regular files, no links or folders"
             ));
         }
+        if found.iter().any(|f: &ComposeFileAt| f.name == name) {
+            return Err(format!("{COMPOSE_ENTRY} holds {name:?} twice"));
+        }
         let Some(expected) = manifest.project_files.get(found.len()) else {
             return Err(format!(
                 "{COMPOSE_ENTRY} holds {name:?}, which the manifest does not list"
@@ -323,6 +326,11 @@ pub(super) mod tests {
         more.push(listed[0].clone());
         let e = check_tar(&bytes, &manifest(more)).unwrap_err();
         assert!(e.contains("lacks"), "{e}");
+
+        let twice: Vec<ProjectFileData> = files().into_iter().chain(files()).collect();
+        let (doubled, doubled_list) = build_tar(&twice, 0).unwrap();
+        let e = check_tar(&doubled, &manifest(doubled_list)).unwrap_err();
+        assert!(e.contains("\"compose.yaml\" twice"), "{e}");
 
         let mut other = manifest(listed.clone());
         other.compose_files = vec!["prod.yaml".into()];

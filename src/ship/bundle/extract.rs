@@ -13,10 +13,10 @@ use super::{create_fresh, part_path, sync_dir, BundleError, BundleManifest};
 /// The folder inside the extraction folder that receives a compose project's files.
 pub const COMPOSE_DIR: &str = "compose";
 
-/// Writes the bundle's entries into `dir` (created if missing) after [`verify`], reading the same
-/// open file. Only the known entry names are ever written; each goes to `<name>.part` first,
-/// created anew so that no symlink is followed, and is renamed into place once its content
-/// matches what was verified. A compose project's files go under `dir/compose/` by their names
+/// Writes the bundle's entries into `dir` (created if missing) after
+/// [`verify`](super::verify()), reading the same open file. Only the known entry names are ever
+/// written; each goes to `<name>.part` first, created anew so that no symlink is followed, and is
+/// renamed into place once its content matches what was verified. A compose project's files go under `dir/compose/` by their names
 /// (env files and secrets with mode 0600), through folders that must be real folders, never
 /// symlinks.
 pub fn extract(path: &Path, dir: &Path) -> Result<BundleManifest, BundleError> {
@@ -77,7 +77,9 @@ fn extract_project_file(
     }
     let target = folder.join(leaf);
     let part = part_path(&target);
-    let data = bytes.get(file.start..file.start + file.len).unwrap_or_default();
+    let data = bytes
+        .get(file.start..file.start + file.len)
+        .unwrap_or_default();
     let written = (|| {
         match fs::remove_file(&part) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -156,7 +158,7 @@ mod tests {
             let body = data.len() - 37;
             let written = write_bundle(&path, compression, &data, body);
 
-            assert_eq!(written.format, 2);
+            assert_eq!(written.format, 1, "images only: readable by older rigs");
             assert_eq!(written.compose, None);
             assert_eq!(written.rigs_version, env!("CARGO_PKG_VERSION"));
             assert_eq!(written.images, images());
@@ -217,7 +219,9 @@ mod tests {
 
     #[test]
     fn a_compose_project_round_trips_through_create_verify_and_extract() {
-        use crate::ship::bundle::{build_compose_tar, BundleCompose, ComposePart, COMPOSE_ENTRY};
+        use crate::ship::bundle::{
+            build_compose_tar, BundleCompose, BundleWriter, ComposePart, COMPOSE_ENTRY,
+        };
         use std::os::unix::fs::PermissionsExt;
         let tmp = TempDir::new().unwrap();
         let path = tmp.path().join("shop.rigs");
@@ -242,7 +246,10 @@ mod tests {
         let out = tmp.path().join("out");
         fs::create_dir(&out).unwrap();
         fs::write(out.join("compose"), b"").unwrap();
-        assert!(extract(&path, &out).is_err(), "a file where the compose folder goes");
+        assert!(
+            extract(&path, &out).is_err(),
+            "a file where the compose folder goes"
+        );
         fs::remove_file(out.join("compose")).unwrap();
         assert_eq!(extract(&path, &out).unwrap(), written);
         assert_eq!(fs::read(out.join(COMPOSE_ENTRY)).unwrap(), tar);
@@ -250,7 +257,10 @@ mod tests {
         assert_eq!(yaml, project_files()[0].data);
         let env = out.join("compose/env/web.env");
         assert_eq!(fs::read(&env).unwrap(), b"TOKEN=s3cret\n");
-        assert_eq!(fs::metadata(&env).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&env).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let check = std::process::Command::new("sha256sum")
             .args(["--check", "--strict", SUMS])
             .current_dir(&out)

@@ -10,8 +10,8 @@
 //! 3. `manifest.json`: a [`BundleManifest`] describing the images, the archive and the project;
 //! 4. `SHA256SUMS`: the digests of the entries before it, in `sha256sum -c` format.
 //!
-//! Format 2 added the compose project. A format-2 bundle without one is laid out exactly as a
-//! format-1 bundle, and format 1 is still read, so bundles made before stay usable.
+//! Format 2 added the compose project. A bundle without one is still written as format 1, which
+//! it is entry for entry, so rigs versions from before compose projects can read it.
 //!
 //! The archive comes first because it is streamed from `docker save` and its size is known only at
 //! the end: the writer puts down a placeholder header, streams and hashes the data, and seeks back to
@@ -58,8 +58,12 @@ use tar::{EntryType, Header};
 
 use super::Compression;
 
-/// The bundle format this version writes.
+/// The bundle format this version writes for a bundle with a compose project.
 pub const BUNDLE_FORMAT: u32 = 2;
+
+/// The format this version writes for a bundle of images only: such a bundle is laid out as in
+/// format 1, so it says so, and rigs versions from before compose projects read it too.
+pub const IMAGES_ONLY_FORMAT: u32 = 1;
 
 /// The formats this version reads: 1 (images only) and 2 (images, maybe a compose project).
 pub const READABLE_FORMATS: [u32; 2] = [1, 2];
@@ -127,7 +131,8 @@ pub struct BundleArchive {
 /// `manifest.json`: what a bundle holds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BundleManifest {
-    /// One of [`READABLE_FORMATS`]; bundles this version writes have [`BUNDLE_FORMAT`].
+    /// One of [`READABLE_FORMATS`]: [`BUNDLE_FORMAT`] with a compose project, else
+    /// [`IMAGES_ONLY_FORMAT`].
     pub format: u32,
     /// The version of rigs that made the bundle.
     pub rigs_version: String,

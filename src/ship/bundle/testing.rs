@@ -137,10 +137,16 @@ pub(super) fn entries_with(data: &[u8], edit: impl FnOnce(&mut serde_json::Value
 }
 
 /// A correct format-2 bundle around `data` that carries `tar` as `compose.tar`, described by
-/// `project` in the manifest (nothing checks that they agree).
-pub(super) fn entries_with_compose(data: &[u8], tar: &[u8], project: &BundleCompose) -> Vec<Raw> {
+/// `project` in the manifest (nothing checks that they agree), with this `format`.
+pub(super) fn entries_with_compose(
+    data: &[u8],
+    tar: &[u8],
+    project: &BundleCompose,
+    format: u32,
+) -> Vec<Raw> {
     let mut crafted = entries_with(data, |manifest| {
         manifest["compose"] = serde_json::to_value(project).unwrap();
+        manifest["format"] = format.into();
     });
     let sums = String::from_utf8(crafted[2].data.clone()).unwrap();
     let sums = format!(

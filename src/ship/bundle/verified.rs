@@ -1,4 +1,4 @@
-//! Reading the archive of a bundle that passed [`verify`](super::verify), from the very file
+//! Reading the archive of a bundle that passed [`verify`](super::verify()), from the very file
 //! that was checked.
 
 use std::fs::File;
@@ -11,9 +11,9 @@ use sha2::{Digest, Sha256};
 use super::{BundleError, BundleManifest, CHUNK};
 use crate::hex;
 
-/// A bundle that passed [`verify`]: its manifest, where the archive entry's data lies, and the
-/// verified file itself, still open. Readers take their bytes from that open file, never from
-/// the path again: a file put in the bundle's place after the check is never read.
+/// A bundle that passed [`verify`](super::verify()): its manifest, where the archive entry's data
+/// lies, and the verified file itself, still open. Readers take their bytes from that open file,
+/// never from the path again: a file put in the bundle's place after the check is never read.
 #[derive(Debug, Clone)]
 pub struct VerifiedBundle {
     pub manifest: BundleManifest,
@@ -34,8 +34,9 @@ impl VerifiedBundle {
     /// A reader over the first `len` bytes of the archive entry (for shipping the body without its
     /// trailer), from the file that was verified. It hashes the whole archive on the way: before
     /// reporting the end, it reads the rest of the archive too, and fails instead of ending when
-    /// the digest is no longer the manifest's (the file was changed in place after [`verify`]).
-    /// A consumer that treats a read error as "discard everything" never uses changed bytes.
+    /// the digest is no longer the manifest's (the file was changed in place after
+    /// [`verify`](super::verify())). A consumer that treats a read error as "discard everything"
+    /// never uses changed bytes.
     pub fn open_archive(&self, len: u64) -> Result<ArchiveReader, BundleError> {
         if len > self.archive_len {
             let problem = format!(

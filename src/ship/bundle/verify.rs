@@ -788,33 +788,42 @@ mod tests {
     fn a_compose_project_must_match_its_manifest() {
         let tmp = TempDir::new().unwrap();
         let (tar, project) = project();
-        let good = entries_with_compose(b"archive", &tar, &project);
+        let good = entries_with_compose(b"archive", &tar, &project, 2);
         let verified = verify(&write_raw(tmp.path(), &good)).unwrap();
         assert_eq!(verified.manifest.compose, Some(project.clone()));
 
         let mut changed = project.clone();
         changed.project_files[1].sha256 = "0".repeat(64);
-        let crafted = entries_with_compose(b"archive", &tar, &changed);
-        let problem = problem(verify(&write_raw(tmp.path(), &crafted)));
-        assert!(problem.contains("sha256 mismatch for \"env/web.env\""), "{problem}");
+        let crafted = entries_with_compose(b"archive", &tar, &changed, 2);
+        let found = problem(verify(&write_raw(tmp.path(), &crafted)));
+        assert!(
+            found.contains("sha256 mismatch for \"env/web.env\""),
+            "{found}"
+        );
 
         let mut without_entry = good;
         without_entry.remove(1);
-        let problem = problem(verify(&write_raw(tmp.path(), &without_entry)));
-        assert!(problem.contains("compose.tar"), "{problem}");
+        let found = problem(verify(&write_raw(tmp.path(), &without_entry)));
+        assert!(found.contains("compose.tar"), "{found}");
 
-        let mut old = entries_with_compose(b"archive", &tar, &project);
-        let mut manifest: serde_json::Value = serde_json::from_slice(&old[2].data).unwrap();
-        manifest["format"] = 1.into();
-        old = entries_with_compose(b"archive", &tar, &serde_json::from_value(manifest["compose"].clone()).unwrap());
-        let json = {
-            let mut m: serde_json::Value = serde_json::from_slice(&old[2].data).unwrap();
-            m["format"] = 1.into();
-            serde_json::to_vec_pretty(&m).unwrap()
-        };
-        old[2].data = json;
-        let problem = problem(verify(&write_raw(tmp.path(), &old)));
-        assert!(problem.contains("sha256 mismatch") || problem.contains("format 1"), "{problem}");
+        let old = entries_with_compose(b"archive", &tar, &project, 1);
+        let found = problem(verify(&write_raw(tmp.path(), &old)));
+        assert!(
+            found.contains("format 1, which carries no compose project"),
+            "{found}"
+        );
+
+        let mut unlisted = entries_with_compose(b"archive", &tar, &project, 2);
+        unlisted[2] = entries(b"archive").remove(1);
+        let sums = String::from_utf8(entries(b"archive")[2].data.clone()).unwrap();
+        let compose_sum = String::from_utf8(unlisted[3].data.clone()).unwrap();
+        let compose_line = compose_sum
+            .lines()
+            .find(|l| l.ends_with("compose.tar"))
+            .unwrap();
+        unlisted[3].data = format!("{sums}{compose_line}\n").into_bytes();
+        let found = problem(verify(&write_raw(tmp.path(), &unlisted)));
+        assert!(found.contains("describes no compose project"), "{found}");
     }
 
     #[test]
@@ -824,10 +833,30 @@ mod tests {
         let out = tmp.path().join("out");
         let absolute = tmp.path().join("abs-evil");
         for (name, kind, link, expected) in [
-            (absolute.to_str().unwrap(), EntryType::Regular, None, "not a plain relative path"),
-            ("../evil", EntryType::Regular, None, "not a plain relative path"),
-            ("sub/../../evil", EntryType::Regular, None, "not a plain relative path"),
-            ("evil", EntryType::Symlink, Some("/etc/passwd"), "not a regular file"),
+            (
+                absolute.to_str().unwrap(),
+                EntryType::Regular,
+                None,
+                "not a plain relative path",
+            ),
+            (
+                "../evil",
+                EntryType::Regular,
+                None,
+                "not a plain relative path",
+            ),
+            (
+                "sub/../../evil",
+                EntryType::Regular,
+                None,
+                "not a plain relative path",
+            ),
+            (
+                "evil",
+                EntryType::Symlink,
+                Some("/etc/passwd"),
+                "not a regular file",
+            ),
             ("evil", EntryType::Link, Some("../x"), "not a regular file"),
         ] {
             let tar = crate::ship::bundle::compose::tests::crafted(name, kind, link);
@@ -840,7 +869,7 @@ mod tests {
                 }],
                 ..BundleCompose::default()
             };
-            let crafted = entries_with_compose(b"archive", &tar, &project);
+            let crafted = entries_with_compose(b"archive", &tar, &project, 2);
             let path = write_raw(tmp.path(), &crafted);
             let problem = problem(verify(&path));
             assert!(problem.contains(expected), "{name}: {problem}");

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::compose::{ComposePart, COMPOSE_ENTRY};
 use super::{
     create_fresh, entry_header, padding, part_path, sync_dir, BundleArchive, BundleError,
-    BundleImage, BundleManifest, BUNDLE_FORMAT, CHUNK, MANIFEST, SUMS, ZEROS,
+    BundleImage, BundleManifest, BUNDLE_FORMAT, CHUNK, IMAGES_ONLY_FORMAT, MANIFEST, SUMS, ZEROS,
 };
 use crate::hex;
 use crate::ship::Compression;
@@ -77,7 +77,10 @@ impl BundleWriter {
             None => (None, None),
         };
         let manifest = BundleManifest {
-            format: BUNDLE_FORMAT,
+            format: match compose {
+                Some(_) => BUNDLE_FORMAT,
+                None => IMAGES_ONLY_FORMAT,
+            },
             rigs_version: env!("CARGO_PKG_VERSION").to_string(),
             created: rfc3339(self.created),
             images,

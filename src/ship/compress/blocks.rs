@@ -151,7 +151,7 @@ impl<W: Write> Blocks<W> {
             Mode::FastLink
         } else if self.pace.as_ref().is_some_and(|p| p.starved()) {
             Mode::Starved
-        } else if self.pace.is_some() && self.hopeless >= 4 && self.dispatched % 16 != 0 {
+        } else if self.pace.is_some() && self.hopeless >= 4 && !self.dispatched.is_multiple_of(16) {
             Mode::Incompressible
         } else if self.pace.as_ref().is_some_and(|p| p.slow()) {
             Mode::SlowLink
