@@ -529,3 +529,60 @@ fn a_dry_run_shows_every_step_and_touches_nothing() {
     assert!(!project_dir(&lab, 0, "shop").exists());
     assert!(lab.containers(0, "shop").is_empty());
 }
+
+#[test]
+fn a_bundle_load_then_deploy_needs_no_network() {
+    let mut lab = DockerLab::start_with(
+        1,
+        &LabOptions {
+            offline: vec![0],
+            ..LabOptions::on(Engine::Modern)
+        },
+    );
+    let p = shop_with(&lab, 1, "", &|_| "airgapped = true\n".into());
+    let out = p
+        .clone()
+        .args([
+            "bundle",
+            "create",
+            "shop.rigs",
+            "--compose",
+            "deploy/compose.yaml",
+        ])
+        .args([
+            "--set",
+            "TAG=v1",
+            "--set",
+            &format!("REGISTRY={}", lab.registry()),
+        ])
+        .args(["--set", "WEB_PORT=8080"])
+        .timeout(120)
+        .run();
+    out.assert_code(0);
+    p.clone()
+        .args(["env:lab", "bundle", "load", "shop.rigs"])
+        .timeout(120)
+        .run()
+        .assert_code(0);
+    let v1 = format!("{}:v1", lab.image());
+    lab.stop_registry();
+    let out = p
+        .clone()
+        .args(["env:lab", "deploy:v1", "--output", "json"])
+        .timeout(240)
+        .run();
+    out.assert_code(0);
+    let commands: Vec<String> = crate::harness::json_events(&out.stdout)
+        .iter()
+        .filter(|e| e["event"] == "command")
+        .map(|e| e["command"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        !commands
+            .iter()
+            .any(|c| c.contains("docker load") || c.contains(" pull")),
+        "{commands:?}"
+    );
+    assert_eq!(running(&lab, 0, "shop", "web"), lab.image_id(0, &v1));
+    lab.assert_offline(0);
+}

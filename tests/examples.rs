@@ -179,3 +179,41 @@ fn examples_link_to_the_standard_recipes_instead_of_copying_them() {
     }
     assert!(linked >= 1, "safe-releases links to recipes/docker.rhai");
 }
+
+#[test]
+fn the_compose_example_rolls_its_roles_and_keeps_the_secret_off_the_lines() {
+    let dir = example("compose");
+    let mut p = Project::new()
+        .env("REGISTRY_PASSWORD", "not-used")
+        .env("DB_PASSWORD", "example-db-secret");
+    // The compose file's path is relative to the folder rigs runs in, as in the README.
+    for file in ["compose.yaml", "web.env", "config/proxy.conf"] {
+        let text = std::fs::read_to_string(dir.join("deploy").join(file)).unwrap();
+        p = p.file(&format!("deploy/{file}"), &text);
+    }
+    let out = p
+        .args([
+            "-f",
+            dir.join("recipes").to_str().unwrap(),
+            "-I",
+            dir.join("inventory").to_str().unwrap(),
+            "--dry-run",
+            "env:production",
+            "deploy:2.4.0",
+        ])
+        .run();
+    out.assert_code(0);
+    let text = out.stderr;
+    assert!(text.contains("batch 1/3 of deploy:2.4.0: web-1"), "{text}");
+    assert!(
+        text.contains("up --detach --wait --wait-timeout 120 --pull never --no-build --remove-orphans --no-deps web proxy"),
+        "{text}"
+    );
+    assert!(text.contains("[job-1] would run: docker compose"), "{text}");
+    assert!(text.contains("rm --stop --force web proxy"), "{text}");
+    assert!(
+        text.contains("put compose.yaml, web.env, config/proxy.conf into"),
+        "{text}"
+    );
+    assert!(!text.contains("example-db-secret"), "{text}");
+}
