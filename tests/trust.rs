@@ -97,7 +97,8 @@ fn describe_lists_the_variables_a_task_reads_and_a_missing_required_one_is_named
             && out
                 .stdout
                 .lines()
-                .any(|l| l.trim_start().starts_with("image ") && l.contains("required"))
+                .any(|l| l.trim_start().starts_with("image ")
+                    && l.contains("required unless compose"))
             && out
                 .stdout
                 .lines()
@@ -116,7 +117,7 @@ fn describe_lists_the_variables_a_task_reads_and_a_missing_required_one_is_named
     out.assert_code(2);
     assert!(
         out.stderr
-            .contains("`image` is required but not set (the repository, without a tag)"),
+            .contains("`image` is required but not set (the repository, without a tag); or set `compose` instead"),
         "{}",
         out.stderr
     );

@@ -99,6 +99,8 @@ pub struct Variable {
     pub name: String,
     pub kinds: Vec<Kind>,
     pub required: bool,
+    /// Required only when none of these is set either (`required_unless`).
+    pub unless: Vec<String>,
     pub default: Option<toml::Value>,
     pub doc: String,
 }
@@ -139,6 +141,8 @@ pub enum Problem {
     Missing {
         name: String,
         doc: String,
+        /// Setting one of these instead would do.
+        unless: Vec<String>,
     },
     WrongType {
         name: String,
@@ -155,11 +159,16 @@ pub enum Problem {
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Problem::Missing { name, doc } if doc.is_empty() => {
-                write!(f, "`{name}` is required but not set")
-            }
-            Problem::Missing { name, doc } => {
-                write!(f, "`{name}` is required but not set ({doc})")
+            Problem::Missing { name, doc, unless } => {
+                write!(f, "`{name}` is required but not set")?;
+                if !doc.is_empty() {
+                    write!(f, " ({doc})")?;
+                }
+                if !unless.is_empty() {
+                    let others: Vec<String> = unless.iter().map(|u| format!("`{u}`")).collect();
+                    write!(f, "; or set {} instead", others.join(" or "))?;
+                }
+                Ok(())
             }
             Problem::WrongType {
                 name,
@@ -247,10 +256,13 @@ impl Variables {
                     Some(d) => {
                         vars.insert(v.name.clone(), d.clone());
                     }
-                    None if v.required => problems.push(Problem::Missing {
-                        name: v.name.clone(),
-                        doc: v.doc.clone(),
-                    }),
+                    None if v.required && !v.unless.iter().any(|u| vars.contains_key(u)) => {
+                        problems.push(Problem::Missing {
+                            name: v.name.clone(),
+                            doc: v.doc.clone(),
+                            unless: v.unless.clone(),
+                        })
+                    }
                     None => {}
                 },
                 Some(value) if v.accepts(value) => {}
@@ -286,7 +298,9 @@ impl Variables {
             .max()
             .unwrap_or(0);
         let need = |v: &Variable| {
-            if v.required {
+            if v.required && !v.unless.is_empty() {
+                format!("required unless {}", v.unless.join(" or "))
+            } else if v.required {
                 "required".to_string()
             } else if let Some(d) = &v.default {
                 format!("= {}", short(d))
@@ -351,10 +365,18 @@ fn is_typo(name: &str, declared: &str) -> bool {
 
 fn variable(name: &str, spec: &Map) -> Result<Variable, String> {
     for key in spec.keys() {
-        if !["type", "required", "default_value", "doc"].contains(&key.as_str()) {
+        if ![
+            "type",
+            "required",
+            "required_unless",
+            "default_value",
+            "doc",
+        ]
+        .contains(&key.as_str())
+        {
             return Err(format!(
                 "`{CONSTANT}.{name}` has an unknown field `{key}`; the fields are type, required, \
-                 default_value and doc"
+                 required_unless, default_value and doc"
             ));
         }
     }
@@ -390,18 +412,40 @@ fn variable(name: &str, spec: &Map) -> Result<Variable, String> {
             .as_bool()
             .map_err(|_| format!("`{CONSTANT}.{name}.required` must be true or false"))?,
     };
+    let unless: Vec<String> = match spec.get("required_unless") {
+        None => Vec::new(),
+        Some(u) if u.is_string() => vec![u.to_string()],
+        Some(u) => u
+            .clone()
+            .into_array()
+            .ok()
+            .filter(|a| !a.is_empty() && a.iter().all(|x| x.is_string()))
+            .map(|a| a.iter().map(|x| x.to_string()).collect())
+            .ok_or_else(|| {
+                format!(
+                    "`{CONSTANT}.{name}.required_unless` must name a variable, or be an array of names"
+                )
+            })?,
+    };
+    if required && !unless.is_empty() {
+        return Err(format!(
+            "`{CONSTANT}.{name}` has both required and required_unless; required_unless alone says it"
+        ));
+    }
+    let required = required || !unless.is_empty();
     let doc = spec.get("doc").map(|d| d.to_string()).unwrap_or_default();
     let mut v = Variable {
         name: name.to_string(),
         kinds,
         required,
+        unless,
         default: None,
         doc,
     };
     if let Some(d) = spec.get("default_value") {
         if required {
             return Err(format!(
-                "`{CONSTANT}.{name}` is required and has a default_value; it can be only one of them"
+                "`{CONSTANT}.{name}` is required (or required_unless) and has a default_value; it can be only one of them"
             ));
         }
         let value = toml_value(d).ok_or_else(|| {
@@ -553,7 +597,8 @@ fn deploy(tag) { vars.image }
                 },
                 Problem::Missing {
                     name: "image".into(),
-                    doc: "repository; without a tag".into()
+                    doc: "repository; without a tag".into(),
+                    unless: Vec::new(),
                 },
                 Problem::WrongType {
                     name: "keep".into(),
@@ -590,5 +635,32 @@ fn deploy(tag) { vars.image }
         assert!(!is_typo("image_tag", "image"));
         assert!(!is_typo("keys", "kept"));
         assert!(!is_typo("node_env", "network"));
+    }
+
+    #[test]
+    fn required_unless_another_is_set() {
+        let parse = |text: &str| Variables::from_source(&Engine::new(), text, "r.rhai");
+        let v = parse(
+            "const VARIABLES = #{ image: #{ type: \"string\", required_unless: \"compose\", doc: \"repo\" }, \
+             compose: #{ type: \"string\" } };",
+        )
+        .unwrap()
+        .unwrap();
+        let mut none = table("");
+        let problems = v.apply(&mut none, &[], &["image", "compose"]);
+        assert_eq!(
+            problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            ["`image` is required but not set (repo); or set `compose` instead"]
+        );
+        let mut compose = table("compose = \"c.yaml\"");
+        assert!(v.apply(&mut compose, &[], &["image", "compose"]).is_empty());
+        assert!(v
+            .describe()
+            .iter()
+            .any(|l| l.contains("required unless compose")));
+        assert!(
+            parse("const VARIABLES = #{ a: #{ required: true, required_unless: \"b\" } };")
+                .is_err()
+        );
     }
 }
