@@ -586,3 +586,47 @@ fn a_bundle_load_then_deploy_needs_no_network() {
     assert_eq!(running(&lab, 0, "shop", "web"), lab.image_id(0, &v1));
     lab.assert_offline(0);
 }
+
+#[test]
+fn a_project_rigs_cannot_release_safely_fails_with_what_to_do() {
+    let lab = DockerLab::start(1, Engine::Modern);
+    let deploy = |p: Project| p.args(["env:lab", "deploy:v1"]).timeout(120).run();
+
+    // A variable the compose file uses that nothing sets: Compose would only warn.
+    let p = shop(&lab, 1, "").file(
+        "deploy/compose.yaml",
+        &COMPOSE.replace("${API_KEY:-none}", "${API_KEY}"),
+    );
+    let out = deploy(p);
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains("uses ${API_KEY} but nothing sets it: add it to compose_env"),
+        "{}",
+        out.stderr
+    );
+
+    // Data in the revision folder would be lost with the next release.
+    let p = shop(&lab, 1, "").file(
+        "deploy/compose.yaml",
+        &COMPOSE.replace(
+            "    restart: unless-stopped\n  worker:",
+            "    restart: unless-stopped\n    volumes: [\"./data:/data\"]\n  worker:",
+        ),
+    );
+    let out = deploy(p);
+    out.assert_code(1);
+    assert!(out.stderr.contains("mounts `./data`"), "{}", out.stderr);
+    assert!(out.stderr.contains("use a named volume"), "{}", out.stderr);
+
+    // A role naming a service the file does not have.
+    let out = deploy(shop(&lab, 1, "compose_services = [\"wbe\"]\n"));
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains("service `wbe` is not in deploy/compose.yaml (it has web, worker)"),
+        "{}",
+        out.stderr
+    );
+    assert!(lab.containers(0, "shop").is_empty());
+}

@@ -97,16 +97,16 @@ pub fn prepare(d: &DockerCall, o: &Options, files: &Dynamic) -> Fallible<Dynamic
         ),
     );
     write_env(d, &rev, env)?;
-    write_meta(d, &rev)?;
     if !d.dry_run()? {
-        check_config(d, &rev)?;
-        rev.references = references(d, &rev, &vars)?;
-        write_meta(d, &rev)?;
+        rev.references = load_on_host(d, &rev, &vars)?;
     }
+    write_meta(d, &rev)?;
     Ok(rev.to_script())
 }
 
 const PREPARE_NAME: &str = "compose::prepare";
+/// Ends the warnings of `config --quiet` on stderr, with its exit code.
+const CONFIG_EXIT: &str = "rigs-compose-config-exit";
 
 /// `files` as a list of paths: a string or an array of strings.
 fn file_list(d: &DockerCall, files: &Dynamic) -> Fallible<Vec<String>> {
@@ -168,25 +168,48 @@ fn env_text(
     Ok((text, vars.into_iter().collect()))
 }
 
-/// Service => the image it runs: the host's merged model, uninterpolated (so that it prints
-/// no value), with the `image` strings filled in from the variables of the `.env`.
-fn references(
+/// Has the host's Compose load the revision, in one round trip: `config --quiet` (a variable
+/// the files use that nothing set is an error here, where Compose only warns and uses ""), then
+/// the merged model *uninterpolated*, so that it prints no value. Returns service => the image
+/// it runs, the model's `image` strings filled in from the variables of the `.env`.
+fn load_on_host(
     d: &DockerCall,
     rev: &Revision,
     vars: &BTreeMap<String, String>,
 ) -> Fallible<BTreeMap<String, String>> {
-    let mut args = rev.flags();
-    args.extend(
-        [
-            "config",
-            "--no-interpolate",
-            "--no-path-resolution",
-            "--format",
-            "json",
-        ]
-        .map(String::from),
+    let flags = rev
+        .flags()
+        .iter()
+        .map(|a| quote(a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let line = format!(
+        "docker {flags} config --quiet; rc=$?; echo \"{CONFIG_EXIT} $rc\" >&2; [ $rc = 0 ] || exit $rc; \
+         docker {flags} config --no-interpolate --no-path-resolution --format json"
     );
-    let r = d.run(&args, None, Shown::Query, false)?;
+    let r = d.script(&line, None, None, Shown::Query, true)?;
+    let (warnings, _) = r.stderr.split_once(CONFIG_EXIT).unwrap_or((&r.stderr, ""));
+    if !r.ok() {
+        let reason = warnings
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("(no message)")
+            .trim();
+        return Err(d.failure(format!(
+            "the host's Compose does not accept revision {} of {}: {reason}",
+            rev.revision, rev.project
+        )));
+    }
+    let unset = unset_variables(warnings);
+    if !unset.is_empty() {
+        return Err(d.failure(format!(
+            "the compose file uses {} but nothing sets {}: add {} to compose_env (or compose_secrets) in the inventory",
+            unset.iter().map(|v| format!("${{{v}}}")).collect::<Vec<_>>().join(", "),
+            if unset.len() == 1 { "it" } else { "them" },
+            if unset.len() == 1 { "it" } else { "them" },
+        )));
+    }
     let model: serde_json::Value = serde_json::from_str(&r.stdout)
         .map_err(|e| d.fail(format!("unexpected output from docker compose config: {e}")))?;
     for (service, config) in model["services"].as_object().into_iter().flatten() {
@@ -302,37 +325,6 @@ fn write_meta(d: &DockerCall, rev: &Revision) -> Fallible<()> {
     write_file(d, rev, META, rev.json() + "\n", Shown::Query)
 }
 
-/// Has the host's Compose load the revision: a variable nobody set is an error here, where
-/// Compose only warns and uses "".
-fn check_config(d: &DockerCall, rev: &Revision) -> Fallible<()> {
-    let mut args = rev.flags();
-    args.extend(["config".into(), "--quiet".into()]);
-    let r = d.run(&args, None, Shown::Query, true)?;
-    if !r.ok() {
-        let reason = r
-            .stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("(no message)")
-            .trim();
-        return Err(d.failure(format!(
-            "the host's Compose does not accept revision {} of {}: {reason}",
-            rev.revision, rev.project
-        )));
-    }
-    let unset = unset_variables(&r.stderr);
-    if !unset.is_empty() {
-        return Err(d.failure(format!(
-            "the compose file uses {} but nothing sets {}: add {} to compose_env (or compose_secrets) in the inventory",
-            unset.iter().map(|v| format!("${{{v}}}")).collect::<Vec<_>>().join(", "),
-            if unset.len() == 1 { "it" } else { "them" },
-            if unset.len() == 1 { "it" } else { "them" },
-        )));
-    }
-    Ok(())
-}
-
 /// The names in Compose's `The "X" variable is not set` warnings.
 fn unset_variables(stderr: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -430,22 +422,50 @@ pub fn pin(d: &DockerCall, o: &Options, mut rev: Revision) -> Fallible<Revision>
         .collect();
     let text =
         serde_json::to_string_pretty(&serde_json::json!({ "services": pins })).unwrap_or_default();
-    write_file(d, &rev, PINS, text + "\n", Shown::Query)?;
-    write_meta(d, &rev)?;
+    // One round trip: the pins (image IDs, nothing secret) on the line, the record on stdin.
+    let dir = quote(&rev.dir);
+    let line = format!(
+        "umask 077 && printf '%s\\n' {pins} > {dir}/{PINS}.tmp && mv -f {dir}/{PINS}.tmp {dir}/{PINS} && \
+         cat > {dir}/{META}.tmp && mv -f {dir}/{META}.tmp {dir}/{META}",
+        pins = quote(&text)
+    );
+    let display = format!(
+        "cat > {dir}/{PINS}  # {} services pinned by image ID",
+        rev.images.len()
+    );
+    let r = d.script(
+        &line,
+        Some(rev.json() + "\n"),
+        Some(display),
+        Shown::Query,
+        false,
+    )?;
+    if !r.ok() {
+        return Err(d.script_failed("writing the revision's pins", &r));
+    }
     Ok(rev)
 }
 
 pub fn activate(d: &DockerCall, mut rev: Revision) -> Fallible<()> {
     rev.activated = true;
-    write_meta(d, &rev)?;
     let link = format!("revisions/{}", rev.revision);
+    let dir = quote(&rev.dir);
+    // The record first, then the link: `current` never points at a revision not marked released.
     let line = format!(
-        "cd -- {root} && ln -sfn {link} .current.rigs && {{ mv -f -T .current.rigs current 2>/dev/null || {{ rm -f .current.rigs && ln -sfn {link} current; }}; }}",
+        "umask 077 && cat > {dir}/{META}.tmp && mv -f {dir}/{META}.tmp {dir}/{META} && \
+         cd -- {root} && ln -sfn {link} .current.rigs && \
+         {{ mv -f -T .current.rigs current 2>/dev/null || {{ rm -f .current.rigs && ln -sfn {link} current; }}; }}",
         root = quote(&rev.root),
         link = quote(&link)
     );
     let display = format!("ln -sfn {} {}/current", quote(&link), quote(&rev.root));
-    let r = d.script(&line, None, Some(display), Shown::Change, false)?;
+    let r = d.script(
+        &line,
+        Some(rev.json() + "\n"),
+        Some(display),
+        Shown::Change,
+        false,
+    )?;
     if !r.ok() {
         return Err(d.script_failed("pointing `current` at the new revision", &r));
     }
@@ -543,7 +563,12 @@ pub fn prune(d: &DockerCall, o: &Options, project: &str) -> Fallible<Array> {
         },
     };
     let all = revisions(d, o, project)?;
-    if all.is_empty() || d.dry_run()? {
+    if d.dry_run()? {
+        return Ok(Array::new());
+    }
+    let released = all.iter().filter(|r| r.activated || r.current).count();
+    if released <= keep && released == all.len() {
+        // Nothing to drop: no need to ask what containers use.
         return Ok(Array::new());
     }
     let usage = in_use(d, o, project)?;

@@ -171,7 +171,7 @@ fn log_tail(d: &DockerCall, rev: &Revision, service: &str) -> Fallible<String> {
         .map(String::from),
     );
     let r = d.run(&args, None, Shown::Query, true)?;
-    let text = format!("{}{}", r.stdout, r.stderr);
+    let text = without_csi(&format!("{}{}", r.stdout, r.stderr));
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     if lines.is_empty() {
         return Ok("; its log is empty".into());
@@ -184,6 +184,26 @@ fn log_tail(d: &DockerCall, rev: &Revision, service: &str) -> Fallible<String> {
             .collect::<Vec<_>>()
             .join("\n")
     ))
+}
+
+/// `text` without terminal control sequences (`ESC [ ... letter`): `docker compose logs`
+/// clears each line before writing it even into a pipe, and an error message has no use for it.
+fn without_csi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for f in chars.by_ref() {
+                if ('@'..='~').contains(&f) {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// One container as `docker inspect` saw it at one moment.
@@ -330,6 +350,15 @@ pub fn exec(d: &DockerCall, rev: &Revision, service: &str, command: &str) -> Fal
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_lines_lose_terminal_sequences() {
+        assert_eq!(
+            without_csi("\u{1b}[2Kstarting\n\u{1b}[1;31mred\u{1b}[0m"),
+            "starting\nred"
+        );
+        assert_eq!(without_csi("plain"), "plain");
+    }
 
     #[test]
     fn inspect_lines_parse() {
