@@ -104,13 +104,7 @@ fn history(lab: &DockerLab, i: usize) -> Vec<serde_json::Value> {
 }
 
 fn summary(stdout: &str) -> Vec<(String, String, String, String)> {
-    let all = crate::harness::json_events(stdout);
-    let s = all
-        .iter()
-        .rev()
-        .find(|e| e["event"] == "summary")
-        .unwrap_or_else(|| panic!("no summary in {stdout}"));
-    crate::harness::summary_hosts(s)
+    crate::harness::run_summary(stdout)
 }
 
 #[test]

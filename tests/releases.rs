@@ -43,13 +43,7 @@ fn events(stdout: &str) -> Vec<serde_json::Value> {
 }
 
 fn summary(stdout: &str) -> Vec<(String, String, String, String)> {
-    let all = events(stdout);
-    let s = all
-        .iter()
-        .rev()
-        .find(|e| e["event"] == "summary")
-        .unwrap_or_else(|| panic!("no summary in {stdout}"));
-    crate::harness::summary_hosts(s)
+    crate::harness::run_summary(stdout)
 }
 
 /// The info file of host `i`'s deploy lock.

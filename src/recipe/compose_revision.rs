@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rhai::{Array, Dynamic};
 
 use super::compose::{base_dir, default_project, valid_project, Pin, Revision, META, PINS};
-use super::docker_call::{DockerCall, Shown};
+use super::docker_call::{last_line, DockerCall, Shown};
 use super::scope::Level;
 use super::spec::Options;
 use super::toolkit::Fallible;
@@ -190,12 +190,7 @@ fn load_on_host(
     let r = d.script(&line, None, None, Shown::Query, true)?;
     let (warnings, _) = r.stderr.split_once(CONFIG_EXIT).unwrap_or((&r.stderr, ""));
     if !r.ok() {
-        let reason = warnings
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("(no message)")
-            .trim();
+        let reason = last_line(warnings);
         return Err(d.failure(format!(
             "the host's Compose does not accept revision {} of {}: {reason}",
             rev.revision, rev.project

@@ -10,7 +10,7 @@
 use rhai::{Array, Dynamic, Map};
 
 use super::compose::Revision;
-use super::docker_call::{DockerCall, Shown};
+use super::docker_call::{last_line, DockerCall, Shown};
 use super::spec::Options;
 use super::toolkit::Fallible;
 use crate::quote::quote;
@@ -99,14 +99,6 @@ fn shown_version(rev: &Revision) -> &str {
     } else {
         &rev.version
     }
-}
-
-fn last_line(text: &str) -> &str {
-    text.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("(no message)")
-        .trim()
 }
 
 fn field(m: &Map, key: &str) -> String {

@@ -137,13 +137,7 @@ impl<'a> DockerCall<'a> {
 
     /// The error for a script line that failed: what it was doing, and its last message.
     pub fn script_failed(&self, doing: &str, result: &CommandResult) -> Box<EvalAltResult> {
-        let reason = result
-            .stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("(no message)")
-            .trim();
+        let reason = last_line(&result.stderr);
         self.failure(format!("{doing} failed (exit {}): {reason}", result.code))
     }
 
@@ -159,15 +153,8 @@ impl<'a> DockerCall<'a> {
             "docker {}",
             args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
         );
-        let reason = result
-            .stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("(no message)")
-            .trim();
-        self.failed.set(self.allow_fail);
-        self.fail(format!("`{line}` failed (exit {}): {reason}", result.code))
+        let reason = last_line(&result.stderr);
+        self.failure(format!("`{line}` failed (exit {}): {reason}", result.code))
     }
 
     /// One JSON object per line (docker's `--format '{{json .}}'`) as an array of maps.
@@ -181,6 +168,15 @@ impl<'a> DockerCall<'a> {
             })
             .collect()
     }
+}
+
+/// The last line of a command's message that says something: what a failure reports.
+pub fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(no message)")
+        .trim()
 }
 
 /// Owned strings of `values`, for an argument list.

@@ -64,6 +64,18 @@ pub fn summary_hosts(summary: &serde_json::Value) -> Vec<(String, String, String
         .collect()
 }
 
+/// `summary_hosts` of the last `summary` event of a `--output json` run's stdout.
+#[track_caller]
+pub fn run_summary(stdout: &str) -> Vec<(String, String, String, String)> {
+    let all = json_events(stdout);
+    let s = all
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary in {stdout}"));
+    summary_hosts(s)
+}
+
 /// The events of a `--output json` run's stdout, in order. Every line must be one JSON object:
 /// anything else on stdout fails the test, with the line shown.
 #[track_caller]

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
 use super::load::{stream_failure, Load};
-use super::{rate, Delivery, ShipOptions, Shipped};
+use super::{not_as_sent, rate, Delivery, ShipOptions, Shipped};
 use crate::quote::quote;
 use crate::report::Total;
 use crate::ship::remote::{self, LoadReply};
@@ -132,22 +132,7 @@ impl Delivery<'_> {
                 LoadReply::Loaded(loaded) => {
                     let loaded = loaded.first().cloned().unwrap_or_default();
                     if !loaded.is(&image.id, &image.created, &image.diff_ids) {
-                        return Err(ShipError::failed(format!(
-                            "after loading, the host has {reference} as {}, the controller as {} ({} layers, built {})",
-                            if loaded.id.is_empty() {
-                                "nothing".to_string()
-                            } else {
-                                format!(
-                                    "{} ({} layers, built {})",
-                                    loaded.id,
-                                    loaded.layers.len(),
-                                    loaded.created
-                                )
-                            },
-                            image.id,
-                            image.diff_ids.len(),
-                            image.created
-                        )));
+                        return Err(not_as_sent("after loading", reference, &loaded, &image));
                     }
                     let sent_as = state.choices.describe(compression);
                     self.to.info(&format!(

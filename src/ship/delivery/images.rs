@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use super::image::short;
 use super::load::{stream_failure, Load};
-use super::{rate, Delivery, ShipOptions, Shipped};
+use super::{not_as_sent, rate, Delivery, ShipOptions, Shipped};
 use crate::quote::quote;
 use crate::report::Total;
 use crate::ship::remote::{HostImages, LoadReply};
@@ -260,23 +260,12 @@ impl Delivery<'_> {
                     for (i, image) in images.iter().enumerate() {
                         let got = loaded.get(i).cloned().unwrap_or_default();
                         if !got.is(&image.id, &image.created, &image.diff_ids) {
-                            return Err(ShipError::failed(format!(
-                                "after loading {count} images, the host has {} as {}, the controller as {} ({} layers, built {})",
-                                image.reference,
-                                if got.id.is_empty() {
-                                    "nothing".to_string()
-                                } else {
-                                    format!(
-                                        "{} ({} layers, built {})",
-                                        got.id,
-                                        got.layers.len(),
-                                        got.created
-                                    )
-                                },
-                                image.id,
-                                image.diff_ids.len(),
-                                image.created
-                            )));
+                            return Err(not_as_sent(
+                                &format!("after loading {count} images"),
+                                &image.reference,
+                                &got,
+                                image,
+                            ));
                         }
                     }
                     let sent_as = state.choices.describe(compression);

@@ -107,3 +107,28 @@ fn rate(bytes: u64, took: Duration) -> String {
     }
     format!(", {}/s", crate::report::bytes((bytes as f64 / secs) as u64))
 }
+
+/// The error when what the host loaded as `reference` is not the controller's `image`.
+fn not_as_sent(
+    after: &str,
+    reference: &str,
+    got: &remote::HostImage,
+    image: &super::ImageInfo,
+) -> ShipError {
+    let host_has = if got.id.is_empty() {
+        "nothing".to_string()
+    } else {
+        format!(
+            "{} ({} layers, built {})",
+            got.id,
+            got.layers.len(),
+            got.created
+        )
+    };
+    ShipError::failed(format!(
+        "{after}, the host has {reference} as {host_has}, the controller as {} ({} layers, built {})",
+        image.id,
+        image.diff_ids.len(),
+        image.created
+    ))
+}
