@@ -360,7 +360,14 @@ fn an_airgapped_host_gets_every_image_in_one_stream() {
     let app = lab.image();
     let out = p.clone().args(["env:lab", "deploy:v1"]).timeout(240).run();
     out.assert_code(0);
-    assert!(out.stderr.contains("[h2]"), "{}", out.stderr);
+    // One stream for both images (the worker is the base with a command of its own): the
+    // base layer they share travels once.
+    assert!(
+        out.stderr.contains("[h2] loaded 2 images: ")
+            && out.stderr.contains("(2 of 2 layers sent as"),
+        "{}",
+        out.stderr
+    );
     lab.assert_image_as_on_controller(1, &format!("{app}:v1"));
     lab.assert_image_as_on_controller(1, &format!("{}/worker:1", lab.registry()));
     assert_eq!(
@@ -375,6 +382,11 @@ fn an_airgapped_host_gets_every_image_in_one_stream() {
         .timeout(240)
         .run();
     out.assert_code(0);
+    assert!(
+        out.stderr.contains("already on the host") && out.stderr.contains("1 of 2 layers sent as"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(
         running(&lab, 1, "shop", "web"),
         lab.image_id(1, &format!("{app}:v2"))
