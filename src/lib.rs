@@ -16,6 +16,8 @@ pub mod glob;
 pub mod hex;
 pub mod history;
 pub mod host_count;
+pub mod import;
+pub mod init;
 pub mod inventory;
 pub mod plan;
 pub mod quote;
@@ -65,6 +67,12 @@ fn execute(config: &Config) -> Result<i32> {
         Action::Run(run) => return run_plan(config, run, cancel),
         Action::Completions(shell) => return stdout(&cli::completions(*shell)),
         Action::Man => return stdout(&cli::man()?),
+        Action::Init(options) => init::init(options)?,
+        Action::InventoryImport(request) => {
+            let printed = init::import::run(request)?;
+            console::write(StreamKind::Stderr, printed.stderr.as_bytes());
+            printed.stdout
+        }
         Action::List => Recipes::load(config.recipes.as_deref(), cancel)?.list_text(),
         Action::Describe(name) => {
             Recipes::load(config.recipes.as_deref(), cancel)?.describe(name)?
@@ -165,6 +173,7 @@ fn run_plan(config: &Config, run: &cli::Run, cancel: Cancel) -> Result<i32> {
     }
     let credentials = Credentials::gather(config.ask(), plan.hosts(), &masker)?;
     let history = plan.history();
+    let checks = plan.checks();
     let Plan {
         steps,
         recipes,
@@ -191,6 +200,9 @@ fn run_plan(config: &Config, run: &cli::Run, cancel: Cancel) -> Result<i32> {
     let outcome = runner.run(steps);
     if let Some(filter) = history {
         reporter.history(&runner.history_rows(), &filter.nothing_found());
+    }
+    if checks {
+        reporter.check(&runner.check_rows(), &outcome.hosts);
     }
     reporter.summary(&outcome.hosts, outcome.interrupted);
     Ok(outcome.exit_code())

@@ -5,6 +5,7 @@
 mod harness;
 
 mod bundle_compose;
+mod check;
 mod cli;
 mod compose;
 mod docker;
@@ -13,6 +14,7 @@ mod files;
 mod health;
 mod history;
 mod host_keys;
+mod init;
 mod interrupt;
 mod inventory_errors;
 mod lab;

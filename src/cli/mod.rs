@@ -25,10 +25,15 @@ use crate::task_call::TaskCall;
     long_about = "Run Rhai recipes on groups of hosts over SSH, in parallel.\n\n\
         Tasks run left to right; `env:NAME` selects an environment of the inventory for the tasks \
         after it. `deploy:1.2.3` passes \"1.2.3\" to task `deploy`; `deploy:tag=1.2.3,force=yes` \
-        passes by name; `\\,` escapes a comma.",
+        passes by name; `\\,` escapes a comma.\n\n\
+        `rigs init [DIR]` writes a new project (recipes, inventory, CI workflow) and never \
+        replaces a file without --force; `rigs inventory import ansible|kamal FILE|-` converts \
+        an Ansible inventory or a Kamal deploy.yml into a rigs inventory.",
     after_help = "Examples:\n  rigs --list\n  rigs env:staging deploy:1.2.3\n  \
         rigs -H web-1,web-2 -- docker ps\n  rigs env:production --dry-run deploy:1.2.3\n  \
-        rigs completions bash > /etc/bash_completion.d/rigs",
+        rigs completions bash > /etc/bash_completion.d/rigs\n  \
+        rigs init --image registry.example.com/shop --hosts web-1,web-2\n  \
+        rigs inventory import ansible hosts.yml -o inventory/hosts.toml",
     max_term_width = 100
 )]
 pub struct Cli {
@@ -58,7 +63,8 @@ pub struct Cli {
     )]
     pub inventory: Option<PathBuf>,
 
-    /// Hosts to run on (inventory names or [user@]host[:port]), comma-separated
+    /// Hosts to run on (inventory names or [user@]host[:port]), comma-separated; with `init`,
+    /// the staging hosts to write
     #[arg(
         short = 'H',
         long = "hosts",
@@ -278,6 +284,25 @@ pub struct Cli {
     /// override files; `--set KEY=VALUE` gives its interpolation variables)
     #[arg(long = "compose", value_name = "FILE", help_heading = "Bundles")]
     pub compose: Vec<String>,
+
+    /// `init`: the image repository, without a tag, that the new inventory deploys (default
+    /// registry.example.com/app)
+    #[arg(long = "image", value_name = "REPO", help_heading = "Project setup")]
+    pub image: Option<String>,
+
+    /// `init`: replace the files it would otherwise leave alone; `inventory import`: replace the
+    /// --out file
+    #[arg(long = "force", help_heading = "Project setup")]
+    pub force: bool,
+
+    /// `inventory import`: write the TOML to FILE instead of stdout
+    #[arg(
+        short = 'o',
+        long = "out",
+        value_name = "FILE",
+        help_heading = "Project setup"
+    )]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -312,6 +337,38 @@ pub enum Action {
         path: PathBuf,
         dir: PathBuf,
     },
+    /// `init [DIR]`: write a new project.
+    Init(crate::init::Options),
+    /// `inventory import KIND FILE|-`: convert another tool's inventory.
+    InventoryImport(Import),
+}
+
+/// Which other tool's inventory `inventory import` reads.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ImportKind {
+    Ansible,
+    Kamal,
+}
+
+impl ImportKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ImportKind::Ansible => "ansible",
+            ImportKind::Kamal => "kamal",
+        }
+    }
+}
+
+/// `inventory import KIND FILE|- [-o FILE] [--force]`
+#[derive(Debug)]
+pub struct Import {
+    pub kind: ImportKind,
+    /// The file to read; `-` is stdin.
+    pub input: PathBuf,
+    /// Where the TOML goes instead of stdout.
+    pub out: Option<PathBuf>,
+    /// Replace `out` when it exists.
+    pub force: bool,
 }
 
 /// Tasks to run on hosts: the words after the options, then what runs after them.
@@ -451,6 +508,8 @@ impl Config {
             Action::ListHosts
         } else if let Some(action) = words::builtin_command(&cli.tasks)? {
             action
+        } else if let Some(action) = words::setup_command(&cli)? {
+            action
         } else if let Some(action) =
             words::bundle_command(&cli.tasks, cli.compress.as_deref(), &cli.compose)?
         {
@@ -484,6 +543,7 @@ impl Config {
                 "rigs bundle create FILE --compose compose.yaml --set TAG=1.2.3",
             ));
         }
+        setup_options_fit(&cli, &action)?;
         if !matches!(action, Action::Run(_)) && !cli.command.is_empty() {
             return Err(Error::usage(
                 "an ad-hoc command after `--` cannot be combined with this action",
@@ -525,6 +585,46 @@ impl Config {
             command_timeout,
         })
     }
+}
+
+/// `--image`, `--force` and `--out` belong to `init` and `inventory import`; anywhere else they
+/// would be silently ignored, so they are refused. `--dry-run` is refused with `inventory import`,
+/// which changes nothing but its --out file.
+fn setup_options_fit(cli: &Cli, action: &Action) -> Result<()> {
+    let (init, import) = (
+        matches!(action, Action::Init(_)),
+        matches!(action, Action::InventoryImport(_)),
+    );
+    if cli.image.is_some() && !init {
+        return Err(Error::usage_hint(
+            "--image only applies to `rigs init`",
+            "set the image of an existing project in the inventory ([vars] image), or \
+             --set image=REPO for one run",
+        ));
+    }
+    if cli.out.is_some() && !import {
+        return Err(Error::usage_hint(
+            "-o/--out only applies to `rigs inventory import`",
+            "the output style is --output pretty|plain|json",
+        ));
+    }
+    if cli.force && !init && !(import && cli.out.is_some()) {
+        return Err(Error::usage_hint(
+            if import {
+                "--force with `inventory import` replaces the -o FILE, and there is none"
+            } else {
+                "--force only applies to `rigs init` and `rigs inventory import -o FILE`"
+            },
+            "rigs init --force, or rigs inventory import ansible hosts.yml -o FILE --force",
+        ));
+    }
+    if import && cli.dry_run {
+        return Err(Error::usage_hint(
+            "--dry-run does not apply to `inventory import`",
+            "without -o it only prints the converted inventory",
+        ));
+    }
+    Ok(())
 }
 
 /// How argument parsing ended when it did not produce a [`Config`].

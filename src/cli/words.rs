@@ -62,6 +62,97 @@ pub(super) fn builtin_command(words: &[String]) -> Result<Option<Action>> {
     }
 }
 
+const INIT_USAGE: &str =
+    "rigs init [--image REPO] [--hosts HOST,HOST...] [--force] [--dry-run] [DIR]";
+
+const IMPORT_USAGE: &str = "rigs inventory import ansible|kamal FILE|- [-o FILE [--force]]";
+
+/// `rigs init [DIR]` and `rigs inventory import KIND FILE`, recognised only in first place like
+/// the other built-in words, so `rigs env:NAME init` still runs a recipe's task `init`.
+pub(super) fn setup_command(cli: &super::Cli) -> Result<Option<Action>> {
+    let words = &cli.tasks;
+    match words.first().map(String::as_str) {
+        Some("init") => {
+            let dir = match &words[1..] {
+                [] => PathBuf::from("."),
+                [dir] => PathBuf::from(dir),
+                [_, extra, ..] => {
+                    return Err(Error::usage_hint(
+                        format!("`rigs init` takes one folder, and `{extra}` is a second one"),
+                        INIT_USAGE,
+                    ))
+                }
+            };
+            let hosts = crate::init::check_hosts(&cli.hosts)
+                .map_err(|message| Error::usage_hint(message, INIT_USAGE))?;
+            let image = match &cli.image {
+                Some(image) => crate::init::check_image(image)
+                    .map_err(|message| Error::usage_hint(message, INIT_USAGE))?,
+                None => crate::init::DEFAULT_IMAGE.to_string(),
+            };
+            Ok(Some(Action::Init(crate::init::Options {
+                dir,
+                image,
+                hosts,
+                force: cli.force,
+                dry_run: cli.dry_run,
+            })))
+        }
+        Some("inventory") => import_command(&words[1..], cli).map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn import_command(args: &[String], cli: &super::Cli) -> Result<Action> {
+    let usage = |message: String| Error::usage_hint(message, IMPORT_USAGE);
+    let (kind, input) = match args {
+        [] => return Err(usage("`rigs inventory` needs a command".into())),
+        [sub, ..] if sub != "import" => {
+            return Err(usage(format!(
+                "unknown inventory command `{sub}` (expected import)"
+            )))
+        }
+        [_] => {
+            return Err(usage(
+                "`inventory import` needs the kind of inventory (ansible or kamal) and a file"
+                    .into(),
+            ))
+        }
+        [_, kind, rest @ ..] => {
+            let kind = match kind.to_ascii_lowercase().as_str() {
+                "ansible" => super::ImportKind::Ansible,
+                "kamal" => super::ImportKind::Kamal,
+                _ => {
+                    return Err(usage(format!(
+                        "unknown inventory kind `{kind}`: rigs imports `ansible` (an INI or YAML \
+                         inventory) and `kamal` (config/deploy.yml)"
+                    )))
+                }
+            };
+            match rest {
+                [input] => (kind, PathBuf::from(input)),
+                [] => {
+                    return Err(usage(format!(
+                        "`inventory import {}` needs the file to read (`-` reads stdin)",
+                        kind.name()
+                    )))
+                }
+                [_, extra, ..] => {
+                    return Err(usage(format!(
+                        "`inventory import` reads one file, and `{extra}` is a second one"
+                    )))
+                }
+            }
+        }
+    };
+    Ok(Action::InventoryImport(super::Import {
+        kind,
+        input,
+        out: cli.out.clone(),
+        force: cli.force,
+    }))
+}
+
 const BUNDLE_USAGE: &str = "rigs [--compress zstd|gzip|none] bundle create FILE IMAGE...\n  \
      rigs bundle create FILE --compose compose.yaml [--set KEY=VALUE...] [IMAGE...]\n  \
      rigs bundle verify FILE\n  rigs bundle extract FILE DIR\n  \
@@ -209,6 +300,103 @@ mod tests {
         assert!(
             message(&["--set", "TAG=1", "bundle", "create", "a", "x:1"]).contains("no --compose")
         );
+    }
+
+    #[test]
+    fn init_takes_a_folder_an_image_and_hosts() {
+        match parse(&["init"]).unwrap().action {
+            Action::Init(o) => {
+                assert_eq!(o.dir, PathBuf::from("."));
+                assert_eq!(o.image, crate::init::DEFAULT_IMAGE);
+                assert!(o.hosts.is_empty() && !o.force && !o.dry_run);
+            }
+            other => panic!("{other:?}"),
+        }
+        let args = [
+            "init",
+            "shop",
+            "--image",
+            "registry.example.com/shop",
+            "--hosts",
+            "web-1,web-2",
+            "--force",
+        ];
+        match parse(&args).unwrap().action {
+            Action::Init(o) => {
+                assert_eq!(o.dir, PathBuf::from("shop"));
+                assert_eq!(o.image, "registry.example.com/shop");
+                assert_eq!(o.hosts, ["web-1", "web-2"]);
+                assert!(o.force);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["env:staging", "init"]).unwrap().action,
+            Action::Run(_)
+        ));
+    }
+
+    #[test]
+    fn bad_init_commands_say_how_to_write_them() {
+        assert!(message(&["init", "a", "b"]).contains("`b` is a second one"));
+        assert!(message(&["init", "--hosts", "a,,b"]).contains("empty host name"));
+        assert!(message(&["init", "--hosts", "root@a"]).contains("bare host name"));
+        assert!(message(&["init", "--image", "shop:1.0"]).contains("without a tag"));
+        assert!(message(&["init", "-o", "x"]).contains("only applies to `rigs inventory import`"));
+        assert!(message(&["init", "--", "ls"]).contains("cannot be combined"));
+        assert!(message(&["--image", "a/b", "env:x", "deploy"]).contains("only applies"));
+        assert!(message(&["--force", "env:x", "deploy"]).contains("only applies"));
+    }
+
+    #[test]
+    fn inventory_import_takes_a_kind_and_a_file() {
+        let args = ["inventory", "import", "ansible", "hosts.yml"];
+        match parse(&args).unwrap().action {
+            Action::InventoryImport(i) => {
+                assert_eq!(i.kind, super::super::ImportKind::Ansible);
+                assert_eq!(i.input, PathBuf::from("hosts.yml"));
+                assert_eq!(i.out, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        let args = [
+            "inventory",
+            "import",
+            "Kamal",
+            "-",
+            "-o",
+            "inv.toml",
+            "--force",
+        ];
+        match parse(&args).unwrap().action {
+            Action::InventoryImport(i) => {
+                assert_eq!(i.kind, super::super::ImportKind::Kamal);
+                assert_eq!(i.input, PathBuf::from("-"));
+                assert_eq!(i.out, Some(PathBuf::from("inv.toml")));
+                assert!(i.force);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_inventory_imports_say_how_to_write_them() {
+        assert!(message(&["inventory"]).contains("needs a command"));
+        assert!(message(&["inventory", "export"]).contains("unknown inventory command `export`"));
+        assert!(message(&["inventory", "import"]).contains("ansible or kamal"));
+        let unknown = message(&["inventory", "import", "chef", "x"]);
+        assert!(
+            unknown.contains("`chef`")
+                && unknown.contains("`ansible`")
+                && unknown.contains("`kamal`"),
+            "{unknown}"
+        );
+        assert!(message(&["inventory", "import", "ansible"]).contains("needs the file"));
+        assert!(message(&["inventory", "import", "ansible", "a", "b"]).contains("one file"));
+        assert!(
+            message(&["inventory", "import", "ansible", "a", "--force"]).contains("there is none")
+        );
+        assert!(message(&["inventory", "import", "ansible", "a", "-n"]).contains("--dry-run"));
     }
 
     #[test]

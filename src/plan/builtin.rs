@@ -1,7 +1,7 @@
-//! The tasks built into rigs: `history[:TASK]` and `lock:status|release`.
+//! The tasks built into rigs: `history[:TASK]`, `lock:status|release` and `check`.
 //!
 //! They run on hosts like tasks, but their work is rigs' own. A recipe may define its own
-//! `history`, which then wins; `lock` is always rigs'.
+//! `history` or `check`, which then wins; `lock` is always rigs'.
 
 use crate::error::{Error, Result};
 use crate::history::Filter;
@@ -25,6 +25,15 @@ pub(super) fn work(call: &TaskCall, recipes: &Recipes, history: Filter) -> Resul
                     )),
                 };
             Ok(Some(Work::History(Filter { task, ..history })))
+        }
+        "check" if recipes.task("check").is_err() => {
+            if !call.args.is_empty() {
+                return Err(Error::usage_hint(
+                    format!("`{call}`: check takes no arguments"),
+                    "rigs env:NAME check tells whether a deploy would work on the environment's hosts",
+                ));
+            }
+            Ok(Some(Work::Check))
         }
         "lock" => {
             let action = match call.single_value() {

@@ -180,6 +180,11 @@ impl Plan {
     }
 
     /// The filter of `history`, when a step shows the history: its table follows the run.
+    /// Whether a step is `check`, whose answers end the run with a table.
+    pub fn checks(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s.work, Work::Check))
+    }
+
     pub fn history(&self) -> Option<Filter> {
         self.steps.iter().find_map(|s| match &s.work {
             Work::History(filter) => Some(filter.clone()),

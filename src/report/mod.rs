@@ -11,6 +11,7 @@
 
 mod bar_terminal;
 pub mod bundle;
+mod check_table;
 pub mod console;
 mod escape;
 pub mod exit;
@@ -29,6 +30,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use bar_terminal::BarTerminal;
+pub use check_table::Readiness;
 pub use escape::{escape, escape_lines};
 pub use host_outcome::{Fault, HostOutcome, HostStatus};
 pub use output_mode::OutputMode;
@@ -533,6 +535,27 @@ impl Reporter {
                     })
                     .collect();
                 let table = history_table::table(&masked);
+                self.line(StreamKind::Stdout, table.trim_end_matches('\n'));
+            }
+        }
+    }
+
+    /// `rigs env:NAME check`: a `check` event per host in JSON, else the table on stdout and
+    /// what to do about each problem.
+    pub fn check(&self, answers: &[Readiness], hosts: &[HostSummary]) {
+        let rows = check_table::rows(answers, hosts);
+        match self.mode {
+            OutputMode::Json => {
+                for row in &rows {
+                    let mut event = serde_json::to_value(row).unwrap_or_default();
+                    event["event"] = "check".into();
+                    self.masker.mask_json(&mut event);
+                    self.json(event);
+                }
+            }
+            _ => {
+                let table = check_table::table(&rows);
+                let table = self.masker.mask(&table).into_owned();
                 self.line(StreamKind::Stdout, table.trim_end_matches('\n'));
             }
         }

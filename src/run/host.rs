@@ -108,6 +108,7 @@ pub fn run_step(shared: &Arc<Shared>, step: &Arc<Step>, index: usize) -> StepRes
     let result: Result<(), Stop> = match &step.work {
         Work::History(filter) => history_work(shared, &ops, filter),
         Work::Lock(action) => lock_work(ops.as_ref(), *action),
+        Work::Check => check_work(shared, ops.as_ref(), host),
         Work::BundleLoad(path) => {
             match Delivery::new(&scope, &shared.ships).bundle(path, &Default::default()) {
                 Ok(_) => Ok(()),
@@ -214,7 +215,7 @@ fn history_entry(
             vec![path.display().to_string()],
             false,
         ),
-        Work::History(_) | Work::Lock(_) => return None,
+        Work::History(_) | Work::Lock(_) | Work::Check => return None,
     };
     Some(HistoryEntry {
         time: crate::time::now(),
@@ -290,6 +291,55 @@ fn history_work(shared: &Shared, ops: &HostRunner, filter: &Filter) -> Result<()
         .expect("history rows")
         .extend(entries);
     Ok(())
+}
+
+/// `check` on one host: its answers for the table, its note, and a failure listing what to do
+/// when it is not ready.
+fn check_work(shared: &Shared, ops: &HostRunner, host: &Host) -> Result<(), Stop> {
+    use super::{check, lock};
+    let flag = |key: &str| {
+        host.vars
+            .get(key)
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+    };
+    let expect = check::Expect {
+        host: &host.name,
+        registry: check::registry_of(&host.vars),
+        airgapped: flag("airgapped"),
+        compose: host.vars.contains_key("compose"),
+        sudo: shared.settings.sudo_adhoc || shared.settings.sudo_password.is_some(),
+    };
+    let probe = check::probe(expect.registry.as_deref().filter(|_| !expect.airgapped));
+    let before = check::now();
+    let r = ops.command(&probe, &super::host_runner::query(), false)?;
+    let midpoint = (before + check::now()) / 2.0;
+    let held = ops.command(
+        &lock::status_command(),
+        &CommandOptions::bookkeeping(),
+        false,
+    )?;
+    let holder = lock::Status::parse(&held.stdout)
+        .holder
+        .map(|info| lock::describe(&info));
+    let compose = check::compose_part(&r.stdout);
+    let readiness = check::judge(&expect, &r.stdout, (0, &compose), midpoint, holder);
+    ops.note(&check::note(&readiness));
+    let problems = readiness.problems.clone();
+    shared
+        .check_rows
+        .lock()
+        .expect("check rows")
+        .push(readiness);
+    match problems.as_slice() {
+        [] => Ok(()),
+        [one] => Err(Stop::failed(format!("not ready: {one}"))),
+        many => Err(Stop::failed(format!(
+            "not ready ({} problems): {}",
+            many.len(),
+            many.join("; ")
+        ))),
+    }
 }
 
 /// `lock:status` and `lock:release` on one host.

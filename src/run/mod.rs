@@ -8,6 +8,7 @@
 //! channels, and still prints the summary.
 
 mod batches;
+pub mod check;
 mod file_sink;
 mod held_lock;
 mod host;
@@ -79,6 +80,8 @@ pub(crate) struct Shared {
     pub ships: Arc<crate::ship::Shipments>,
     /// History lines gathered by `Work::History`.
     pub history_rows: Mutex<Vec<crate::history::HistoryEntry>>,
+    /// The answers `Work::Check` gathered.
+    pub check_rows: Mutex<Vec<check::Readiness>>,
     pub runtime: tokio::runtime::Handle,
 }
 
@@ -163,6 +166,7 @@ impl Runner {
                 once: Arc::new(OnceStore::default()),
                 ships: Arc::new(crate::ship::Shipments::default()),
                 history_rows: Mutex::new(Vec::new()),
+                check_rows: Mutex::new(Vec::new()),
                 runtime: runtime.handle().clone(),
             }),
             runtime: Some(runtime),
@@ -175,6 +179,13 @@ impl Runner {
         rows.sort_by(|a, b| a.time.cmp(&b.time));
         // Hosts that share a home folder (NFS) share one file: show each line once.
         rows.dedup();
+        rows
+    }
+
+    /// The answers `Work::Check` gathered, in host order.
+    pub fn check_rows(&self) -> Vec<check::Readiness> {
+        let mut rows = std::mem::take(&mut *self.shared.check_rows.lock().expect("check"));
+        rows.sort_by(|a, b| a.host.cmp(&b.host));
         rows
     }
 

@@ -22,6 +22,8 @@ pub enum Work {
     History(crate::history::Filter),
     /// `rigs env:NAME lock:status` / `lock:release`.
     Lock(LockAction),
+    /// `rigs env:NAME check`: whether a deploy would work, gathered for one table.
+    Check,
 }
 
 /// What `lock:...` does.
