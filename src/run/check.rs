@@ -35,7 +35,7 @@ pub struct Expect<'a> {
 }
 
 /// The one script that asks everything but the lock; `key\tvalue` lines.
-pub fn probe(registry: Option<&str>) -> String {
+pub fn probe(registry: Option<&str>, repository: Option<&str>) -> String {
     let registry_probe = match registry {
         None => String::new(),
         Some(r) => {
@@ -53,6 +53,15 @@ pub fn probe(registry: Option<&str>) -> String {
             )
         }
     };
+    // The app's newest image on the host: a new version needs about as much room again.
+    let image_probe = match repository {
+        None => String::new(),
+        Some(repo) => format!(
+            "s=$(docker images --no-trunc --format '{{{{.ID}}}}' -- {} 2>/dev/null | head -n 1); \
+             [ -n \"$s\" ] && printf 'image\\t%s\\n' \"$(docker image inspect --format '{{{{.Size}}}}' -- \"$s\" 2>/dev/null)\"; ",
+            quote(repo)
+        ),
+    };
     format!(
         "printf 'user\\t%s\\n' \"$(id -un 2>/dev/null)\"; \
          printf 'time\\t%s\\n' \"$(date +%s.%N 2>/dev/null | grep -v N || date +%s)\"; \
@@ -64,7 +73,7 @@ pub fn probe(registry: Option<&str>) -> String {
          f=$(df -Pk \"$r\" 2>/dev/null || df -Pk \"$(dirname \"$r\")\" 2>/dev/null); \
          printf 'free\\t%s\\n' \"$(printf '%s\\n' \"$f\" | awk 'NR==2 {{print $4}}')\"; \
          else printf 'docker-error\\t%s\\n' \"$(printf '%s' \"$i\" | tr '\\n' ' ')\"; fi; \
-         {registry_probe}{compose}",
+         {image_probe}{registry_probe}{compose}",
         compose = crate::compose::plugin::PROBE,
     )
 }
@@ -157,13 +166,22 @@ pub fn judge(
         }
     }
 
+    let image = field("image").and_then(|s| s.parse::<u64>().ok());
+    let needed = image.map_or(MIN_FREE, |size| MIN_FREE.max(size.saturating_mul(2)));
     match field("free").and_then(|f| f.parse::<u64>().ok()) {
         Some(kb) => {
             let free = kb.saturating_mul(1024);
             r.disk_free = crate::report::bytes(free);
-            if free < MIN_FREE {
+            if free < needed {
+                let against = match image {
+                    Some(size) => format!(
+                        "; the app's image here is {}, and a new version needs about twice that",
+                        crate::report::bytes(size)
+                    ),
+                    None => String::new(),
+                };
                 problem(format!(
-                    "only {} free where docker keeps its images: free space (docker system prune, or a bigger disk) before deploying",
+                    "only {} free where docker keeps its images{against}: free space (docker system prune, or a bigger disk) before deploying",
                     r.disk_free
                 ));
             }
@@ -347,6 +365,22 @@ mod tests {
         assert_eq!(r.store, "overlay2");
         assert!(
             r.problems[0].contains("free where docker keeps its images"),
+            "{r:?}"
+        );
+        let big = "user\td\ntime\t1000\nsudo\tyes\ndocker\t26.1.5|/d|overlayfs|[]\n\
+                   free\t3145728\nimage\t2147483648\n";
+        let r = judge(
+            &Expect {
+                registry: None,
+                ..expect()
+            },
+            big,
+            (0, ""),
+            1000.0,
+            None,
+        );
+        assert!(
+            r.problems[0].contains("the app's image here is 2.15 GB"),
             "{r:?}"
         );
     }

@@ -310,7 +310,11 @@ fn check_work(shared: &Shared, ops: &HostRunner, host: &Host) -> Result<(), Stop
         compose: host.vars.contains_key("compose"),
         sudo: shared.settings.sudo_adhoc || shared.settings.sudo_password.is_some(),
     };
-    let probe = check::probe(expect.registry.as_deref().filter(|_| !expect.airgapped));
+    let repository = host.vars.get("image").and_then(|v| v.as_str());
+    let probe = check::probe(
+        expect.registry.as_deref().filter(|_| !expect.airgapped),
+        repository,
+    );
     let before = check::now();
     let r = ops.command(&probe, &super::host_runner::query(), false)?;
     let midpoint = (before + check::now()) / 2.0;
