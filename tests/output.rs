@@ -286,7 +286,8 @@ fn json_command_message_and_summary_events_follow_the_documented_schema() {
         out.stdout
     );
 
-    // In the table, what a task noted shows in the VERSION column.
+    // In the table, what a task noted shows in the last column: NOTE, as no task recorded a
+    // version.
     let out = p.args(["--output", "plain", "env:lab", "t"]).run();
     out.assert_code(0);
     let table: Vec<&str> = out
@@ -295,7 +296,7 @@ fn json_command_message_and_summary_events_follow_the_documented_schema() {
         .skip_while(|l| !l.starts_with("HOST "))
         .collect();
     assert_eq!(
-        table[0], "HOST  STATUS           TIME  VERSION",
+        table[0], "HOST  STATUS           TIME  NOTE",
         "{}",
         out.stderr
     );

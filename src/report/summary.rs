@@ -44,7 +44,8 @@ pub fn json(hosts: &[HostSummary], interrupted: bool) -> serde_json::Value {
 
 /// The summary table: one line per host, each cut to `width` characters when given (the
 /// terminal's), so a long error never wraps into the next host's row. VERSION is what the
-/// task recorded with `record("version", ...)`, else its `note(...)`; ERROR is the first useful
+/// task recorded with `record("version", ...)`, else its `note(...)` (the column is NOTE when
+/// no host recorded a version: `check`, `lock:status`); ERROR is the first useful
 /// line of the failure (the whole text is printed above, as the host failed). Cells are
 /// [escaped](super::escape): notes, versions and errors come from the hosts.
 pub fn table(
@@ -79,7 +80,12 @@ pub fn table(
         header.push_str(&format!("  {:>9}", "SENT"));
     }
     if let Some(w) = version_w {
-        header.push_str(&format!("  {:<w$}", "VERSION", w = w.max(7)));
+        let title = if hosts.iter().any(|h| h.version.is_some()) {
+            "VERSION"
+        } else {
+            "NOTE"
+        };
+        header.push_str(&format!("  {title:<w$}", w = w.max(7)));
     }
     if errors {
         header.push_str("  ERROR");
