@@ -346,6 +346,12 @@ pub fn images(
 ) -> Fallible<BTreeMap<String, (String, Option<String>)>> {
     let mut out = BTreeMap::new();
     if rev.references.is_empty() {
+        if d.dry_run()? {
+            // Nothing was asked of the host: name what would be looked at.
+            for s in rev.own_services() {
+                out.insert(s.clone(), (format!("<the image of {s}>"), None));
+            }
+        }
         return Ok(out);
     }
     let wanted: Vec<String> = rev.references.values().map(|r| quote(r)).collect();
