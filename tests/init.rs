@@ -60,6 +60,20 @@ fn a_new_project_lists_the_standard_tasks_and_dry_runs_a_deploy() {
         "{}",
         dry.stderr
     );
+    // Before the registry password is at hand, the dry run still runs, and says it is missing.
+    let without = p
+        .clone()
+        .env_remove("REGISTRY_PASSWORD")
+        .args(["env:staging", "--dry-run", "deploy:1.0.0"])
+        .run();
+    without.assert_code(0);
+    assert!(
+        without
+            .stderr
+            .contains("secret `REGISTRY_PASSWORD` is not set: a real run fails here"),
+        "{}",
+        without.stderr
+    );
     let production = rigs(&p, &["env:production", "--dry-run", "deploy:1.0.0"]);
     production.assert_code(0);
     assert!(
@@ -258,4 +272,71 @@ fn inventory_import_refuses_what_it_cannot_read_or_must_not_replace() {
         out.stderr
     );
     assert_eq!(read(&p, "inventory/hosts.toml"), "# mine\n");
+}
+
+#[test]
+fn inventory_import_prints_or_writes_the_inventory_and_warns_on_stderr() {
+    let ini = "[web]\nweb-1 ansible_host=10.0.0.1\nweb-2 ansible_password=hunter2\n";
+    let p = Project::new().file("hosts.ini", ini);
+    let out = rigs(&p, &["inventory", "import", "ansible", "hosts.ini"]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("[env.web]"), "{}", out.stdout);
+    assert!(!out.stdout.contains("hunter2"), "{}", out.stdout);
+    assert!(
+        out.stderr.starts_with("warning: hosts.ini: host `web-2`"),
+        "{}",
+        out.stderr
+    );
+
+    let out = p
+        .clone()
+        .stdin(ini)
+        .args([
+            "inventory",
+            "import",
+            "ansible",
+            "-",
+            "-o",
+            "inventory/web.toml",
+        ])
+        .run();
+    out.assert_code(0);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("wrote inventory/web.toml from <stdin>"),
+        "{}",
+        out.stderr
+    );
+    let list = rigs(&p, &["--list-hosts"]);
+    list.assert_code(0);
+    assert!(list.stdout.contains("env:web"), "{}", list.stdout);
+
+    std::fs::write(p.path().join("inventory/web.toml"), "# edited\n").unwrap();
+    let out = rigs(
+        &p,
+        &[
+            "inventory",
+            "import",
+            "ansible",
+            "hosts.ini",
+            "-o",
+            "inventory/web.toml",
+            "--force",
+        ],
+    );
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("replaced inventory/web.toml"),
+        "{}",
+        out.stderr
+    );
+    assert!(read(&p, "inventory/web.toml").contains("[env.web]"));
+
+    let out = p
+        .clone()
+        .stdin("service: [")
+        .args(["inventory", "import", "kamal", "-"])
+        .run();
+    out.assert_code(2);
+    assert!(out.stderr.starts_with("error: <stdin>:"), "{}", out.stderr);
 }

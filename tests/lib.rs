@@ -14,6 +14,7 @@ mod files;
 mod health;
 mod history;
 mod host_keys;
+mod import;
 mod init;
 mod interrupt;
 mod inventory_errors;

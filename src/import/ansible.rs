@@ -67,13 +67,8 @@ pub(super) fn convert(text: &str, w: &mut Warnings) -> Result<Output, String> {
         ));
     }
     let tree = if trimmed.starts_with('{') {
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            w.error(format!(
-                "line {}, column {}: not valid JSON: {e}",
-                e.line(),
-                e.column()
-            ))
-        })?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| w.error(format!("not valid JSON: {e}")))?;
         structured(&value, w)?
     } else if looks_like_ini(text) {
         ini(text, w)?
@@ -82,14 +77,22 @@ pub(super) fn convert(text: &str, w: &mut Warnings) -> Result<Output, String> {
         match serde_saphyr::from_str_with_options::<Value>(text, options) {
             Ok(value @ Value::Object(_)) => structured(&value, w)?,
             Ok(Value::Null) => return Err(w.error("the inventory is empty")),
-            Ok(_) => ini(text, w)?,
-            Err(e) if looks_like_yaml(text) => {
-                return Err(w.error(format!("not valid YAML: {e}")))
+            Ok(Value::String(_)) => ini(text, w)?,
+            Ok(_) => {
+                return Err(w.error(
+                    "expected an Ansible inventory: INI sections, or YAML or JSON with a map of \
+                     groups (`all:`) at the top",
+                ))
             }
+            Err(e) if looks_like_yaml(text) => return Err(w.error(format!("not valid YAML: {e}"))),
             Err(_) => ini(text, w)?,
         }
     };
-    Ok(build(tree, w))
+    let out = build(tree, w);
+    if out.envs.is_empty() && out.hosts.is_empty() {
+        w.push("found no hosts: the inventory is empty");
+    }
+    Ok(out)
 }
 
 fn meaningful_lines(text: &str) -> impl Iterator<Item = &str> {
@@ -102,16 +105,17 @@ fn meaningful_lines(text: &str) -> impl Iterator<Item = &str> {
 fn looks_like_ini(text: &str) -> bool {
     match meaningful_lines(text).next() {
         Some(first) => {
-            (first.starts_with('[') && !first.contains(',')) || (first.contains('=') && !first.contains(": "))
+            (first.starts_with('[') && !first.contains(','))
+                || (first.contains('=') && !first.contains(": "))
         }
         None => false,
     }
 }
 
 fn looks_like_yaml(text: &str) -> bool {
-    meaningful_lines(text)
-        .next()
-        .is_some_and(|first| first.starts_with("---") || first.ends_with(':') || first.contains(": "))
+    meaningful_lines(text).next().is_some_and(|first| {
+        first.starts_with("---") || first.ends_with(':') || first.contains(": ")
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -153,7 +157,8 @@ fn ini(text: &str, w: &mut Warnings) -> Result<Tree, String> {
                 for word in rest {
                     let (k, v) = word.split_once('=').ok_or_else(|| {
                         w.error(format!(
-                            "line {n}: `{word}` after host `{pattern}` is not KEY=VALUE"
+                            "line {n}: `{word}` after host `{pattern}` is not KEY=VALUE; \
+                             write host variables as NAME=VALUE"
                         ))
                     })?;
                     vars.insert(k.to_string(), ini_value(v));
@@ -280,7 +285,9 @@ fn shell_words(line: &str) -> Result<Vec<String>, String> {
 fn host_with_port(tree: &mut Tree, group: &str, name: &str, mut vars: Map<String, Value>) {
     let (name, port) = match name.rsplit_once(':') {
         Some((host, port))
-            if !host.contains(':') && !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) =>
+            if !host.contains(':')
+                && !port.is_empty()
+                && port.chars().all(|c| c.is_ascii_digit()) =>
         {
             (host, port.parse::<i64>().ok())
         }
@@ -308,7 +315,13 @@ fn host_names(pattern: &str, at: &str, w: &mut Warnings) -> Vec<String> {
 
 const MAX_EXPANSION: usize = 100_000;
 
+/// More ranges than this in one pattern is not a host list anyone writes by hand.
+const MAX_RANGES: usize = 8;
+
 fn expand(pattern: &str) -> Result<Vec<String>, String> {
+    if pattern.matches('[').count() > MAX_RANGES {
+        return Err(format!("more than {MAX_RANGES} ranges"));
+    }
     let Some(open) = pattern.find('[') else {
         return Ok(vec![pattern.to_string()]);
     };
@@ -316,7 +329,11 @@ fn expand(pattern: &str) -> Result<Vec<String>, String> {
         .find(']')
         .map(|i| open + i)
         .ok_or("`[` without `]`")?;
-    let (head, range, tail) = (&pattern[..open], &pattern[open + 1..close], &pattern[close + 1..]);
+    let (head, range, tail) = (
+        &pattern[..open],
+        &pattern[open + 1..close],
+        &pattern[close + 1..],
+    );
     let parts: Vec<&str> = range.split(':').collect();
     let (begin, end, step) = match parts.as_slice() {
         [b, e] => (*b, *e, 1usize),
@@ -520,25 +537,32 @@ fn map_vars(vars: &Map<String, Value>, at: &str, is_host: bool, w: &mut Warnings
             } else {
                 "pass --ask-pass (or set RIGS_PASSWORD), or better use an SSH key"
             };
-            w.push(format!(
-                "{at}: `{key}` is a password and is not copied; {how}, or keep it in rigs' \
+            w.at(
+                at,
+                format!(
+                    "`{key}` is a password and is not copied; {how}, or keep it in rigs' \
                  secrets and read it with secret(\"NAME\") in a recipe"
-            ));
+                ),
+            );
             continue;
         }
         if encrypted {
-            w.push(format!(
-                "{at}: `{key}` is encrypted with ansible-vault and is not copied; keep the \
+            w.at(
+                at,
+                format!(
+                    "`{key}` is encrypted with ansible-vault and is not copied; keep the \
                  value in rigs' secrets and read it with secret(\"{}\") in a recipe",
-                key.to_uppercase()
-            ));
+                    key.to_uppercase()
+                ),
+            );
             continue;
         }
         let mut setting = |what: &str, ok: bool| {
             if !ok {
-                w.push(format!(
-                    "{at}: `{key}` = {value} is not a valid {what}; left out"
-                ));
+                w.at(
+                    at,
+                    format!("`{key}` = {value} is not a valid {what}; left out"),
+                );
             }
         };
         match key.as_str() {
@@ -546,8 +570,15 @@ fn map_vars(vars: &Map<String, Value>, at: &str, is_host: bool, w: &mut Warnings
                 Some(t) if host_name_problem(&t).is_none() => m.address = Some(t),
                 _ => setting("host address (a bare name or IP address)", false),
             },
+            "ansible_host" | "ansible_ssh_host" => w.at(
+                at,
+                format!("`{key}` is left out: only a host has an address; set it on each host"),
+            ),
             "ansible_port" | "ansible_ssh_port" => {
-                match text.and_then(|t| t.parse::<i64>().ok()).filter(|p| (1..=65535).contains(p)) {
+                match text
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .filter(|p| (1..=65535).contains(p))
+                {
                     Some(p) => m.settings.port = Some(p),
                     None => setting("port", false),
                 }
@@ -565,51 +596,67 @@ fn map_vars(vars: &Map<String, Value>, at: &str, is_host: bool, w: &mut Warnings
             "ansible_connection" => match text.as_deref() {
                 Some("local") => m.settings.connection = Some("local".into()),
                 Some("ssh" | "smart" | "paramiko") => m.settings.connection = Some("ssh".into()),
-                _ => w.push(format!(
-                    "{at}: `ansible_connection` = {value} has no rigs equivalent (rigs connects \
+                _ => w.at(
+                    at,
+                    format!(
+                        "`ansible_connection` = {value} has no rigs equivalent (rigs connects \
                      over SSH or runs locally); left out"
-                )),
+                    ),
+                ),
             },
             "ansible_ssh_common_args" | "ansible_ssh_extra_args" => {
                 match text.as_deref().map(jump_from_args) {
                     Some(Some(hops)) => m.settings.jump = Some(hops),
-                    _ => w.push(format!(
-                        "{at}: `{key}` = {value} is not a plain ProxyJump; left out: set `jump` \
+                    _ => w.at(
+                        at,
+                        format!(
+                            "`{key}` = {value} is not a plain ProxyJump; left out: set `jump` \
                          or put the options in ~/.ssh/config, which rigs reads"
-                    )),
+                        ),
+                    ),
                 }
             }
             "ansible_become" | "ansible_sudo" => {
                 let on = truthy(value);
                 m.vars.insert("sudo".into(), toml::Value::Boolean(on));
                 if on {
-                    w.push(format!(
-                        "{at}: `{key}` became the variable `sudo = true`; rigs has no inventory \
+                    w.at(
+                        at,
+                        format!(
+                            "`{key}` became the variable `sudo = true`; rigs has no inventory \
                          setting for sudo: a recipe asks for it per command (`sudo: true`, which \
                          it may take from vars.sudo), an ad-hoc command takes --sudo, and \
                          --ask-sudo-pass asks for the password"
-                    ));
+                        ),
+                    );
                 }
             }
             "ansible_become_user" | "ansible_sudo_user" => {
                 if let Some(u) = text {
                     m.vars.insert("sudo_user".into(), toml::Value::String(u));
                 }
-                w.push(format!(
-                    "{at}: `{key}` became the variable `sudo_user`; rigs runs sudo as root unless \
+                w.at(
+                    at,
+                    format!(
+                        "`{key}` became the variable `sudo_user`; rigs runs sudo as root unless \
                      a recipe passes another user, so recipes must read vars.sudo_user themselves"
-                ));
+                    ),
+                );
             }
             "ansible_become_method" => {
                 if text.as_deref() != Some("sudo") {
-                    w.push(format!(
-                        "{at}: `ansible_become_method` = {value} is left out: rigs only uses sudo"
-                    ));
+                    w.at(
+                        at,
+                        format!(
+                            "`ansible_become_method` = {value} is left out: rigs only uses sudo"
+                        ),
+                    );
                 }
             }
-            k if k.starts_with("ansible_") => w.push(format!(
-                "{at}: `{k}` is an Ansible setting with no rigs equivalent; left out"
-            )),
+            k if k.starts_with("ansible_") => w.at(
+                at,
+                format!("`{k}` is an Ansible setting with no rigs equivalent; left out"),
+            ),
             _ => {
                 if let Some(v) = plain_var(key, value, at, w) {
                     m.vars.insert(key.clone(), v);
@@ -623,25 +670,32 @@ fn map_vars(vars: &Map<String, Value>, at: &str, is_host: bool, w: &mut Warnings
 /// A variable copied as it is, with warnings for what TOML or rigs reads differently.
 fn plain_var(key: &str, value: &Value, at: &str, w: &mut Warnings) -> Option<toml::Value> {
     if !super::render::bare_key(key) {
-        w.push(format!(
-            "{at}: variable `{key}` is not a plain name; it is written quoted, and recipes read \
+        w.at(
+            at,
+            format!(
+                "variable `{key}` is not a plain name; it is written quoted, and recipes read \
              it as vars[\"{key}\"]"
-        ));
+            ),
+        );
     }
     let mut texts = Vec::new();
     strings(value, &mut texts);
     if texts.iter().any(|t| t.contains("{{") || t.contains("{%")) {
-        w.push(format!(
-            "{at}: variable `{key}` uses Jinja templating, which rigs does not evaluate; it is \
+        w.at(
+            at,
+            format!(
+                "variable `{key}` uses Jinja templating, which rigs does not evaluate; it is \
              copied as text: compute the value in a recipe instead"
-        ));
+            ),
+        );
     }
     let mut dropped = Vec::new();
     let converted = to_toml(value, &mut dropped, key);
     for d in dropped {
-        w.push(format!(
-            "{at}: `{d}` is null, which TOML cannot hold; left out"
-        ));
+        w.at(
+            at,
+            format!("`{d}` is null, which TOML cannot hold; left out"),
+        );
     }
     converted
 }
@@ -709,15 +763,17 @@ fn proxy_option(opt: &str) -> Option<String> {
     }
 }
 
-fn descendants(tree: &Tree, group: &str, seen: &mut BTreeSet<String>) -> BTreeSet<String> {
+fn descendants(tree: &Tree, group: &str) -> BTreeSet<String> {
     let mut hosts = BTreeSet::new();
-    if !seen.insert(group.to_string()) {
-        return hosts;
-    }
-    if let Some(g) = tree.groups.get(group) {
-        hosts.extend(g.hosts.iter().cloned());
-        for child in &g.children {
-            hosts.extend(descendants(tree, child, seen));
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![group];
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name) {
+            continue;
+        }
+        if let Some(g) = tree.groups.get(name) {
+            hosts.extend(g.hosts.iter().cloned());
+            todo.extend(g.children.iter().map(String::as_str));
         }
     }
     hosts
@@ -779,13 +835,15 @@ fn build(mut tree: Tree, w: &mut Warnings) -> Output {
             continue;
         }
         let at = format!("group `{name}`");
-        let mut hosts: Vec<String> = descendants(&tree, name, &mut BTreeSet::new())
-            .into_iter()
-            .collect();
+        let mut hosts: Vec<String> = descendants(&tree, name).into_iter().collect();
         if hosts.is_empty() {
             w.push(format!(
                 "{at} has no hosts, so it is not an environment{}",
-                if group.vars.is_empty() { "" } else { "; its variables are left out" }
+                if group.vars.is_empty() {
+                    ""
+                } else {
+                    "; its variables are left out"
+                }
             ));
             continue;
         }
@@ -814,16 +872,22 @@ fn build(mut tree: Tree, w: &mut Warnings) -> Output {
             let Some(child_group) = tree.groups.get(child) else {
                 continue;
             };
-            let mut members: Vec<String> = descendants(&tree, child, &mut BTreeSet::new())
-                .into_iter()
-                .collect();
+            let mut members: Vec<String> = descendants(&tree, child).into_iter().collect();
             if members.is_empty() {
                 continue;
             }
             sort_hosts(&mut members);
+            let role = env_name(child);
+            if roles.iter().any(|r: &Role| r.name == role) {
+                w.push(format!(
+                    "{at}: child groups with names that both become the role `{role}`; only the \
+                     first is a role: rename one of them"
+                ));
+                continue;
+            }
             let vars = map_vars(&child_group.vars, &format!("group `{child}`"), false, w).vars;
             roles.push(Role {
-                name: env_name(child),
+                name: role,
                 hosts: members,
                 vars,
             });
@@ -855,21 +919,29 @@ fn build(mut tree: Tree, w: &mut Warnings) -> Output {
                 user: settings.user.or_else(|| from_groups.user.clone()),
                 port: settings.port.or(from_groups.port),
                 identity: settings.identity.or_else(|| from_groups.identity.clone()),
-                connection: settings.connection.or_else(|| from_groups.connection.clone()),
+                connection: settings
+                    .connection
+                    .or_else(|| from_groups.connection.clone()),
                 jump: settings.jump.or_else(|| from_groups.jump.clone()),
             };
         }
         let in_env = grouped.contains(name);
         if !in_env {
-            w.push(format!(
-                "{at} is in no group but `all`/`ungrouped`, so no environment holds it; it is \
-                 only a [hosts] entry (reach it with -H {name})"
-            ));
+            w.at(
+                &at,
+                "in no group but `all`/`ungrouped`, so no environment holds it; it is only a \
+                 [hosts] entry (reach it with -H NAME)",
+            );
         }
         if in_env && m.address.is_none() && settings == Settings::default() && m.vars.is_empty() {
             continue;
         }
         out.hosts.push(HostEntry {
+            comment: if in_env {
+                String::new()
+            } else {
+                "In no Ansible group: no environment holds it; `rigs -H NAME` reaches it.".into()
+            },
             name: name.clone(),
             address: m.address,
             settings,
@@ -931,16 +1003,27 @@ fn push_settings(
 fn role_clashes(env: &str, roles: &[Role], w: &mut Warnings) {
     for (i, a) in roles.iter().enumerate() {
         for b in &roles[i + 1..] {
-            for host in a.hosts.iter().filter(|h| b.hosts.contains(h)) {
-                for (k, v) in &a.vars {
-                    if b.vars.get(k).is_some_and(|other| other != v) {
-                        w.push(format!(
-                            "host `{host}` is in groups `{}` and `{}`, which give `{k}` different \
-                             values; rigs refuses that under env:{env}: give `{k}` one value \
-                             in both roles, or move it from the roles to the hosts' vars",
+            let differ: Vec<&String> = a
+                .vars
+                .iter()
+                .filter(|(k, v)| b.vars.get(*k).is_some_and(|other| other != *v))
+                .map(|(k, _)| k)
+                .collect();
+            if differ.is_empty() {
+                continue;
+            }
+            let theirs: BTreeSet<&String> = b.hosts.iter().collect();
+            for host in a.hosts.iter().filter(|h| theirs.contains(h)) {
+                for k in &differ {
+                    w.at(
+                        &format!("host `{host}`"),
+                        format!(
+                            "in roles `{}` and `{}` of env:{env}, which give `{k}` different \
+                             values; rigs refuses that: give `{k}` one value in both groups, or \
+                             move it from the groups to the hosts' vars",
                             a.name, b.name
-                        ));
-                    }
+                        ),
+                    );
                 }
             }
         }

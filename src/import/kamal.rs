@@ -15,7 +15,10 @@
 
 use serde_json::{Map, Value};
 
-use super::{env_name, host_name_problem, sort_hosts, strings, to_toml, Env, Output, Role, Settings, Warnings};
+use super::{
+    env_name, host_name_problem, sort_hosts, strings, to_toml, Env, Output, Role, Settings,
+    Warnings,
+};
 
 pub(super) fn convert(text: &str, w: &mut Warnings) -> Result<Output, String> {
     let erb = text.contains("<%");
@@ -23,7 +26,9 @@ pub(super) fn convert(text: &str, w: &mut Warnings) -> Result<Output, String> {
     let config = match serde_saphyr::from_str_with_options::<Value>(text, options) {
         Ok(Value::Object(map)) => map,
         Ok(Value::Null) => return Err(w.error("the file is empty")),
-        Ok(_) => return Err(w.error("expected a Kamal config: a map with service, image, servers, ...")),
+        Ok(_) => {
+            return Err(w.error("expected a Kamal config: a map with service, image, servers, ..."))
+        }
         Err(e) if erb => {
             return Err(w.error(format!(
                 "not valid YAML once ERB (<% %>) is left as text: {e}; rigs does not run ERB: \
@@ -60,20 +65,34 @@ pub(super) fn convert(text: &str, w: &mut Warnings) -> Result<Output, String> {
     }
     k.registry(image.as_deref());
     if let Some(service) = &service {
-        k.vars.insert("container".into(), toml::Value::String(service.clone()));
+        k.vars
+            .insert("container".into(), toml::Value::String(service.clone()));
     }
     let clear = k.env(config.get("env"), "`env`");
     if let Some(clear) = &clear {
-        k.vars.insert("container_env".into(), toml::Value::Table(clear.clone()));
-    }
-    if let Some(volumes) = config.get("volumes") {
-        if let Some(v) = k.value(volumes, "volumes") {
-            k.vars.insert("volumes".into(), v);
+        k.vars
+            .insert("container_env".into(), toml::Value::Table(clear.clone()));
+        if destination.is_some() {
+            k.w.push(format!(
+                "env:{env}'s container_env replaces the one from deploy.yml as a whole (Kamal \
+                 adds a destination's env to it): copy the variables it should keep"
+            ));
         }
     }
-    k.proxy();
+    match config.get("volumes") {
+        Some(volumes @ Value::Array(_)) => {
+            if let Some(v) = k.value(volumes, "volumes") {
+                k.vars.insert("volumes".into(), v);
+            }
+        }
+        Some(other) => k.w.push(format!(
+            "`volumes` = {other} is not a list of volumes; left out"
+        )),
+        None => {}
+    }
+    k.proxy(destination.is_some());
     k.boot();
-    let settings = k.ssh();
+    let settings = k.ssh(destination.is_some());
     let (hosts, roles) = k.servers(clear.as_ref(), &env);
     let Kamal { vars, w, .. } = k;
 
@@ -91,9 +110,15 @@ pub(super) fn convert(text: &str, w: &mut Warnings) -> Result<Output, String> {
     let (env_vars, env_settings) = if destination.is_some() {
         (vars, settings)
     } else {
+        let mut vars = vars;
+        let mut env_vars = toml::Table::new();
+        // rigs reads `batch` from the environment's own vars only.
+        if let Some(batch) = vars.remove("batch") {
+            env_vars.insert("batch".into(), batch);
+        }
         out.vars = vars;
         out.defaults = settings;
-        (toml::Table::new(), Settings::default())
+        (env_vars, Settings::default())
     };
     if hosts.is_empty() {
         return Err(w.error(
@@ -139,21 +164,47 @@ struct Kamal<'a> {
 }
 
 const KNOWN: &[&str] = &[
-    "service", "image", "servers", "registry", "env", "ssh", "proxy", "volumes", "boot",
+    "service",
+    "image",
+    "servers",
+    "registry",
+    "env",
+    "ssh",
+    "proxy",
+    "volumes",
+    "boot",
     "deploy_timeout",
 ];
 
 const NOT_MAPPED: &[(&str, &str)] = &[
-    ("accessories", "run them with recipes of their own (or a Compose project)"),
-    ("builder", "build and push the image before deploying (rigs deploys a tag that exists)"),
+    (
+        "accessories",
+        "run them with recipes of their own (or a Compose project)",
+    ),
+    (
+        "builder",
+        "build and push the image before deploying (rigs deploys a tag that exists)",
+    ),
     ("labels", "rigs' docker recipes set no labels"),
     ("logging", "configure Docker's log driver on the hosts"),
     ("asset_path", "rigs does not bridge assets between versions"),
     ("hooks_path", "run those steps as tasks of your own recipes"),
-    ("retain_containers", "the `keep` variable says how many images stay for rollbacks"),
-    ("readiness_delay", "the `health` check decides when a release is ready"),
-    ("drain_timeout", "rigs replaces the container without draining it"),
-    ("run_directory", "rigs keeps its state under ~/.rigs on the hosts"),
+    (
+        "retain_containers",
+        "the `keep` variable says how many images stay for rollbacks",
+    ),
+    (
+        "readiness_delay",
+        "the `health` check decides when a release is ready",
+    ),
+    (
+        "drain_timeout",
+        "rigs replaces the container without draining it",
+    ),
+    (
+        "run_directory",
+        "rigs keeps its state under ~/.rigs on the hosts",
+    ),
     ("primary_role", "every role is deployed alike"),
     ("allow_empty_roles", "roles without hosts are left out"),
     ("require_destination", "select an environment with env:NAME"),
@@ -171,7 +222,9 @@ impl Kamal<'_> {
             }
             match NOT_MAPPED.iter().find(|(k, _)| k == key) {
                 Some((_, what)) => self.w.push(format!("`{key}` is not imported: {what}")),
-                None => self.w.push(format!("`{key}` is not a key this importer knows; left out")),
+                None => self.w.push(format!(
+                    "`{key}` is not a key this importer knows; left out"
+                )),
             }
         }
     }
@@ -181,7 +234,8 @@ impl Kamal<'_> {
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
             other => {
-                self.w.push(format!("`{key}` should be text, not {other}; left out"));
+                self.w
+                    .push(format!("`{key}` should be text, not {other}; left out"));
                 None
             }
         }
@@ -191,7 +245,8 @@ impl Kamal<'_> {
         let mut dropped = Vec::new();
         let v = to_toml(value, &mut dropped, at);
         for d in dropped {
-            self.w.push(format!("`{d}` is null, which TOML cannot hold; left out"));
+            self.w
+                .push(format!("`{d}` is null, which TOML cannot hold; left out"));
         }
         v
     }
@@ -227,10 +282,12 @@ impl Kamal<'_> {
         };
         if server.is_some() || username.is_some() {
             let server = server.unwrap_or_else(|| "docker.io".to_string());
-            self.vars.insert("registry".into(), toml::Value::String(server));
+            self.vars
+                .insert("registry".into(), toml::Value::String(server));
         }
         if let Some(u) = username {
-            self.vars.insert("registry_user".into(), toml::Value::String(u));
+            self.vars
+                .insert("registry_user".into(), toml::Value::String(u));
         }
         match registry.get("password") {
             Some(Value::Array(names)) => {
@@ -259,17 +316,30 @@ impl Kamal<'_> {
         }
         for key in registry.keys() {
             if !["server", "username", "password"].contains(&key.as_str()) {
-                self.w.push(format!("`registry.{key}` has no rigs equivalent; left out"));
+                self.w
+                    .push(format!("`registry.{key}` has no rigs equivalent; left out"));
             }
         }
     }
 
     /// The clear variables of an `env` section, warning about its secrets and tags.
     fn env(&mut self, env: Option<&Value>, at: &str) -> Option<toml::Table> {
-        let env = env?.as_object()?;
-        let structured = env.contains_key("clear") || env.contains_key("secret") || env.contains_key("tags");
+        let env = match env? {
+            Value::Object(env) => env,
+            other => {
+                self.w.push(format!(
+                    "{at} = {other} is not a map of variables (or clear/secret); left out"
+                ));
+                return None;
+            }
+        };
+        let structured =
+            env.contains_key("clear") || env.contains_key("secret") || env.contains_key("tags");
         let clear = if structured {
-            env.get("clear").and_then(Value::as_object).cloned().unwrap_or_default()
+            env.get("clear")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default()
         } else {
             env.clone()
         };
@@ -300,17 +370,29 @@ impl Kamal<'_> {
         Some(table)
     }
 
-    fn proxy(&mut self) {
+    /// `publish` and `health` from the proxy. A destination file without a `proxy` section
+    /// keeps deploy.yml's, so it sets neither.
+    fn proxy(&mut self, destination: bool) {
         let proxy = self.config.get("proxy");
-        if matches!(proxy, Some(Value::Bool(false))) {
+        if matches!(proxy, Some(Value::Bool(false))) || (destination && proxy.is_none()) {
             return;
         }
-        let proxy = proxy.and_then(Value::as_object).cloned().unwrap_or_default();
+        if destination && proxy.is_some_and(|p| p.get("app_port").is_none()) {
+            self.w.push(
+                "`proxy` has no app_port, so publish and health assume port 80, where Kamal \
+                 would keep deploy.yml's: check them",
+            );
+        }
+        let proxy = proxy
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         let app_port = match proxy.get("app_port") {
             Some(p) => match p.as_i64().filter(|p| (1..=65535).contains(p)) {
                 Some(p) => p,
                 None => {
-                    self.w.push(format!("`proxy.app_port` = {p} is not a port; 80 is used"));
+                    self.w
+                        .push(format!("`proxy.app_port` = {p} is not a port; 80 is used"));
                     80
                 }
             },
@@ -324,9 +406,14 @@ impl Kamal<'_> {
         self.w.push(format!(
             "rigs has no proxy: the container's port {app_port} is published as the hosts' port \
              80 (publish){}{}; releases replace the container, without Kamal's gapless switch",
-            if ssl { ", without TLS: terminate it in front of the hosts" } else { "" },
+            if ssl {
+                ", without TLS: terminate it in front of the hosts"
+            } else {
+                ""
+            },
             match proxy.get("host").or_else(|| proxy.get("hosts")) {
-                Some(h) => format!(", and every request reaches it whatever its host (proxy.host = {h})"),
+                Some(h) =>
+                    format!(", and every request reaches it whatever its host (proxy.host = {h})"),
                 None => String::new(),
             }
         ));
@@ -335,7 +422,11 @@ impl Kamal<'_> {
             .and_then(|c| c.get("path"))
             .and_then(Value::as_str)
             .unwrap_or("/up");
-        let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
+        let path = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("/{path}")
+        };
         let mut health = toml::Table::new();
         health.insert(
             "http".into(),
@@ -345,12 +436,17 @@ impl Kamal<'_> {
         if let Some(interval) = check.and_then(|c| c.get("interval")) {
             match interval {
                 Value::Number(n) if n.as_i64().is_some_and(|i| i >= 0) => {
-                    health.insert("interval".into(), toml::Value::Integer(n.as_i64().unwrap_or(1)));
+                    health.insert(
+                        "interval".into(),
+                        toml::Value::Integer(n.as_i64().unwrap_or(1)),
+                    );
                 }
                 Value::String(s) => {
                     health.insert("interval".into(), toml::Value::String(s.clone()));
                 }
-                _ => self.w.push(format!("`proxy.healthcheck.interval` = {interval} is left out")),
+                _ => self.w.push(format!(
+                    "`proxy.healthcheck.interval` = {interval} is left out"
+                )),
             }
         }
         if let Some(t) = self.config.get("deploy_timeout").and_then(Value::as_i64) {
@@ -362,10 +458,12 @@ impl Kamal<'_> {
                  is how long a release may take to become healthy (deploy_timeout)",
             );
         }
-        self.vars.insert("health".into(), toml::Value::Table(health));
+        self.vars
+            .insert("health".into(), toml::Value::Table(health));
         for key in proxy.keys() {
             if !["app_port", "ssl", "host", "hosts", "healthcheck"].contains(&key.as_str()) {
-                self.w.push(format!("`proxy.{key}` has no rigs equivalent; left out"));
+                self.w
+                    .push(format!("`proxy.{key}` has no rigs equivalent; left out"));
             }
         }
     }
@@ -376,24 +474,38 @@ impl Kamal<'_> {
         };
         match boot.get("limit") {
             Some(Value::Number(n)) if n.as_i64().is_some_and(|n| n > 0) => {
-                self.vars.insert("batch".into(), toml::Value::Integer(n.as_i64().unwrap_or(1)));
+                self.vars.insert(
+                    "batch".into(),
+                    toml::Value::Integer(n.as_i64().unwrap_or(1)),
+                );
             }
             Some(Value::String(s)) if s.ends_with('%') => {
-                self.vars.insert("batch".into(), toml::Value::String(s.clone()));
+                self.vars
+                    .insert("batch".into(), toml::Value::String(s.clone()));
             }
             Some(other) => self.w.push(format!("`boot.limit` = {other} is left out")),
             None => {}
         }
         if boot.contains_key("wait") {
-            self.w.push("`boot.wait` is not imported: rigs starts the next batch once the last is healthy");
+            self.w.push(
+                "`boot.wait` is not imported: rigs starts the next batch once the last is healthy",
+            );
         }
     }
 
-    fn ssh(&mut self) -> Settings {
+    /// Kamal logs in as root unless `ssh.user` says otherwise, on the hosts and on the proxy;
+    /// rigs would use the local user, so deploy.yml's settings say root where Kamal assumes it.
+    fn ssh(&mut self, destination: bool) -> Settings {
         let mut settings = Settings::default();
-        let Some(ssh) = self.config.get("ssh").and_then(Value::as_object) else {
-            return settings;
-        };
+        if !destination {
+            settings.user = Some("root".into());
+        }
+        let empty = Map::new();
+        let ssh = self
+            .config
+            .get("ssh")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
         for (key, value) in ssh {
             match (key.as_str(), value) {
                 ("user", Value::String(u)) if !u.is_empty() && !u.contains(char::is_whitespace) => {
@@ -403,7 +515,12 @@ impl Kamal<'_> {
                     settings.port = v.as_i64()
                 }
                 ("proxy", Value::String(p)) if crate::inventory::HostSpec::parse(p).is_ok() => {
-                    settings.jump = Some(vec![p.clone()])
+                    let hop = if p.contains('@') {
+                        p.clone()
+                    } else {
+                        format!("root@{p}")
+                    };
+                    settings.jump = Some(vec![hop])
                 }
                 ("keys", Value::Array(keys)) if keys.len() == 1 && keys[0].is_string() => {
                     settings.identity = keys[0].as_str().map(str::to_string)
@@ -423,7 +540,11 @@ impl Kamal<'_> {
         match self.config.get("servers") {
             Some(Value::Array(list)) => {
                 let hosts = self.hosts(list, "servers");
-                roles.push(Role { name: "web".into(), hosts, vars: toml::Table::new() });
+                roles.push(Role {
+                    name: "web".into(),
+                    hosts,
+                    vars: toml::Table::new(),
+                });
             }
             Some(Value::Object(map)) => {
                 for (role, body) in map {
@@ -431,28 +552,42 @@ impl Kamal<'_> {
                     let (hosts, vars) = match body {
                         Value::Array(list) => (self.hosts(list, &at), toml::Table::new()),
                         Value::Object(body) => {
-                            let list = body.get("hosts").and_then(Value::as_array).cloned().unwrap_or_default();
+                            let list = body
+                                .get("hosts")
+                                .and_then(Value::as_array)
+                                .cloned()
+                                .unwrap_or_default();
                             let hosts = self.hosts(&list, &at);
                             (hosts, self.role_settings(body, &at, clear))
                         }
                         _ => {
-                            self.w.push(format!("`{at}` is neither a list of hosts nor a map; left out"));
+                            self.w.push(format!(
+                                "`{at}` is neither a list of hosts nor a map; left out"
+                            ));
                             continue;
                         }
                     };
                     let name = env_name(role);
                     if name != *role {
-                        self.w.push(format!("role `{role}` is the role `{name}` in rigs"));
+                        self.w
+                            .push(format!("role `{role}` is the role `{name}` in rigs"));
                     }
                     roles.push(Role { name, hosts, vars });
                 }
             }
-            Some(other) => self.w.push(format!("`servers` = {other} is not a list or map of hosts")),
-            None => self.w.push("`servers` is missing, so the environment has no hosts"),
+            Some(other) => self
+                .w
+                .push(format!("`servers` = {other} is not a list or map of hosts")),
+            None => self
+                .w
+                .push("`servers` is missing, so the environment has no hosts"),
         }
         roles.retain(|r| {
             if r.hosts.is_empty() {
-                self.w.push(format!("role `{}` has no hosts; left out of env:{env}", r.name));
+                self.w.push(format!(
+                    "role `{}` has no hosts; left out of env:{env}",
+                    r.name
+                ));
             }
             !r.hosts.is_empty()
         });
@@ -460,7 +595,10 @@ impl Kamal<'_> {
         sort_hosts(&mut hosts);
         roles.sort_by(|a, b| a.name.cmp(&b.name));
         if roles.len() > 1 {
-            let shared = hosts.iter().filter(|h| roles.iter().filter(|r| r.hosts.contains(h)).count() > 1).count();
+            let shared = hosts
+                .iter()
+                .filter(|h| roles.iter().filter(|r| r.hosts.contains(h)).count() > 1)
+                .count();
             if shared > 0 {
                 self.w.push(format!(
                     "{shared} host(s) have several roles: Kamal runs one container per role there, \
@@ -477,7 +615,11 @@ impl Kamal<'_> {
             let name = match item {
                 Value::String(h) => h.clone(),
                 Value::Object(tagged) if tagged.len() == 1 => {
-                    let (h, tags) = tagged.iter().next().map(|(h, t)| (h.clone(), t.clone())).unwrap_or_default();
+                    let (h, tags) = tagged
+                        .iter()
+                        .next()
+                        .map(|(h, t)| (h.clone(), t.clone()))
+                        .unwrap_or_default();
                     self.w.push(format!(
                         "`{at}`: host `{h}` has tags {tags}, which are not imported: set their \
                          variables in the host's vars"
@@ -485,7 +627,8 @@ impl Kamal<'_> {
                     h
                 }
                 other => {
-                    self.w.push(format!("`{at}`: {other} is not a host; left out"));
+                    self.w
+                        .push(format!("`{at}`: {other} is not a host; left out"));
                     continue;
                 }
             };
@@ -499,7 +642,12 @@ impl Kamal<'_> {
     }
 
     /// A role's own `env` as its vars (the whole container_env: rigs replaces it, Kamal merges).
-    fn role_settings(&mut self, body: &Map<String, Value>, at: &str, clear: Option<&toml::Table>) -> toml::Table {
+    fn role_settings(
+        &mut self,
+        body: &Map<String, Value>,
+        at: &str,
+        clear: Option<&toml::Table>,
+    ) -> toml::Table {
         let mut vars = toml::Table::new();
         for (key, value) in body {
             match key.as_str() {
@@ -516,7 +664,9 @@ impl Kamal<'_> {
                      own command; give this role a recipe of its own, or an image whose default \
                      command is this"
                 )),
-                "proxy" => self.w.push(format!("`{at}.proxy` is not imported: rigs has no proxy")),
+                "proxy" => self
+                    .w
+                    .push(format!("`{at}.proxy` is not imported: rigs has no proxy")),
                 _ => self.w.push(format!(
                     "`{at}.{key}` is not imported: rigs' docker recipes take no per-role {key}"
                 )),

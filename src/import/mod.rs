@@ -16,6 +16,7 @@ mod ansible;
 mod kamal;
 mod render;
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// Which tool's file is being imported.
@@ -40,10 +41,7 @@ pub struct Imported {
 /// messages (`"hosts.ini"`, `"-"`); for Kamal it also gives the environment's name
 /// (`deploy.staging.yml` is `staging`, anything else `production`).
 pub fn import(kind: Kind, text: &str, origin: &str) -> Result<Imported, String> {
-    let mut warnings = Warnings {
-        origin: origin.to_string(),
-        lines: Vec::new(),
-    };
+    let mut warnings = Warnings::new(origin);
     let output = match kind {
         Kind::Ansible => ansible::convert(text, &mut warnings)?,
         Kind::Kamal => kamal::convert(text, &mut warnings)?,
@@ -58,22 +56,71 @@ pub fn import(kind: Kind, text: &str, origin: &str) -> Result<Imported, String> 
     })?;
     Ok(Imported {
         toml,
-        warnings: warnings.lines,
+        warnings: warnings.finish(),
     })
 }
 
-/// Collects warnings, each prefixed with the input's name.
+/// Collects warnings. One problem found in many places (the same key on every host) is one line
+/// that lists the places, so a large inventory gives a list someone can read.
 struct Warnings {
     origin: String,
-    lines: Vec<String>,
+    /// Each message with the places it was found, in the order first found.
+    lines: Vec<(String, Vec<String>)>,
+    index: HashMap<String, usize>,
+    /// (line, place) pairs already recorded.
+    placed: HashSet<(usize, String)>,
 }
 
+/// How many places a warning lists before it counts the rest.
+const PLACES_SHOWN: usize = 20;
+
 impl Warnings {
-    fn push(&mut self, message: impl AsRef<str>) {
-        let line = format!("{}: {}", self.origin, message.as_ref());
-        if !self.lines.contains(&line) {
-            self.lines.push(line);
+    fn new(origin: &str) -> Warnings {
+        Warnings {
+            origin: origin.to_string(),
+            lines: Vec::new(),
+            index: HashMap::new(),
+            placed: HashSet::new(),
         }
+    }
+
+    fn push(&mut self, message: impl AsRef<str>) {
+        self.entry(message.as_ref());
+    }
+
+    /// `message` about `place` (`host `web1``, `group `db``).
+    fn at(&mut self, place: &str, message: impl AsRef<str>) {
+        let i = self.entry(message.as_ref());
+        if self.placed.insert((i, place.to_string())) {
+            self.lines[i].1.push(place.to_string());
+        }
+    }
+
+    /// The line of `message`, added when it is new.
+    fn entry(&mut self, message: &str) -> usize {
+        if let Some(i) = self.index.get(message) {
+            return *i;
+        }
+        self.index.insert(message.to_string(), self.lines.len());
+        self.lines.push((message.to_string(), Vec::new()));
+        self.lines.len() - 1
+    }
+
+    fn finish(self) -> Vec<String> {
+        let origin = self.origin;
+        self.lines
+            .into_iter()
+            .map(|(message, places)| {
+                if places.is_empty() {
+                    return format!("{origin}: {message}");
+                }
+                let mut shown = places[..places.len().min(PLACES_SHOWN)].join(", ");
+                if places.len() > PLACES_SHOWN {
+                    shown.push_str(&format!(" and {} more", places.len() - PLACES_SHOWN));
+                }
+                format!("{origin}: {shown}: {message}")
+            })
+            .collect()
     }
 
     /// An error message about the input, in the same form as the warnings.
@@ -113,6 +160,8 @@ struct Env {
 #[derive(Debug, Clone, Default)]
 struct HostEntry {
     name: String,
+    /// One comment line written above the table, or nothing.
+    comment: String,
     address: Option<String>,
     settings: Settings,
     vars: toml::Table,
@@ -139,7 +188,10 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
             (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
                 let da = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
                 let db = b.find(|c: char| !c.is_ascii_digit()).unwrap_or(b.len());
-                let (na, nb) = (a[..da].trim_start_matches('0'), b[..db].trim_start_matches('0'));
+                let (na, nb) = (
+                    a[..da].trim_start_matches('0'),
+                    b[..db].trim_start_matches('0'),
+                );
                 let order = na
                     .len()
                     .cmp(&nb.len())

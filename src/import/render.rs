@@ -63,7 +63,11 @@ fn environment(s: &mut String, env: &Env) {
 }
 
 fn host_entry(s: &mut String, host: &HostEntry) {
-    s.push_str(&format!("\n[hosts.{}]\n", key(&host.name)));
+    s.push('\n');
+    if !host.comment.is_empty() {
+        s.push_str(&comment(&host.comment));
+    }
+    s.push_str(&format!("[hosts.{}]\n", key(&host.name)));
     if let Some(address) = &host.address {
         s.push_str(&format!("address = {}\n", string(address)));
     }
@@ -83,7 +87,10 @@ fn settings(s: &mut String, settings: &Settings) {
 }
 
 fn settings_lines(settings: &Settings) -> impl Iterator<Item = String> + '_ {
-    let user = settings.user.iter().map(|u| format!("user = {}\n", string(u)));
+    let user = settings
+        .user
+        .iter()
+        .map(|u| format!("user = {}\n", string(u)));
     let port = settings.port.iter().map(|p| format!("port = {p}\n"));
     let identity = settings
         .identity
@@ -97,7 +104,10 @@ fn settings_lines(settings: &Settings) -> impl Iterator<Item = String> + '_ {
         [one] => format!("jump = {}\n", string(one)),
         many => format!("jump = {}\n", strings(many)),
     });
-    user.chain(port).chain(identity).chain(connection).chain(jump)
+    user.chain(port)
+        .chain(identity)
+        .chain(connection)
+        .chain(jump)
 }
 
 fn table_lines(s: &mut String, table: &toml::Table) {

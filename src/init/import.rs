@@ -52,7 +52,11 @@ pub fn run(request: &Import) -> Result<Printed> {
             ))
         })?
     };
-    let imported = convert(request.kind, &text, &origin).map_err(failed)?;
+    let kind = match request.kind {
+        ImportKind::Ansible => crate::import::Kind::Ansible,
+        ImportKind::Kamal => crate::import::Kind::Kamal,
+    };
+    let imported = crate::import::import(kind, &text, &origin).map_err(failed)?;
     let mut stderr: String = imported
         .warnings
         .iter()
@@ -85,22 +89,4 @@ fn what(kind: ImportKind) -> &'static str {
         ImportKind::Ansible => "Ansible inventory (INI, YAML or JSON)",
         ImportKind::Kamal => "Kamal deploy.yml",
     }
-}
-
-struct Converted {
-    toml: String,
-    warnings: Vec<String>,
-}
-
-// TEMPORARY until `pub mod import;` lands in lib.rs: then this calls crate::import::import.
-fn convert(kind: ImportKind, _text: &str, origin: &str) -> std::result::Result<Converted, String> {
-    let _ = (Converted {
-        toml: String::new(),
-        warnings: Vec::new(),
-    })
-    .toml;
-    Err(format!(
-        "{origin}: importing {} inventories is not built into this rigs yet",
-        kind.name()
-    ))
 }

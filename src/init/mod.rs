@@ -184,7 +184,8 @@ fn write_one(dir: &Path, rel: &str, content: &Content, options: &Options) -> Res
             let Some(_) = existing else {
                 return create(&path, templates::GITIGNORE, options);
             };
-            let current = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let current = String::from_utf8_lossy(&bytes);
             let ignored = current.lines().any(|l| {
                 matches!(
                     l.trim(),
@@ -329,7 +330,7 @@ fn report(options: &Options, outcomes: &[(&str, Outcome)]) -> String {
     if templates::registry_host(&options.image).is_some() {
         steps.push((
             "export REGISTRY_PASSWORD=...",
-            "or --secrets FILE; every deploy reads it, dry runs too",
+            "or --secrets FILE; every deploy reads it",
         ));
     }
     steps.extend([

@@ -428,6 +428,14 @@ fn secret(ctx: NativeCallContext, name: &str) -> Fallible<String> {
     let scope = task_scope(&ctx)?;
     match scope.ops.secret(name) {
         Some(s) => Ok(s.expose().to_string()),
+        // A dry run shows what would run; a missing secret is worth a warning, not the end.
+        None if scope.ops.dry_run() => {
+            scope.ops.message(
+                Level::Warn,
+                &format!("secret `{name}` is not set: a real run fails here (export {name}=... or add it to the --secrets file)"),
+            );
+            Ok(format!("<{name} not set>"))
+        }
         None => Err(runtime(
             format!("secret `{name}` is not set: export {name}=... or add `{name}=...` to the --secrets file"),
             ctx.call_position(),
