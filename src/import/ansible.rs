@@ -794,19 +794,18 @@ fn build(mut tree: Tree, w: &mut Warnings) -> Output {
         ..Output::default()
     };
 
-    let invalid: Vec<String> = tree
+    let invalid: Vec<(String, String)> = tree
         .hosts
         .keys()
-        .filter_map(|h| host_name_problem(h).map(|why| format!("{h}\u{0}{why}")))
+        .filter_map(|h| host_name_problem(h).map(|why| (h.clone(), why)))
         .collect();
-    for entry in invalid {
-        let (host, why) = entry.split_once('\u{0}').unwrap_or((&entry, ""));
+    for (host, why) in invalid {
         w.push(format!(
             "host `{host}` is left out: {why}; rename it and set ansible_host"
         ));
-        tree.hosts.remove(host);
+        tree.hosts.remove(&host);
         for g in tree.groups.values_mut() {
-            g.hosts.remove(host);
+            g.hosts.remove(&host);
         }
     }
 

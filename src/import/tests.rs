@@ -99,3 +99,20 @@ fn never_panics_on_odd_input() {
         }
     }
 }
+
+#[test]
+fn every_prefix_of_the_fixtures_is_handled() {
+    for (kind, file) in [
+        (Kind::Ansible, "ansible/hosts.ini"),
+        (Kind::Ansible, "ansible/hosts.yml"),
+        (Kind::Ansible, "ansible/inventory.json"),
+        (Kind::Kamal, "kamal/deploy.yml"),
+    ] {
+        let text = fixture(file);
+        for (end, _) in text.char_indices() {
+            if let Ok(imported) = import(kind, &text[..end], file) {
+                load(&imported.toml);
+            }
+        }
+    }
+}
