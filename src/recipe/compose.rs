@@ -380,10 +380,7 @@ pub fn register(m: &mut Module) {
             });
         }};
     }
-    m.set_native_fn(PROJECT.base_name(), |ctx: NativeCallContext| {
-        let _ = ctx;
-        Ok(default_project())
-    });
+    m.set_native_fn(PROJECT.base_name(), || Ok(default_project()));
     both!(CHECK, Dynamic::UNIT, |d, _o| {
         super::compose_revision::check(d).map(Into::into)
     });

@@ -29,7 +29,7 @@ pub struct Readiness {
 /// Every host of the run: its answers, or for a host that gave none (unreachable, a host key
 /// refused, interrupted) a row saying why.
 pub fn rows(answers: &[Readiness], hosts: &[HostSummary]) -> Vec<Readiness> {
-    let mut rows: Vec<Readiness> = hosts
+    hosts
         .iter()
         .map(|h| {
             answers
@@ -45,13 +45,7 @@ pub fn rows(answers: &[Readiness], hosts: &[HostSummary]) -> Vec<Readiness> {
                     ..Readiness::default()
                 })
         })
-        .collect();
-    for a in answers {
-        if !rows.iter().any(|r| r.host == a.host) {
-            rows.push(a.clone());
-        }
-    }
-    rows
+        .collect()
 }
 
 /// The table, then one line per problem.
