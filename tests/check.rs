@@ -1,7 +1,7 @@
 //! `rigs env:NAME check` on real hosts: one ready, one whose docker engine does not answer, one
 //! that cannot be reached; one table, what to do about each, exit 1 until every host is ready.
 
-use crate::harness::{ClosedPort, DockerLab, Engine, Project};
+use crate::harness::{on_engines, ClosedPort, DockerLab, Engine, Project};
 
 /// The lab's standard project with one more host in `env:lab`, on a port nothing listens on.
 fn with_unreachable_host(lab: &DockerLab, closed: &ClosedPort) -> Project {
@@ -18,9 +18,9 @@ fn with_unreachable_host(lab: &DockerLab, closed: &ClosedPort) -> Project {
     p.inventory("lab.toml", &inventory)
 }
 
-#[test]
-fn check_tells_per_host_whether_a_deploy_would_work() {
-    let lab = DockerLab::start(2, Engine::Modern);
+on_engines!(check_tells_per_host_whether_a_deploy_would_work);
+fn check_tells_per_host_whether_a_deploy_would_work(engine: Engine) {
+    let lab = DockerLab::start(2, engine);
     let closed = ClosedPort::new();
     // h2's docker cannot reach its engine, as when dockerd is stopped.
     let docker = lab.host_bin(1).join("docker");
@@ -46,15 +46,12 @@ fn check_tells_per_host_whether_a_deploy_would_work() {
             .to_string()
     };
     let h1 = row("h1");
-    for cell in [
-        "yes",
-        "rigs-test",
-        "26.1.5",
-        "containerd",
-        "2.26.1",
-        "ok",
-        "free",
-    ] {
+    // The engine's version and image store, and its Compose plugin when it has one.
+    let (version, store, compose) = match engine {
+        Engine::Modern => ("26.1.5", "containerd", "2.26.1"),
+        Engine::Classic => ("20.10", "overlay", " - "),
+    };
+    for cell in ["yes", "rigs-test", version, store, compose, "ok", "free"] {
         assert!(h1.contains(cell), "no `{cell}` in {h1}");
     }
     assert!(h1.contains(&format!("{} ok", lab.registry())), "{h1}");
@@ -81,7 +78,12 @@ fn check_tells_per_host_whether_a_deploy_would_work() {
     assert_eq!(rows.len(), 3, "{}", out.stdout);
     assert_eq!(rows[0]["host"], "h1");
     assert_eq!(rows[0]["ready"], true);
-    assert_eq!(rows[0]["store"], "containerd");
+    assert_eq!(
+        rows[0]["store"] == "containerd",
+        engine == Engine::Modern,
+        "{}",
+        rows[0]
+    );
     assert_eq!(rows[1]["ready"], false);
     assert!(
         rows[2]["problems"][0]
